@@ -1,0 +1,361 @@
+// Canonical MessagePack.
+//
+// The same value always encodes to the same bytes, in every region and engine version of a
+// format: object keys sorted by UTF-16 code units, integers in their smallest msgpack width,
+// -0 written as 0, non-integers always as float64, NaN, undefined, functions, Maps, Sets,
+// class instances and unsafe integers refused. This is the encoding hashed into entry hashes,
+// record digests and snapshots.
+//
+// Encoding is done by this writer rather than by a msgpackr Packr: msgpackr writes object
+// keys in insertion order and offers no option to sort them, so a Packr cannot promise that
+// `{a, b}` and `{b, a}` encode alike. Decoding uses one msgpackr Unpackr per format version,
+// with every option that changes what bytes mean set explicitly (see `unpackr` below).
+import { Unpackr } from 'msgpackr';
+import { PlayoutError, describe } from './errors.js';
+
+/** A value the canonical codec accepts. */
+export type Canonical =
+  | null
+  | boolean
+  | number
+  | string
+  | Uint8Array
+  | readonly Canonical[]
+  | { readonly [key: string]: Canonical };
+
+const textEncoder = new TextEncoder();
+
+export class CanonicalWriter {
+  buf: Uint8Array;
+  view: DataView;
+  pos = 0;
+
+  constructor(bytesInitial = 4096) {
+    this.buf = new Uint8Array(bytesInitial);
+    this.view = new DataView(this.buf.buffer);
+  }
+
+  reset(): void {
+    this.pos = 0;
+  }
+
+  /** A copy of the bytes written since the last reset. */
+  bytes(): Uint8Array {
+    return this.buf.slice(0, this.pos);
+  }
+
+  ensure(bytesMore: number): void {
+    const need = this.pos + bytesMore;
+    if (need <= this.buf.length) return;
+    // Grow by doubling: amortised O(1) per byte and few reallocations on the hot path.
+    let size = this.buf.length * 2;
+    while (size < need) size *= 2;
+    const next = new Uint8Array(size);
+    next.set(this.buf.subarray(0, this.pos));
+    this.buf = next;
+    this.view = new DataView(next.buffer);
+  }
+
+  writeNil(): void {
+    this.ensure(1);
+    this.buf[this.pos++] = 0xc0;
+  }
+
+  writeBool(v: boolean): void {
+    this.ensure(1);
+    this.buf[this.pos++] = v ? 0xc3 : 0xc2;
+  }
+
+  writeArrayHeader(length: number): void {
+    this.ensure(5);
+    if (length < 16) this.buf[this.pos++] = 0x90 | length;
+    else if (length < 0x10000) {
+      this.buf[this.pos++] = 0xdc;
+      this.view.setUint16(this.pos, length);
+      this.pos += 2;
+    } else {
+      this.buf[this.pos++] = 0xdd;
+      this.view.setUint32(this.pos, length);
+      this.pos += 4;
+    }
+  }
+
+  writeMapHeader(length: number): void {
+    this.ensure(5);
+    if (length < 16) this.buf[this.pos++] = 0x80 | length;
+    else if (length < 0x10000) {
+      this.buf[this.pos++] = 0xde;
+      this.view.setUint16(this.pos, length);
+      this.pos += 2;
+    } else {
+      this.buf[this.pos++] = 0xdf;
+      this.view.setUint32(this.pos, length);
+      this.pos += 4;
+    }
+  }
+
+  writeNumber(v: number): void {
+    this.ensure(9);
+    const b = this.buf;
+    if (Number.isInteger(v)) {
+      if (v === 0) {
+        b[this.pos++] = 0; // also -0
+      } else if (v > 0) {
+        if (v < 0x80) b[this.pos++] = v;
+        else if (v < 0x100) {
+          b[this.pos++] = 0xcc;
+          b[this.pos++] = v;
+        } else if (v < 0x10000) {
+          b[this.pos++] = 0xcd;
+          this.view.setUint16(this.pos, v);
+          this.pos += 2;
+        } else if (v < 0x100000000) {
+          b[this.pos++] = 0xce;
+          this.view.setUint32(this.pos, v);
+          this.pos += 4;
+        } else {
+          if (v > Number.MAX_SAFE_INTEGER) throw notCanonical(v, 'a safe integer');
+          b[this.pos++] = 0xcf;
+          this.view.setBigUint64(this.pos, BigInt(v));
+          this.pos += 8;
+        }
+      } else if (v >= -32) {
+        b[this.pos++] = v & 0xff;
+      } else if (v >= -0x80) {
+        b[this.pos++] = 0xd0;
+        this.view.setInt8(this.pos, v);
+        this.pos += 1;
+      } else if (v >= -0x8000) {
+        b[this.pos++] = 0xd1;
+        this.view.setInt16(this.pos, v);
+        this.pos += 2;
+      } else if (v >= -0x80000000) {
+        b[this.pos++] = 0xd2;
+        this.view.setInt32(this.pos, v);
+        this.pos += 4;
+      } else {
+        if (v < Number.MIN_SAFE_INTEGER) throw notCanonical(v, 'a safe integer');
+        b[this.pos++] = 0xd3;
+        this.view.setBigInt64(this.pos, BigInt(v));
+        this.pos += 8;
+      }
+    } else {
+      if (Number.isNaN(v)) throw notCanonical(v, 'a number that is not NaN');
+      b[this.pos++] = 0xcb;
+      this.view.setFloat64(this.pos, v);
+      this.pos += 8;
+    }
+  }
+
+  writeString(s: string): void {
+    const n = s.length;
+    // Fast path: short ASCII strings, the common case for keys and type names.
+    if (n < 32) {
+      this.ensure(1 + n);
+      const start = this.pos;
+      let ascii = true;
+      for (let i = 0; i < n; i++) {
+        const c = s.charCodeAt(i);
+        if (c >= 0x80) {
+          ascii = false;
+          break;
+        }
+        this.buf[start + 1 + i] = c;
+      }
+      if (ascii) {
+        this.buf[start] = 0xa0 | n;
+        this.pos = start + 1 + n;
+        return;
+      }
+    }
+    // Worst case 3 bytes per UTF-16 unit; header up to 5 bytes.
+    this.ensure(5 + n * 3);
+    const encoded = textEncoder.encode(s);
+    this.writeStrHeader(encoded.length);
+    this.buf.set(encoded, this.pos);
+    this.pos += encoded.length;
+  }
+
+  private writeStrHeader(length: number): void {
+    if (length < 32) this.buf[this.pos++] = 0xa0 | length;
+    else if (length < 0x100) {
+      this.buf[this.pos++] = 0xd9;
+      this.buf[this.pos++] = length;
+    } else if (length < 0x10000) {
+      this.buf[this.pos++] = 0xda;
+      this.view.setUint16(this.pos, length);
+      this.pos += 2;
+    } else {
+      this.buf[this.pos++] = 0xdb;
+      this.view.setUint32(this.pos, length);
+      this.pos += 4;
+    }
+  }
+
+  writeBin(bytes: Uint8Array): void {
+    const length = bytes.length;
+    this.ensure(5 + length);
+    if (length < 0x100) {
+      this.buf[this.pos++] = 0xc4;
+      this.buf[this.pos++] = length;
+    } else if (length < 0x10000) {
+      this.buf[this.pos++] = 0xc5;
+      this.view.setUint16(this.pos, length);
+      this.pos += 2;
+    } else {
+      this.buf[this.pos++] = 0xc6;
+      this.view.setUint32(this.pos, length);
+      this.pos += 4;
+    }
+    this.buf.set(bytes, this.pos);
+    this.pos += length;
+  }
+
+  /** Raw bytes, already encoded (e.g. a nested canonical value). */
+  writeRaw(bytes: Uint8Array, offset = 0, length = bytes.length - offset): void {
+    this.ensure(length);
+    this.buf.set(offset === 0 && length === bytes.length ? bytes : bytes.subarray(offset, offset + length), this.pos);
+    this.pos += length;
+  }
+
+  writeValue(v: unknown): void {
+    switch (typeof v) {
+      case 'number':
+        this.writeNumber(v);
+        return;
+      case 'string':
+        this.writeString(v);
+        return;
+      case 'boolean':
+        this.writeBool(v);
+        return;
+      case 'object':
+        if (v === null) return this.writeNil();
+        if (Array.isArray(v)) {
+          this.writeArrayHeader(v.length);
+          for (let i = 0; i < v.length; i++) this.writeValue(v[i]);
+          return;
+        }
+        if (v instanceof Uint8Array) return this.writeBin(v);
+        {
+          const proto = Object.getPrototypeOf(v);
+          if (proto !== Object.prototype && proto !== null) throw notCanonical(v, 'a plain object');
+          const keys = Object.keys(v).sort();
+          this.writeMapHeader(keys.length);
+          for (let i = 0; i < keys.length; i++) {
+            const k = keys[i]!;
+            this.writeString(k);
+            this.writeValue((v as Record<string, unknown>)[k]);
+          }
+        }
+        return;
+      default:
+        throw notCanonical(v, 'null, a boolean, a number, a string, bytes, an array or a plain object');
+    }
+  }
+}
+
+function notCanonical(v: unknown, expected: string): PlayoutError {
+  return new PlayoutError('PLAYOUT_VALUE_NOT_CANONICAL', `Cannot encode value canonically: expected ${expected}, received ${describe(v)}`, {
+    expected,
+    received: describe(v),
+  });
+}
+
+/** Where inside `value` the first value that cannot be encoded canonically sits, e.g. `items[2].pos.x`. */
+export function findNonCanonical(value: unknown, path = ''): { path: string; received: string } | null {
+  switch (typeof value) {
+    case 'number':
+      return Number.isNaN(value) || (Number.isInteger(value) && !Number.isSafeInteger(value)) ? { path, received: describe(value) } : null;
+    case 'string':
+    case 'boolean':
+      return null;
+    case 'object': {
+      if (value === null || value instanceof Uint8Array) return null;
+      if (Array.isArray(value)) {
+        for (let i = 0; i < value.length; i++) {
+          const found = findNonCanonical(value[i], `${path}[${i}]`);
+          if (found) return found;
+        }
+        return null;
+      }
+      const proto = Object.getPrototypeOf(value);
+      if (proto !== Object.prototype && proto !== null) return { path, received: describe(value) };
+      for (const k of Object.keys(value)) {
+        const found = findNonCanonical((value as Record<string, unknown>)[k], path === '' ? k : `${path}.${k}`);
+        if (found) return found;
+      }
+      return null;
+    }
+    default:
+      return { path, received: describe(value) };
+  }
+}
+
+const shared = new CanonicalWriter(1 << 16);
+
+/** Canonical bytes of a value (a fresh copy). Errors carry the path of the offending field. */
+export function encodeCanonical(value: unknown, what = 'value'): Uint8Array {
+  shared.reset();
+  try {
+    shared.writeValue(value);
+  } catch (err) {
+    throw withPath(err, value, what);
+  }
+  return shared.bytes();
+}
+
+export function withPath(err: unknown, value: unknown, what: string): unknown {
+  if (!(err instanceof PlayoutError) || err.code !== 'PLAYOUT_VALUE_NOT_CANONICAL') return err;
+  const found = findNonCanonical(value);
+  const path = found && found.path !== '' ? `${what}.${found.path}` : what;
+  return new PlayoutError('PLAYOUT_VALUE_NOT_CANONICAL', `Cannot encode ${path} canonically: expected ${err.expected}, received ${err.received}`, {
+    path,
+    expected: err.expected,
+    received: err.received,
+    cause: err,
+  });
+}
+
+// Decoding, format 1. Every option that changes the meaning of bytes is set: no records or
+// shared structures (a plain msgpack reader in any language must read our bytes), maps as
+// plain objects, 64-bit integers as numbers (the writer never emits unsafe ones), binary
+// copied out so a decoded entry does not pin the page it was read from.
+export const unpackr = new Unpackr({
+  useRecords: false,
+  structures: [],
+  moreTypes: false,
+  mapsAsObjects: true,
+  int64AsType: 'number',
+  copyBuffers: true,
+  bundleStrings: false,
+  sequential: false,
+  structuredClone: false,
+  useTimestamp32: false,
+  largeBigIntToFloat: false,
+});
+
+/** Decode canonical msgpack bytes. Throws PLAYOUT_ENTRY_MALFORMED-style errors are the caller's job. */
+export function decodeCanonical(bytes: Uint8Array, start = 0, end = bytes.length): unknown {
+  return unpackr.unpack(bytes as Buffer, { start, end });
+}
+
+/** Deep copy of a canonical value (plain data only). */
+export function cloneCanonical<T>(value: T): T {
+  if (value === null || typeof value !== 'object') return value;
+  if (value instanceof Uint8Array) return value.slice() as T;
+  if (Array.isArray(value)) return value.map(cloneCanonical) as T;
+  const out: Record<string, unknown> = {};
+  for (const k of Object.keys(value)) out[k] = cloneCanonical((value as Record<string, unknown>)[k]);
+  return out as T;
+}
+
+/** Freeze a plain-data value and everything inside it. */
+export function deepFreeze<T>(value: T): T {
+  if (value === null || typeof value !== 'object' || Object.isFrozen(value)) return value;
+  if (value instanceof Uint8Array) return value; // typed arrays cannot be frozen
+  Object.freeze(value);
+  if (Array.isArray(value)) for (const v of value) deepFreeze(v);
+  else for (const k of Object.keys(value)) deepFreeze((value as Record<string, unknown>)[k]);
+  return value;
+}

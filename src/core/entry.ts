@@ -1,0 +1,334 @@
+// The log entry (DESIGN.md §3).
+//
+// Wire format, entry format 1:
+//
+//   entry  = body || hash
+//   body   = canonical msgpack array of 13 fields, in this order:
+//            [format, shard, seq, epoch, tick, kind, type, version, origin, ingestId,
+//             payload, digest, prev]
+//   hash   = XXH3-128(body), 16 raw bytes (not msgpack: its length is fixed)
+//
+// Absent fields are msgpack nil, never missing. `digest` and `prev` are bin8 of 16 bytes.
+// Containers (fixture frames, HTTP frames, Kafka records, store values) carry the length,
+// so the hash is always the last 16 bytes and verifying it needs no re-encoding.
+import { z } from 'zod';
+import { CanonicalWriter, decodeCanonical, withPath } from './codec.js';
+import { PlayoutError, describe } from './errors.js';
+import { HASH_BYTES, HASH_NAME, ZERO_HASH, hash128, hashEquals, toHex } from './hash.js';
+
+export const ENTRY_FORMAT = 1;
+export const ENTRY_FIELDS = 13;
+export const ENGINE_VERSION = '0.1.0';
+
+export const ENTRY_KINDS = ['genesis', 'input', 'tick', 'epoch', 'upgrade'] as const;
+export type EntryKind = (typeof ENTRY_KINDS)[number];
+
+export const SHARD_ID = /^[a-z0-9][a-z0-9._-]{0,63}$/;
+export const ShardIdSchema = z.string().regex(SHARD_ID, 'shard id: [a-z0-9][a-z0-9._-]{0,63}');
+export const RegionIdSchema = z.string().regex(/^[a-z0-9][a-z0-9-]{0,31}$/, 'region id: [a-z0-9][a-z0-9-]{0,31}');
+
+const uint = z.number().int().nonnegative();
+const hash16 = z.instanceof(Uint8Array).refine((b) => b.length === HASH_BYTES, 'exactly 16 bytes');
+
+export const GenesisPayloadSchema = z.strictObject({
+  reducer: z.string().min(1),
+  reducerVersion: uint.min(1),
+  seed: z.number().int().min(0).max(0xffffffff),
+  tickMs: z.number().int().min(1).max(3_600_000),
+  engineFormat: z.literal(ENTRY_FORMAT),
+  hash: z.literal(HASH_NAME),
+  params: z.unknown().nullable(),
+});
+export type GenesisPayload = z.infer<typeof GenesisPayloadSchema>;
+
+export const EpochPayloadSchema = z.strictObject({
+  epoch: uint.min(1),
+  leader: RegionIdSchema,
+  lastSeqPrevEpoch: uint,
+});
+export type EpochPayload = z.infer<typeof EpochPayloadSchema>;
+
+export const UpgradePayloadSchema = z.strictObject({ reducerVersion: uint.min(1) });
+export type UpgradePayload = z.infer<typeof UpgradePayloadSchema>;
+
+/** The decoded form of an entry, as other languages see it (the JSON Schema is generated from this). */
+export const EntrySchema = z.strictObject({
+  format: z.literal(ENTRY_FORMAT),
+  shard: ShardIdSchema,
+  seq: uint.min(1),
+  epoch: uint,
+  tick: uint,
+  kind: z.enum(ENTRY_KINDS),
+  type: z.string().min(1).max(128).nullable(),
+  version: uint.min(1).nullable(),
+  origin: z.string().max(64).nullable(),
+  ingestId: z.string().min(1).max(256).nullable(),
+  payload: z.unknown(),
+  digest: hash16.nullable(),
+  prev: hash16,
+  hash: hash16,
+});
+
+/** Every field but `hash`: what a writer supplies. */
+export interface EntryFields {
+  shard: string;
+  seq: number;
+  epoch: number;
+  tick: number;
+  kind: EntryKind;
+  type: string | null;
+  version: number | null;
+  origin: string | null;
+  ingestId: string | null;
+  payload: unknown;
+  digest: Uint8Array | null;
+  prev: Uint8Array;
+}
+
+/** One shape for every entry: every field assigned in the constructor (one V8 hidden class). */
+export class Entry {
+  readonly format: number;
+  readonly shard: string;
+  readonly seq: number;
+  readonly epoch: number;
+  readonly tick: number;
+  readonly kind: EntryKind;
+  readonly type: string | null;
+  readonly version: number | null;
+  readonly origin: string | null;
+  readonly ingestId: string | null;
+  readonly payload: unknown;
+  readonly digest: Uint8Array | null;
+  readonly prev: Uint8Array;
+  readonly hash: Uint8Array;
+  /** The entry's encoded bytes (body || hash), kept so it is stored and forwarded without re-encoding. */
+  readonly bytes: Uint8Array;
+
+  constructor(f: EntryFields, hash: Uint8Array, bytes: Uint8Array, format = ENTRY_FORMAT) {
+    this.format = format;
+    this.shard = f.shard;
+    this.seq = f.seq;
+    this.epoch = f.epoch;
+    this.tick = f.tick;
+    this.kind = f.kind;
+    this.type = f.type;
+    this.version = f.version;
+    this.origin = f.origin;
+    this.ingestId = f.ingestId;
+    this.payload = f.payload;
+    this.digest = f.digest;
+    this.prev = f.prev;
+    this.hash = hash;
+    this.bytes = bytes;
+  }
+
+  /** A JSON-friendly view (hashes as hex) for CLI output and logs. */
+  toJSON(): Record<string, unknown> {
+    return {
+      format: this.format,
+      shard: this.shard,
+      seq: this.seq,
+      epoch: this.epoch,
+      tick: this.tick,
+      kind: this.kind,
+      type: this.type,
+      version: this.version,
+      origin: this.origin,
+      ingestId: this.ingestId,
+      payload: this.payload,
+      digest: this.digest === null ? null : toHex(this.digest),
+      prev: toHex(this.prev),
+      hash: toHex(this.hash),
+    };
+  }
+}
+
+const writer = new CanonicalWriter(1 << 16);
+
+/** Encode the fields canonically, hash them, and return the sealed entry. */
+export function sealEntry(f: EntryFields): Entry {
+  writer.reset();
+  try {
+    writeBody(writer, f);
+  } catch (err) {
+    throw withPath(err, f.payload, `entry ${f.seq} payload`);
+  }
+  const bodyLength = writer.pos;
+  const hash = hash128(writer.buf, 0, bodyLength);
+  writer.writeRaw(hash);
+  return new Entry(f, hash, writer.bytes());
+}
+
+function writeBody(w: CanonicalWriter, f: EntryFields): void {
+  w.writeArrayHeader(ENTRY_FIELDS);
+  w.writeNumber(ENTRY_FORMAT);
+  w.writeString(f.shard);
+  w.writeNumber(f.seq);
+  w.writeNumber(f.epoch);
+  w.writeNumber(f.tick);
+  w.writeString(f.kind);
+  if (f.type === null) w.writeNil();
+  else w.writeString(f.type);
+  if (f.version === null) w.writeNil();
+  else w.writeNumber(f.version);
+  if (f.origin === null) w.writeNil();
+  else w.writeString(f.origin);
+  if (f.ingestId === null) w.writeNil();
+  else w.writeString(f.ingestId);
+  w.writeValue(f.payload);
+  if (f.digest === null) w.writeNil();
+  else w.writeBin(f.digest);
+  w.writeBin(f.prev);
+}
+
+const KIND_SET: ReadonlySet<string> = new Set(ENTRY_KINDS);
+
+function isUint(v: unknown): v is number {
+  return typeof v === 'number' && Number.isSafeInteger(v) && v >= 0;
+}
+function isHash(v: unknown): v is Uint8Array {
+  return v instanceof Uint8Array && v.length === HASH_BYTES;
+}
+function isStrOrNull(v: unknown): v is string | null {
+  return v === null || typeof v === 'string';
+}
+
+/**
+ * Decode and verify one entry from `bytes[offset, offset+length)`.
+ * Refuses truncated bytes, a wrong hash, an unknown format and wrong field types, each
+ * with its own code and the seq when it can be read. `seqHint` names the entry in errors
+ * when its own seq cannot be read.
+ */
+export function decodeEntry(bytes: Uint8Array, offset = 0, length = bytes.length - offset, seqHint: number | null = null): Entry {
+  if (length <= HASH_BYTES) {
+    throw new PlayoutError('PLAYOUT_ENTRY_MALFORMED', `Cannot decode entry${seqHint === null ? '' : ` ${seqHint}`}: expected more than ${HASH_BYTES} bytes, received ${length}`, {
+      seq: seqHint,
+      expected: `> ${HASH_BYTES} bytes`,
+      received: `${length} bytes`,
+    });
+  }
+  const bodyEnd = offset + length - HASH_BYTES;
+  const stored = bytes.subarray(bodyEnd, offset + length);
+  const computed = hash128(bytes, offset, length - HASH_BYTES);
+  let raw: unknown;
+  let decodeError: unknown = null;
+  try {
+    raw = decodeCanonical(bytes, offset, bodyEnd);
+  } catch (err) {
+    decodeError = err;
+  }
+  const seq = Array.isArray(raw) && isUint(raw[2]) ? (raw[2] as number) : seqHint;
+  const name = seq === null ? 'entry' : `entry ${seq}`;
+  const shard = Array.isArray(raw) && typeof raw[1] === 'string' ? (raw[1] as string) : null;
+  if (!hashEquals(stored, computed)) {
+    throw new PlayoutError('PLAYOUT_ENTRY_HASH_MISMATCH', `Cannot accept ${name}${shard ? ` of shard "${shard}"` : ''}: its bytes hash to ${toHex(computed)} but it records ${toHex(stored)}; the entry is corrupt`, {
+      seq,
+      shard,
+      expected: toHex(stored),
+      received: toHex(computed),
+    });
+  }
+  if (decodeError !== null || !Array.isArray(raw)) {
+    throw new PlayoutError('PLAYOUT_ENTRY_MALFORMED', `Cannot decode ${name}: expected a msgpack array of ${ENTRY_FIELDS} fields, received ${decodeError ? 'bytes that are not msgpack' : describe(raw)}`, {
+      seq,
+      expected: `array of ${ENTRY_FIELDS}`,
+      received: decodeError ? 'invalid msgpack' : describe(raw),
+      cause: decodeError ?? undefined,
+    });
+  }
+  if (raw[0] !== ENTRY_FORMAT) {
+    throw new PlayoutError('PLAYOUT_ENTRY_FORMAT_UNKNOWN', `Cannot decode ${name}${shard ? ` of shard "${shard}"` : ''}: expected format ${ENTRY_FORMAT}, received ${describe(raw[0])}`, {
+      seq,
+      shard,
+      path: 'format',
+      expected: String(ENTRY_FORMAT),
+      received: describe(raw[0]),
+    });
+  }
+  const [, rShard, rSeq, rEpoch, rTick, rKind, rType, rVersion, rOrigin, rIngest, rPayload, rDigest, rPrev] = raw as unknown[];
+  if (
+    raw.length !== ENTRY_FIELDS ||
+    typeof rShard !== 'string' ||
+    !isUint(rSeq) ||
+    rSeq < 1 ||
+    !isUint(rEpoch) ||
+    !isUint(rTick) ||
+    typeof rKind !== 'string' ||
+    !KIND_SET.has(rKind) ||
+    !isStrOrNull(rType) ||
+    !(rVersion === null || isUint(rVersion)) ||
+    !isStrOrNull(rOrigin) ||
+    !isStrOrNull(rIngest) ||
+    !(rDigest === null || isHash(rDigest)) ||
+    !isHash(rPrev)
+  ) {
+    throw malformed(raw, seq);
+  }
+  return new Entry(
+    {
+      shard: rShard,
+      seq: rSeq,
+      epoch: rEpoch,
+      tick: rTick,
+      kind: rKind as EntryKind,
+      type: rType,
+      version: rVersion,
+      origin: rOrigin,
+      ingestId: rIngest,
+      payload: rPayload === undefined ? null : rPayload,
+      digest: rDigest,
+      prev: rPrev,
+    },
+    computed,
+    offset === 0 && length === bytes.length ? bytes : bytes.slice(offset, offset + length),
+  );
+}
+
+const FIELD_NAMES = ['format', 'shard', 'seq', 'epoch', 'tick', 'kind', 'type', 'version', 'origin', 'ingestId', 'payload', 'digest', 'prev'] as const;
+
+/** The slow path: run the zod schema to name the first bad field precisely. */
+function malformed(raw: unknown[], seq: number | null): PlayoutError {
+  const name = seq === null ? 'entry' : `entry ${seq}`;
+  if (raw.length !== ENTRY_FIELDS) {
+    return new PlayoutError('PLAYOUT_ENTRY_MALFORMED', `Cannot decode ${name}: expected ${ENTRY_FIELDS} fields, received ${raw.length}`, {
+      seq,
+      expected: `${ENTRY_FIELDS} fields`,
+      received: `${raw.length} fields`,
+    });
+  }
+  const obj: Record<string, unknown> = { hash: new Uint8Array(HASH_BYTES) };
+  FIELD_NAMES.forEach((k, i) => (obj[k] = raw[i]));
+  const result = EntrySchema.safeParse(obj);
+  const issue = result.success ? null : result.error.issues[0]!;
+  const path = issue ? issue.path.join('.') : 'entry';
+  const received = issue ? describe(issue.path.reduce<unknown>((v, k) => (v as Record<string, unknown>)?.[k as string], obj)) : 'unknown';
+  return new PlayoutError('PLAYOUT_ENTRY_MALFORMED', `Cannot decode ${name}: field ${path}: ${issue?.message ?? 'invalid'}, received ${received}`, {
+    seq,
+    path,
+    expected: issue?.message ?? null,
+    received,
+  });
+}
+
+/** Check that `entry` continues the chain after an entry with `prevHash` at `prevSeq`. */
+export function checkLink(entry: Entry, prevSeq: number, prevHash: Uint8Array): void {
+  if (entry.seq !== prevSeq + 1) {
+    throw new PlayoutError(entry.seq <= prevSeq ? 'PLAYOUT_ENTRY_DUPLICATE' : 'PLAYOUT_GAP', `Cannot chain entry ${entry.seq} of shard "${entry.shard}": expected seq ${prevSeq + 1}, received ${entry.seq}`, {
+      seq: entry.seq,
+      shard: entry.shard,
+      expected: String(prevSeq + 1),
+      received: String(entry.seq),
+    });
+  }
+  if (!hashEquals(entry.prev, prevHash)) {
+    throw new PlayoutError('PLAYOUT_CHAIN_BROKEN', `Cannot chain entry ${entry.seq} of shard "${entry.shard}": its prev ${toHex(entry.prev)} is not the hash of entry ${prevSeq}, ${toHex(prevHash)}`, {
+      seq: entry.seq,
+      shard: entry.shard,
+      path: 'prev',
+      expected: toHex(prevHash),
+      received: toHex(entry.prev),
+    });
+  }
+}
+
+export { ZERO_HASH };

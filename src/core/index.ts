@@ -1,0 +1,11 @@
+// The public API of the deterministic core.
+export * from './errors.js';
+export * from './hash.js';
+export * from './codec.js';
+export * from './entry.js';
+export * from './rng.js';
+export * from './state-table.js';
+export * from './reducer.js';
+export * from './shard-machine.js';
+export * from './snapshot.js';
+export * from './sequencer.js';

@@ -1,0 +1,256 @@
+// State tables and their incremental digest (DESIGN.md §4).
+//
+// A record hashes to h = XXH3-128(canonical [table, key, value]). A table's digest is the sum
+// of its records' h modulo 2^128, and every record also falls into one of 4,096 buckets by a
+// hash of its key, each bucket with its own sum. Only keys touched in a tick are rehashed when
+// the tick closes: the cost per tick is O(keys changed), independent of the table's size, and
+// the result does not depend on insertion order, key order inside a record, or how a record
+// was built (the canonical encoding sorts keys and writes -0 as 0).
+import type { z } from 'zod';
+import { CanonicalWriter, cloneCanonical, deepFreeze, withPath } from './codec.js';
+import { PlayoutError, assert } from './errors.js';
+import { add128, fnv1a32, hash128, sub128, sumBytes } from './hash.js';
+
+export const BUCKETS = 4096;
+const BUCKET_MASK = BUCKETS - 1;
+
+/** Deeply read-only view of a record, as `get` returns it. */
+export type ReadonlyDeep<T> = T extends (infer U)[]
+  ? readonly ReadonlyDeep<U>[]
+  : T extends Uint8Array
+    ? Readonly<T>
+    : T extends object
+      ? { readonly [K in keyof T]: ReadonlyDeep<T[K]> }
+      : T;
+
+class Slot {
+  value: unknown;
+  /** The record hash as of the last flush, or null if never flushed. */
+  h: Uint8Array | null;
+  readonly bucket: number;
+  dirty: boolean;
+  alive: boolean;
+
+  constructor(value: unknown, bucket: number) {
+    this.value = value;
+    this.h = null;
+    this.bucket = bucket;
+    this.dirty = false;
+    this.alive = true;
+  }
+}
+
+export class StateTable<T = unknown> {
+  readonly name: string;
+  readonly schema: z.ZodType<T> | null;
+  private readonly slots = new Map<string, Slot>();
+  private dirty: string[] = [];
+  private dirtySlots: Slot[] = [];
+  /** Hashes of records deleted since the last flush, to subtract at flush. */
+  private removedH: Uint8Array[] = [];
+  private removedBucket: number[] = [];
+  private sortedKeys: string[] | null = null;
+  /** Table sum at [0..4); bucket b's sum at [4 + 4b .. 8 + 4b). */
+  readonly sums = new Uint32Array(4 + BUCKETS * 4);
+  /** Checked mode: `get` returns frozen copies so a write through them throws. */
+  frozenReads = false;
+
+  constructor(name: string, schema: z.ZodType<T> | null = null) {
+    this.name = name;
+    this.schema = schema;
+  }
+
+  get size(): number {
+    return this.slots.size;
+  }
+
+  has(key: string): boolean {
+    return this.slots.has(key);
+  }
+
+  /** The record, read-only. Use `mut` to change it. */
+  get(key: string): ReadonlyDeep<T> | undefined {
+    const slot = this.slots.get(key);
+    if (slot === undefined) return undefined;
+    if (this.frozenReads) return deepFreeze(cloneCanonical(slot.value)) as ReadonlyDeep<T>;
+    return slot.value as ReadonlyDeep<T>;
+  }
+
+  /** The record, mutable; marks it changed in this tick. */
+  mut(key: string): T | undefined {
+    const slot = this.slots.get(key);
+    if (slot === undefined) return undefined;
+    this.markDirty(key, slot);
+    return slot.value as T;
+  }
+
+  set(key: string, value: T): void {
+    assert(typeof key === 'string', `table ${this.name}: keys are strings`);
+    let slot = this.slots.get(key);
+    if (slot === undefined) {
+      slot = new Slot(value, fnv1a32(key) & BUCKET_MASK);
+      this.slots.set(key, slot);
+      this.sortedKeys = null;
+    } else {
+      slot.value = value;
+    }
+    this.markDirty(key, slot);
+  }
+
+  delete(key: string): boolean {
+    const slot = this.slots.get(key);
+    if (slot === undefined) return false;
+    this.slots.delete(key);
+    this.sortedKeys = null;
+    slot.alive = false;
+    if (slot.h !== null) {
+      this.removedH.push(slot.h);
+      this.removedBucket.push(slot.bucket);
+      slot.h = null;
+    }
+    return true;
+  }
+
+  private markDirty(key: string, slot: Slot): void {
+    if (slot.dirty) return;
+    slot.dirty = true;
+    this.dirty.push(key);
+    this.dirtySlots.push(slot);
+  }
+
+  /** Keys in ascending UTF-16 code unit order. The array is shared: do not modify it. */
+  keys(): readonly string[] {
+    if (this.sortedKeys === null) this.sortedKeys = [...this.slots.keys()].sort();
+    return this.sortedKeys;
+  }
+
+  /** [key, record] pairs in key order, read-only. */
+  *entries(): IterableIterator<[string, ReadonlyDeep<T>]> {
+    const keys = this.keys();
+    for (let i = 0; i < keys.length; i++) {
+      const key = keys[i]!;
+      yield [key, this.get(key)!];
+    }
+  }
+
+  *values(): IterableIterator<ReadonlyDeep<T>> {
+    for (const [, v] of this.entries()) yield v;
+  }
+
+  [Symbol.iterator](): IterableIterator<[string, ReadonlyDeep<T>]> {
+    return this.entries();
+  }
+
+  /** Number of keys changed since the last flush. */
+  get dirtyCount(): number {
+    return this.dirty.length + this.removedH.length;
+  }
+
+  /** Fold every change since the last flush into the sums. Returns the number of records rehashed. */
+  flush(writer: CanonicalWriter, validate = false): number {
+    const sums = this.sums;
+    for (let i = 0; i < this.removedH.length; i++) {
+      const h = this.removedH[i]!;
+      sub128(sums, 0, h);
+      sub128(sums, 4 + this.removedBucket[i]! * 4, h);
+    }
+    this.removedH.length = 0;
+    this.removedBucket.length = 0;
+    const keys = this.dirty;
+    const slots = this.dirtySlots;
+    let rehashed = 0;
+    for (let i = 0; i < keys.length; i++) {
+      const slot = slots[i]!;
+      slot.dirty = false;
+      if (!slot.alive) continue;
+      const key = keys[i]!;
+      if (validate) this.validate(key, slot.value);
+      const h = this.recordHash(writer, key, slot.value);
+      const at = 4 + slot.bucket * 4;
+      if (slot.h !== null) {
+        sub128(sums, 0, slot.h);
+        sub128(sums, at, slot.h);
+      }
+      add128(sums, 0, h);
+      add128(sums, at, h);
+      slot.h = h;
+      rehashed++;
+    }
+    keys.length = 0;
+    slots.length = 0;
+    return rehashed;
+  }
+
+  recordHash(writer: CanonicalWriter, key: string, value: unknown): Uint8Array {
+    writer.reset();
+    writer.writeArrayHeader(3);
+    writer.writeString(this.name);
+    writer.writeString(key);
+    try {
+      writer.writeValue(value);
+    } catch (err) {
+      throw withPath(err, value, `${this.name}["${key}"]`);
+    }
+    return hash128(writer.buf, 0, writer.pos);
+  }
+
+  private validate(key: string, value: unknown): void {
+    if (this.schema === null) return;
+    const r = this.schema.safeParse(value);
+    if (r.success) return;
+    const issue = r.error.issues[0]!;
+    const path = `${this.name}["${key}"]${issue.path.length ? '.' + issue.path.join('.') : ''}`;
+    throw new PlayoutError('PLAYOUT_REDUCER_FAILED', `Reducer stored an invalid record at ${path}: ${issue.message}`, { path, expected: issue.message, received: null });
+  }
+
+  /** The table digest: the sum of every record hash, 16 bytes. */
+  digest(): Uint8Array {
+    return sumBytes(this.sums, 0);
+  }
+
+  bucketSum(bucket: number): Uint8Array {
+    return sumBytes(this.sums, 4 + bucket * 4);
+  }
+
+  /** Every bucket sum, 4,096 × 16 bytes. */
+  bucketSums(): Uint8Array {
+    const out = new Uint8Array(BUCKETS * 16);
+    for (let b = 0; b < BUCKETS; b++) out.set(sumBytes(this.sums, 4 + b * 4), b * 16);
+    return out;
+  }
+
+  /** Keys in one bucket, in key order. */
+  keysInBucket(bucket: number): string[] {
+    return this.keys().filter((k) => (fnv1a32(k) & BUCKET_MASK) === bucket);
+  }
+
+  /** Recompute every sum from scratch, without changing the table. */
+  recompute(writer: CanonicalWriter): Uint32Array {
+    assert(this.dirty.length === 0 && this.removedH.length === 0, `table ${this.name}: recompute after flush only`);
+    const sums = new Uint32Array(4 + BUCKETS * 4);
+    for (const [key, slot] of this.slots) {
+      const h = this.recordHash(writer, key, slot.value);
+      add128(sums, 0, h);
+      add128(sums, 4 + slot.bucket * 4, h);
+    }
+    return sums;
+  }
+
+  /** Replace the content wholesale (snapshot restore). Sums are recomputed. */
+  load(writer: CanonicalWriter, records: Iterable<readonly [string, unknown]>): void {
+    this.slots.clear();
+    this.dirty.length = 0;
+    this.dirtySlots.length = 0;
+    this.removedH.length = 0;
+    this.removedBucket.length = 0;
+    this.sortedKeys = null;
+    this.sums.fill(0);
+    for (const [key, value] of records) this.set(key, value as T);
+    this.flush(writer);
+  }
+
+  /** The raw stored value, bypassing frozen reads (engine use: snapshots, diffs). */
+  peek(key: string): unknown {
+    return this.slots.get(key)?.value;
+  }
+}

@@ -1,0 +1,12 @@
+import { EXIT_BAD_INPUT, type Command } from '../command.js';
+
+const command: Command = {
+  name: 'capture',
+  summary: 'not built yet',
+  help: 'playout capture: not built yet.',
+  async run(_argv, io) {
+    io.stderr.write('playout capture: not built yet\n');
+    return EXIT_BAD_INPUT;
+  },
+};
+export default command;

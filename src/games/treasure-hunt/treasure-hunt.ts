@@ -16,7 +16,7 @@
 // by an `upgrade` entry, also accepts v2 payloads (dig a named item) and pays the player who
 // opens a chest a finisher bonus of one point. Rejections are data (`{ rejected, reason }`).
 import { PlayoutError, defineReducer, type Reducer, ReducerRegistry, type ReducerContext, type Rejection, type InputOf, type StateTable } from '../../core/index.js';
-import { BURIED, cellKey, dist2, indexItem, nearestItem, unindexItem } from './geo.js';
+import { BURIED, dist2, indexItem, nearestItem, unindexItem } from './geo.js';
 import {
   INPUTS_V1,
   INPUTS_V2,

@@ -25,6 +25,8 @@ export interface PeerShardStatus {
   readonly head: number;
   /** Hash of the entry at `head`, or null when unknown (lets a follower verify a range's end). */
   readonly headHash: Uint8Array | null;
+  /** Tick of the entry at `head` (0 when it holds nothing): lag in ms = tick difference × tickMs. */
+  readonly tick: number;
   /** Lowest seq the sender still retains (it serves [firstSeq, head]), or null when unknown. */
   readonly firstSeq: number | null;
   readonly epoch: number;

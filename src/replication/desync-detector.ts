@@ -106,7 +106,7 @@ export interface DesyncReportAction {
  * Resync from `peer`: fetch its snapshot at or below tickMax (`PeerClient.snapshot`), decode
  * and restore it (the digest is recomputed), check `detector.expectedDigest(snapshot.tick)`
  * when not null and the local hash at snapshot.seq, restore the ShardMachine from it, call
- * `follower.restored(seq, lastHash)` and then `resynced(requestId, tick)`; or
+ * `follower.restored(seq, lastHash, tick)` and then `resynced(requestId, tick)`; or
  * `resyncFailed(requestId, error)`.
  */
 export interface ResyncAction {

@@ -13,6 +13,11 @@ export const ERROR_CODES = {
   PLAYOUT_ENTRY_DUPLICATE: { retriable: false, doc: 'An entry with a seq already applied was offered again (same hash).' },
   PLAYOUT_FORK: { retriable: false, doc: 'An entry with a seq already applied was offered with a different hash: two histories exist.' },
   PLAYOUT_GAP: { retriable: true, doc: 'An entry arrived with a seq beyond head+1; the missing range must be fetched first.' },
+  PLAYOUT_RANGE_NOT_RETAINED: { retriable: false, doc: 'A peer was asked for a range whose start it no longer (or does not yet) hold; ask another peer, or bootstrap from a snapshot.' },
+  PLAYOUT_RANGE_REFUSED: { retriable: false, doc: 'A repaired range was refused: it does not hash-chain to the local head (or to the entry after it), or it is not the range asked for. The peer that sent it is penalised.' },
+  PLAYOUT_GAP_UNREPAIRABLE: { retriable: true, doc: 'No reachable peer holds the missing range and none can serve a snapshot to bootstrap from; the follower keeps retrying.' },
+  PLAYOUT_PEER_UNAVAILABLE: { retriable: true, doc: 'A peer did not answer: connection refused or reset, timeout, or a server error.' },
+  PLAYOUT_SHARD_QUARANTINED: { retriable: true, doc: 'The shard is quarantined after a desync: it keeps receiving entries but neither applies them nor serves its state until resynced.' },
   PLAYOUT_OUT_OF_ORDER: { retriable: false, doc: 'An entry\'s tick or epoch goes backwards, or it belongs to another shard.' },
   PLAYOUT_GENESIS_INVALID: { retriable: false, doc: 'The genesis entry is missing, not at seq 1, or its parameters are invalid.' },
   PLAYOUT_REDUCER_UNKNOWN: { retriable: false, doc: 'The log names a reducer name or version that is not registered.' },
@@ -34,6 +39,7 @@ export const ERROR_CODES = {
   PLAYOUT_SOURCE_NOT_FOUND: { retriable: false, doc: 'The source path or URL does not exist or cannot be read.' },
   PLAYOUT_STORE_CORRUPT: { retriable: false, doc: 'A record read from the store fails its checks (torn write, flipped bits).' },
   PLAYOUT_STORE_CONFLICT: { retriable: false, doc: 'An append does not continue the stored log (wrong seq or prev).' },
+  PLAYOUT_STORE_WRITE_FAILED: { retriable: true, doc: 'A durable write failed (I/O error, disk full, a crash); nothing of it was stored and the store is still consistent.' },
   PLAYOUT_TICK_NOT_RETAINED: { retriable: false, doc: 'The requested tick is older than every retained snapshot or newer than the log.' },
 } as const satisfies Record<string, { retriable: boolean; doc: string }>;
 

@@ -226,24 +226,26 @@ export class CanonicalReader {
     this.pos = p + n;
     if (n <= KEY_BYTES_MAX) {
       // ASCII only: anything else goes through the strict UTF-8 decoder.
-      let h = n;
-      let ascii = true;
-      for (let i = 0; i < n; i++) {
-        const c = b[p + i]!;
-        if (c >= 0x80) {
-          ascii = false;
-          break;
+      if (cache) {
+        let h = n;
+        let i = 0;
+        for (; i < n; i++) {
+          const c = b[p + i]!;
+          if (c >= 0x80) break;
+          h = Math.imul(h ^ c, 0x01000193);
         }
-        h = Math.imul(h ^ c, 0x01000193);
-      }
-      if (ascii) {
-        if (!cache) return asciiString(b, p, n);
-        const slot = (h ^ (h >>> 15)) & KEY_CACHE_MASK;
-        const hit = keyCache[slot];
-        if (hit != null && hit.length === n && sameAscii(hit, b, p)) return hit;
-        const s = asciiString(b, p, n);
-        keyCache[slot] = s;
-        return s;
+        if (i === n) {
+          const slot = (h ^ (h >>> 15)) & KEY_CACHE_MASK;
+          const hit = keyCache[slot];
+          if (hit != null && hit.length === n && sameAscii(hit, b, p)) return hit;
+          const s = asciiString(b, p, n);
+          keyCache[slot] = s;
+          return s;
+        }
+      } else {
+        let i = 0;
+        while (i < n && b[p + i]! < 0x80) i++;
+        if (i === n) return asciiString(b, p, n);
       }
     }
     try {
@@ -251,6 +253,22 @@ export class CanonicalReader {
     } catch (err) {
       throw new MsgpackError(`a string at byte ${p} is not valid UTF-8 (${(err as Error).message})`);
     }
+  }
+
+  /** A hash field: 16 bytes as a view of the input (the caller keeps the input), null for nil, undefined for anything else (consumed). */
+  hashView(): Uint8Array | null | undefined {
+    const t = this.u8();
+    if (t === 0xc0) return null;
+    if (t !== 0xc4) {
+      this.pos--;
+      this.value();
+      return undefined;
+    }
+    const n = this.u8();
+    this.need(n);
+    const p = this.pos;
+    this.pos = p + n;
+    return n === 16 ? this.buf.subarray(p, p + n) : undefined;
   }
 
   private bin(n: number): Uint8Array {

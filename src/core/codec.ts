@@ -427,15 +427,16 @@ function learnShape(v: Record<string, unknown>): KeyShape {
  * constants, and the keys as JSON string literals.
  */
 function compileShapeWriter(sorted: readonly string[], encoded: Uint8Array, offsets: Int32Array): ShapeWriter {
-  // Per field: make room for the key and a 9-byte number, write the key's bytes, then the
-  // common values inline (small unsigned integers, booleans, null); anything else goes through
-  // writeValue with the position handed back and forth. `b` and `p` mirror w.buf and w.pos.
+  // Per field: make room for the key and 33 bytes, write the key's bytes, then the common
+  // values inline (unsigned 32-bit integers, booleans, null, ASCII strings under 32 characters);
+  // anything else goes through writeValue with the position handed back and forth. `b` and `p`
+  // mirror w.buf and w.pos.
   const lines = [`w.writeMapHeader(${sorted.length});`, 'let b = w.buf, p = w.pos, x;'];
   for (let i = 0; i < sorted.length; i++) {
     const bytes = Array.from(encoded.subarray(offsets[i]!, offsets[i + 1]!));
     const k = JSON.stringify(sorted[i]!);
     lines.push(
-      `if (p + ${bytes.length + 9} > b.length) { w.pos = p; w.ensure(${bytes.length + 9}); b = w.buf; }`,
+      `if (p + ${bytes.length + 33} > b.length) { w.pos = p; w.ensure(${bytes.length + 33}); b = w.buf; }`,
       bytes.map((x) => `b[p++] = ${x};`).join(' '),
       `x = v[${k}];`,
       `if (typeof x === 'number' && x >= 0 && x < 4294967296 && Math.floor(x) === x) {`,
@@ -447,11 +448,22 @@ function compileShapeWriter(sorted: readonly string[], encoded: Uint8Array, offs
       '} else if (x === null) b[p++] = 0xc0;',
       'else if (x === true) b[p++] = 0xc3;',
       'else if (x === false) b[p++] = 0xc2;',
+      "else if (typeof x === 'string' && x.length < 32 && asciiInto(b, p + 1, x)) { b[p] = 0xa0 | x.length; p += 1 + x.length; }",
       `else { w.pos = p; w.writeValue(x); b = w.buf; p = w.pos; }`,
     );
   }
   lines.push('w.pos = p;');
-  return new Function('w', 'v', `"use strict";\n${lines.join('\n')}`) as ShapeWriter;
+  return new Function('asciiInto', `"use strict";\nreturn function (w, v) {\n${lines.join('\n')}\n};`)(asciiInto) as ShapeWriter;
+}
+
+/** Write `s` as ASCII bytes at b[at…]; false (and a partial write to ignore) when it is not all ASCII. */
+function asciiInto(b: Uint8Array, at: number, s: string): boolean {
+  for (let i = 0; i < s.length; i++) {
+    const c = s.charCodeAt(i);
+    if (c >= 0x80) return false;
+    b[at + i] = c;
+  }
+  return true;
 }
 
 const isWellFormed: (s: string) => boolean = (s) => (s as unknown as { isWellFormed(): boolean }).isWellFormed();

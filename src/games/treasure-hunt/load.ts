@@ -14,7 +14,7 @@
 // the Sequencer refuses before they reach the log (schema violations, unknown types, a v2
 // payload before the upgrade). `retryRate` > 0 re-sends earlier inputs with their ingestId,
 // as clients retrying after a lost acknowledgement do.
-import { Rng, type InputSubmission } from '../../core/index.js';
+import { PlayoutError, Rng, describe, type InputSubmission } from '../../core/index.js';
 import { dist2 } from './geo.js';
 import { POWER_KINDS, type Rules, type TreasureHuntParamsInput } from './schemas.js';
 import { resolveRules } from './treasure-hunt.js';
@@ -113,8 +113,15 @@ export class LoadGenerator {
 
   constructor(options: LoadOptions) {
     const o = options;
-    if (!Number.isInteger(o.players) || o.players < 1 || o.players > 1_000_000) throw new RangeError(`LoadGenerator: players must be an integer in [1, 1000000], received ${o.players}`);
-    if (!Number.isInteger(o.inputsPerTick) || o.inputsPerTick < 0) throw new RangeError(`LoadGenerator: inputsPerTick must be a non-negative integer, received ${o.inputsPerTick}`);
+    checkInt('players', o.players, 1, 1_000_000);
+    checkInt('inputsPerTick', o.inputsPerTick, 0, 1_000_000);
+    if (o.guildSize !== undefined) checkInt('guildSize', o.guildSize, 1, 1_000_000);
+    if (o.questEveryTicks !== undefined) checkInt('questEveryTicks', o.questEveryTicks, 0, 1_000_000_000);
+    if (o.leavePerMille !== undefined) checkInt('leavePerMille', o.leavePerMille, 0, 1000);
+    if (o.digV2FromTick != null) checkInt('digV2FromTick', o.digV2FromTick, 0, Number.MAX_SAFE_INTEGER);
+    checkRate('invalidRate', o.invalidRate ?? 0);
+    checkRate('retryRate', o.retryRate ?? 0);
+    checkInt('seed', o.seed, -0x80000000, 0xffffffff);
     this.options = {
       seed: o.seed,
       players: o.players,
@@ -382,6 +389,16 @@ export class LoadGenerator {
         return bad('player.join', 1, { player: 'p000000', name: 'x', x: 1, y: 1, admin: true }, 'invalid');
     }
   }
+}
+
+function checkInt(path: string, v: number, min: number, max: number): void {
+  if (Number.isInteger(v) && v >= min && v <= max) return;
+  throw new PlayoutError('PLAYOUT_INVALID_ARGUMENT', `LoadGenerator: ${path} must be an integer in [${min}, ${max}], received ${describe(v)}`, { path, expected: `integer in [${min}, ${max}]`, received: describe(v) });
+}
+
+function checkRate(path: string, v: number): void {
+  if (typeof v === 'number' && v >= 0 && v <= 1) return;
+  throw new PlayoutError('PLAYOUT_INVALID_ARGUMENT', `LoadGenerator: ${path} must be a number in [0, 1], received ${describe(v)}`, { path, expected: 'number in [0, 1]', received: describe(v) });
 }
 
 export function playerId(index: number): string {

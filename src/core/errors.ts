@@ -24,7 +24,7 @@ export const ERROR_CODES = {
   PLAYOUT_REDUCER_FAILED: { retriable: false, doc: 'A reducer function threw; the shard stops because its state may be half-updated.' },
   PLAYOUT_DETERMINISM_VIOLATION: { retriable: false, doc: 'In checked mode a reducer touched the wall clock, unseeded randomness (Math random, crypto UUIDs) or timers.' },
   PLAYOUT_FROZEN_RECORD: { retriable: false, doc: 'In checked mode a reducer wrote to a record obtained with `get` instead of `mut`.' },
-  PLAYOUT_VALUE_NOT_CANONICAL: { retriable: false, doc: 'A value cannot be encoded canonically (undefined, a function, a Map, NaN, an unsafe integer …).' },
+  PLAYOUT_VALUE_NOT_CANONICAL: { retriable: false, doc: 'A value cannot be encoded canonically (undefined, a function, a Map, NaN, a lone surrogate, a `__proto__` key …).' },
   PLAYOUT_INPUT_INVALID: { retriable: false, doc: 'An input does not match the zod schema of its (type, version); it is never sequenced.' },
   PLAYOUT_INPUT_TYPE_UNKNOWN: { retriable: false, doc: 'An input names a type or a payload version the reducer does not declare.' },
   PLAYOUT_DIGEST_MISMATCH: { retriable: false, doc: 'A tick digest differs from the leader\'s digest carried by the log: a desync.' },

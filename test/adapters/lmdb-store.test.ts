@@ -107,3 +107,18 @@ describe('LmdbLogStore specifics', () => {
     await expectCode(LmdbLogStore.open(join(tmpdir(), 'playout-no-such-store-dir'), { readOnly: true }), 'PLAYOUT_SOURCE_NOT_FOUND');
   });
 });
+
+describe('LmdbLogStore writers', () => {
+  it('refuses a second writer on one directory in this process', async () => {
+    const dir = tempDir();
+    try {
+      const store = await LmdbLogStore.open(dir);
+      await expectCode(LmdbLogStore.open(dir), 'PLAYOUT_INVALID_ARGUMENT');
+      await store.close();
+      const again = await LmdbLogStore.open(dir);
+      await again.close();
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+});

@@ -1,4 +1,4 @@
-import { mkdtempSync, rmSync } from 'node:fs';
+import { mkdtempSync, readdirSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { open } from 'lmdb';
@@ -109,6 +109,19 @@ describe('LmdbLogStore specifics', () => {
 });
 
 describe('LmdbLogStore writers', () => {
+  it('treats a directory name with a dot as a directory (lmdb would take it for a file)', async () => {
+    const parent = tempDir();
+    try {
+      const dir = join(parent, 'node.eu-fra');
+      const store = await LmdbLogStore.open(dir);
+      await store.append('s1', buildCounterLog({ shard: 's1', ticks: 2 }).entries);
+      await store.close();
+      expect(readdirSync(dir)).toContain('data.mdb');
+    } finally {
+      rmSync(parent, { recursive: true, force: true });
+    }
+  });
+
   it('refuses a second writer on one directory in this process', async () => {
     const dir = tempDir();
     try {

@@ -29,6 +29,12 @@ export class CanonicalWriter {
   buf: Uint8Array;
   view: DataView;
   pos = 0;
+  /**
+   * Rewrite -0 to 0 inside the values written (state records at flush). The encoding already
+   * writes -0 as 0; fixing the record too keeps a live state equal to one restored from a
+   * snapshot, where `1 / x` or `Math.atan2(y, x)` would otherwise tell them apart.
+   */
+  fixNegativeZero = false;
 
   constructor(bytesInitial = 4096) {
     this.buf = new Uint8Array(bytesInitial);
@@ -233,7 +239,11 @@ export class CanonicalWriter {
         if (v === null) return this.writeNil();
         if (Array.isArray(v)) {
           this.writeArrayHeader(v.length);
-          for (let i = 0; i < v.length; i++) this.writeValue(v[i]);
+          for (let i = 0; i < v.length; i++) {
+            const x: unknown = v[i];
+            if (x === 0 && this.fixNegativeZero && Object.is(x, -0)) v[i] = 0;
+            this.writeValue(x);
+          }
           return;
         }
         if (v instanceof Uint8Array) return this.writeBin(v);
@@ -244,8 +254,10 @@ export class CanonicalWriter {
           this.writeMapHeader(keys.length);
           for (let i = 0; i < keys.length; i++) {
             const k = keys[i]!;
+            const x = (v as Record<string, unknown>)[k];
+            if (x === 0 && this.fixNegativeZero && Object.is(x, -0)) (v as Record<string, unknown>)[k] = 0;
             this.writeString(k);
-            this.writeValue((v as Record<string, unknown>)[k]);
+            this.writeValue(x);
           }
         }
         return;

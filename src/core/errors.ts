@@ -39,6 +39,7 @@ export const ERROR_CODES = {
   PLAYOUT_SOURCE_NOT_FOUND: { retriable: false, doc: 'The source path or URL does not exist or cannot be read.' },
   PLAYOUT_STORE_CORRUPT: { retriable: false, doc: 'A record read from the store fails its checks (torn write, flipped bits).' },
   PLAYOUT_STORE_CONFLICT: { retriable: false, doc: 'An append does not continue the stored log (wrong seq or prev).' },
+  PLAYOUT_STORE_WRITE_FAILED: { retriable: true, doc: 'A durable write failed (I/O error, disk full, a crash); nothing of it was stored and the store is still consistent.' },
   PLAYOUT_TICK_NOT_RETAINED: { retriable: false, doc: 'The requested tick is older than every retained snapshot or newer than the log.' },
 } as const satisfies Record<string, { retriable: boolean; doc: string }>;
 

@@ -23,7 +23,7 @@ import { stateAtTick, tickStateOf } from '../../src/replication/state-at-tick.js
 import { ManualClock } from './clock.js';
 import { CALM_LINK, SimNetwork, type LinkFaults } from './network.js';
 import { tallyReducer, TALLY_KEYS } from './tally-reducer.js';
-import { TinyLogStore } from './tiny-log-store.js';
+import { MemoryLogStore } from './log-store.js';
 
 export const SHARD = 'sim-1';
 
@@ -271,7 +271,7 @@ export class SimRegion {
   readonly cluster: SimCluster;
   readonly name: string;
   readonly isLeader: boolean;
-  readonly store = new TinyLogStore();
+  readonly store = new MemoryLogStore({ flush: 'manual' });
   registry: ReducerRegistry;
   readonly forgery: Forgery;
   machine: ShardMachine | null = null;

@@ -5,6 +5,11 @@ import { z } from 'zod';
 import { ShardIdSchema, RegionIdSchema } from '../core/entry.js';
 
 const uint = z.number().int().nonnegative();
+
+/** What a zod issue expected, without zod's "Invalid input: … received …" wrapping (our messages add the received value). */
+export function expectedOf(issue: { message: string }): string {
+  return issue.message.replace(/^Invalid (input|option|string|number)?:?\s*/i, '').replace(/^expected /, '').replace(/, received .*$/, '') || issue.message;
+}
 const hex128 = z.string().regex(/^[0-9a-f]{32}$/, '32 lowercase hex digits');
 /** Query-string integers arrive as text. */
 const qUint = z.coerce.number<string>().int().nonnegative();

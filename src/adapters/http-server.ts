@@ -32,6 +32,7 @@ import {
   StateQuerySchema,
   StreamQuerySchema,
   TickQuerySchema,
+  expectedOf,
   openApiDocument,
   type CreateShardRequest,
   type DurableReport,
@@ -109,6 +110,7 @@ const STATUS_OF: Partial<Record<ErrorCode, number>> = {
   PLAYOUT_SHARD_NOT_FOUND: 404,
   PLAYOUT_ROUTE_NOT_FOUND: 404,
   PLAYOUT_SHARD_EXISTS: 409,
+  PLAYOUT_FORK: 409,
   PLAYOUT_BODY_TOO_LARGE: 413,
   PLAYOUT_RANGE_NOT_RETAINED: 416,
   PLAYOUT_TICK_NOT_RETAINED: 416,
@@ -154,7 +156,8 @@ function parse<S extends z.ZodType>(schema: S, value: unknown, where: string, wh
   let received: unknown = value;
   for (const k of issue.path) received = (received as Record<PropertyKey, unknown> | null | undefined)?.[k];
   const receivedText = issue.code === 'unrecognized_keys' ? `unknown key(s) ${issue.keys.join(', ')}` : describe(received);
-  throw new PlayoutError('PLAYOUT_INVALID_ARGUMENT', `Cannot ${what}: ${path}: expected ${issue.message}, received ${receivedText}`, { path, expected: issue.message, received: receivedText });
+  const expected = expectedOf(issue);
+  throw new PlayoutError('PLAYOUT_INVALID_ARGUMENT', `Cannot ${what}: ${path}: expected ${expected}, received ${receivedText}`, { path, expected, received: receivedText });
 }
 
 declare module 'fastify' {
@@ -181,6 +184,8 @@ export function buildHttpServer(opts: HttpServerOptions): FastifyInstance {
     onProtoPoisoning: 'error',
     onConstructorPoisoning: 'error',
   });
+  // JSON only: fastify would hand a text/plain body to the routes as a string.
+  app.removeContentTypeParser('text/plain');
   let openStreams = 0;
   const closers = new Set<() => void>();
 
@@ -203,7 +208,7 @@ export function buildHttpServer(opts: HttpServerOptions): FastifyInstance {
       void reply.code(500).send({ code: 'INTERNAL', message: `Internal error in ${req.method} ${req.routeOptions.url ?? req.url}: ${(error as Error)?.message ?? String(error)}`, retriable: false });
       return;
     }
-    const status = STATUS_OF[err.code] ?? 500;
+    const status = err.code === 'PLAYOUT_BODY_MALFORMED' && err.path === 'headers.content-type' ? 415 : (STATUS_OF[err.code] ?? 500);
     if (status >= 500) req.log.error({ err: error }, err.message);
     else req.log.info({ code: err.code, path: err.path }, err.message);
     if (err.code === 'PLAYOUT_TOO_MANY_STREAMS' || err.retriable) void reply.header('retry-after', '1');

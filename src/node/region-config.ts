@@ -10,7 +10,7 @@ import { LineCounter, parseDocument, isNode, type Document } from 'yaml';
 import { z } from 'zod';
 import { PlayoutError, describe } from '../core/errors.js';
 import { RegionIdSchema, ShardIdSchema } from '../core/entry.js';
-import { ACK_MODES, ReducerRefSchema } from '../adapters/http-schemas.js';
+import { ACK_MODES, ReducerRefSchema, expectedOf } from '../adapters/http-schemas.js';
 
 export { ACK_MODES, ReducerRefSchema, type AckMode } from '../adapters/http-schemas.js';
 
@@ -144,9 +144,10 @@ export function parseRegionConfig(raw: unknown, env: NodeJS.ProcessEnv, source =
     const line = lineOf?.(issue.path) ?? null;
     const where = line === null ? source : `${source}:${line}`;
     const receivedText = issue.code === 'unrecognized_keys' ? `unknown key(s) ${issue.keys.join(', ')}` : describe(received);
-    throw new PlayoutError('PLAYOUT_CONFIG_INVALID', `Cannot load ${where}: ${path || '(root)'}: expected ${issue.message}, received ${receivedText}`, {
+    const expected = expectedOf(issue);
+    throw new PlayoutError('PLAYOUT_CONFIG_INVALID', `Cannot load ${where}: ${path || '(root)'}: expected ${expected}, received ${receivedText}`, {
       path: path || '(root)',
-      expected: issue.message,
+      expected,
       received: receivedText,
     });
   }

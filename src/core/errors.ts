@@ -6,6 +6,18 @@
 
 export const ERROR_CODES = {
   PLAYOUT_INVALID_ARGUMENT: { retriable: false, doc: 'A function, CLI or API argument does not match its schema.' },
+  PLAYOUT_CONFIG_INVALID: { retriable: false, doc: 'A region config file does not match its schema, or names an environment variable that is not set.' },
+  PLAYOUT_UNAUTHENTICATED: { retriable: false, doc: 'An HTTP request carries no bearer token or an unknown one (401); nothing was changed.' },
+  PLAYOUT_FORBIDDEN: { retriable: false, doc: 'An HTTP request carries a valid token of a scope that may not call this route (403); nothing was changed.' },
+  PLAYOUT_BODY_TOO_LARGE: { retriable: false, doc: 'An HTTP body exceeds the node\'s body limit (413); nothing was changed.' },
+  PLAYOUT_BODY_MALFORMED: { retriable: false, doc: 'An HTTP body is not valid JSON or has an unsupported content type; nothing was changed.' },
+  PLAYOUT_ROUTE_NOT_FOUND: { retriable: false, doc: 'No HTTP route has this method and path.' },
+  PLAYOUT_FRAME_TOO_LARGE: { retriable: false, doc: 'A replication frame exceeds the frame size limit, or its length prefix is torn.' },
+  PLAYOUT_TOO_MANY_STREAMS: { retriable: true, doc: 'A node already serves its limit of open replication streams (429).' },
+  PLAYOUT_NOT_LEADER: { retriable: false, doc: 'Inputs were sent to a region that does not lead the shard (421); the response names the leader.' },
+  PLAYOUT_SHARD_EXISTS: { retriable: false, doc: 'A shard with this id already exists on the node (409).' },
+  PLAYOUT_SHARD_STOPPED: { retriable: false, doc: 'The shard stopped after a fork, a reducer failure or a store failure; an operator must act (503).' },
+  PLAYOUT_OVERLOADED: { retriable: true, doc: 'The shard\'s ingress queue is full; retry after a short delay (503).' },
   PLAYOUT_ENTRY_FORMAT_UNKNOWN: { retriable: false, doc: 'An entry declares a format version this engine cannot decode.' },
   PLAYOUT_ENTRY_MALFORMED: { retriable: false, doc: 'An entry does not decode to the entry shape (wrong field type, truncated bytes, not msgpack).' },
   PLAYOUT_ENTRY_HASH_MISMATCH: { retriable: false, doc: 'An entry\'s stored hash does not equal the hash of its bytes: the entry is corrupt.' },

@@ -16,7 +16,6 @@ import { z } from 'zod';
 import { PlayoutError } from '../core/index.js';
 import { KafkaClientOptionsSchema, createKafka, isUnknownTopicError, kafkaError, type KafkaClientConfig } from './kafka-client.js';
 import { partitionOf } from './kafka-partition.js';
-import { TopicNameSchema } from './kafka-topics.js';
 
 export const GroupConsumerOptionsSchema = z.strictObject({
   client: KafkaClientOptionsSchema,

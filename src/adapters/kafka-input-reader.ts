@@ -238,7 +238,7 @@ export class KafkaInputReader extends KafkaGroupConsumer {
         payload = validateInput(reducer, e.type, e.version, e.payload, 'value.payload');
       } catch (err) {
         if (!(err instanceof PlayoutError)) throw err;
-        return new Rejection(m, new PlayoutError(err.code, `Cannot accept the input at ${at}: ${err.message}`, { path: err.path, expected: err.expected, received: err.received, shard, cause: err }), contentType);
+        return new Rejection(m, new PlayoutError(err.code, `Cannot accept the input at ${at}: ${err.message.replace(/^Cannot accept input /, '')}`, { path: err.path, expected: err.expected, received: err.received, shard, cause: err }), contentType);
       }
     }
     return new KafkaInput(shard, e, payload, topic, partition, m.offset, Number(m.timestamp), contentType);

@@ -18,7 +18,7 @@
 import { Partitioners, type Message, type Producer } from 'kafkajs';
 import { z } from 'zod';
 import { assert, type Entry } from '../core/index.js';
-import { KafkaClientOptionsSchema, createKafka, kafkaError, parseOptions, type KafkaClientConfig, type KafkaClientOptions } from './kafka-client.js';
+import { KafkaClientOptionsSchema, createKafka, kafkaError, parseOptions, type KafkaClientConfig } from './kafka-client.js';
 import { LOG_TOPIC, TopicNameSchema } from './kafka-topics.js';
 
 export const KafkaLogPublisherOptionsSchema = z.strictObject({

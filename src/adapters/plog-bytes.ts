@@ -95,22 +95,23 @@ export class GzipBytes implements ByteSource {
   /** Feed zlib until it has produced output, ended or failed. */
   private async pump(): Promise<void> {
     while (this.out.length === 0 && !this.ended && this.error === null) {
-      const waiting = new Promise<void>((resolve) => (this.wake = resolve));
-      if (!this.inputDone) {
-        const { bytesRead } = await this.fh.read(this.input, 0, this.input.length, this.position);
-        if (bytesRead === 0) {
-          this.inputDone = true;
-          this.gunzip.end();
-        } else {
-          this.position += bytesRead;
-          // zlib keeps a reference until it has consumed the chunk: give it its own copy.
-          this.gunzip.write(Buffer.from(this.input.subarray(0, bytesRead)));
-        }
+      if (this.inputDone) {
+        // Only zlib can move now: its output, end or error wakes us.
+        await new Promise<void>((resolve) => (this.wake = resolve));
+        continue;
       }
-      // Output, the end or an error wakes us; a chunk that inflates to nothing (a gzip header)
-      // is followed by the next read, after zlib has taken it.
-      await Promise.race([waiting, new Promise<void>((resolve) => setImmediate(resolve))]);
-      if (this.inputDone) await Promise.race([waiting, new Promise<void>((resolve) => this.gunzip.once('close', () => resolve()))]);
+      const { bytesRead } = await this.fh.read(this.input, 0, this.input.length, this.position);
+      if (bytesRead === 0) {
+        this.inputDone = true;
+        this.gunzip.end();
+        continue;
+      }
+      this.position += bytesRead;
+      // Wait until zlib has consumed the chunk (backpressure: one compressed chunk in flight),
+      // then one turn for the output it pushed to arrive as 'data'. zlib keeps a reference to
+      // the chunk, so it gets its own copy.
+      await new Promise<void>((resolve) => this.gunzip.write(Buffer.from(this.input.subarray(0, bytesRead)), () => resolve()));
+      await new Promise<void>((resolve) => setImmediate(resolve));
     }
   }
 

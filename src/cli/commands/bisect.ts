@@ -48,7 +48,7 @@ Options:
   --reducer-b NAME|MODULE   side B's reducers (default: the same as A)
 ${buildList()}
   --recorded-by B[,B…]      builds to try as a log's recorder (default: the known builds)
-  --checkpoint-every N      keep a restorable snapshot of each side every N entries (16384)
+  --checkpoint-every N      for that verify: a restorable snapshot every N entries (2048)
   --records-max N           list at most N differing records (default 100)
   --json                    one JSON document on stdout
   --no-progress             no progress bar (only ever drawn on a terminal)

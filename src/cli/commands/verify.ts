@@ -47,7 +47,7 @@ Options:
   --recorded-by B[,B…]      builds to try as the recorder (default: every known build that
                             runs the log's reducer version with other code)
 ${buildList()}
-  --checkpoint-every N      keep a restorable snapshot every N entries (default 16384)
+  --checkpoint-every N      keep a restorable snapshot every N entries (default 2048)
   --records-max N           list at most N differing records (default 100)
   --json                    one JSON document on stdout
   --no-progress             no progress bar (only ever drawn on a terminal)

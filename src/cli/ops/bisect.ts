@@ -2,17 +2,20 @@
 // builds (`--reducer-b`) — and find the first tick whose digests differ, the first entry of
 // that tick after which the states differ, and the differing records field by field.
 //
-// Cost: one pass over the log(s) up to the diverging tick with two machines (a shared log is
-// read and decoded once), a snapshot of each side every N entries, then the diverging tick
-// again from the nearest snapshots. A build whose behaviour depends on more than its state may
-// not reproduce from a snapshot; that is detected (the re-run's tick digests must equal the
-// lockstep run's) and the sides are then re-run from the sources' starts.
+// The sides are compared after every entry, not only at tick ends: both machines flush their
+// tables after each entry (see localise.ts) and compare table sums and rng states. A difference
+// inside a tick counts only if the tick's digests end up different (a transient difference that
+// reconverges is no desync), and then the first differing entry of that tick is the culprit.
+// Comparing in the one pass, rather than re-running the diverging tick from a snapshot, keeps
+// whatever a build holds outside its tables (caches, insertion order) exactly as in the run
+// being localised, and costs about a quarter more per entry than a plain lockstep replay
+// (bench/replay.bench.ts) instead of a second pass.
 import type { ReadProgress, ReplaySource, SourceInfo } from '../../adapters/replay-source.js';
 import { PlayoutError, hashEquals, toHex, type Entry, type ShardMachine } from '../../core/index.js';
 import type { Build } from './builds.js';
 import { localiseTick, summarise, type Culprit, type EntrySummary } from './localise.js';
 import { diffStates, type DiffLimits, type StateDiff } from './state-diff.js';
-import { Checkpoints, applyGroup, groupsOf, machineAt, startMachine, type Checkpoint, type TickGroup } from './ticks.js';
+import { applyGroup, groupsOf, startMachine, type TickGroup } from './ticks.js';
 import { verify, type VerifyResult } from './verify.js';
 
 export interface Side {
@@ -21,6 +24,7 @@ export interface Side {
 }
 
 export interface BisectOptions {
+  /** For the verify run when a log's recorded digests disagree (see recordedVerify). */
   checkpointEveryEntries?: number;
   limits?: DiffLimits;
   /** Builds tried as recorders when the sides agree but a log's recorded digests do not. */
@@ -43,7 +47,8 @@ export interface Divergence {
   readonly atStart: boolean;
   readonly digestA: string | null;
   readonly digestB: string | null;
-  readonly method: 'checkpoint' | 'full-replay' | 'start';
+  /** `lockstep`: found entry by entry in the lockstep run; `start`: the sides differ where the comparison starts. */
+  readonly method: 'lockstep' | 'start';
   readonly culprit: Culprit | null;
   readonly reason: string | null;
   /** The state difference at the start, when `atStart`. */
@@ -159,8 +164,6 @@ export async function bisect(a: Side, b: Side, options: BisectOptions = {}): Pro
   const shared = a.source === b.source;
   const mA = startMachine(a.source, a.build.registry);
   const mB = startMachine(b.source, b.build.registry);
-  const cpsA = new Checkpoints(options.checkpointEveryEntries);
-  const cpsB = new Checkpoints(options.checkpointEveryEntries);
   const { reader, progress } = await PairReader.open(a, b);
   let ticksCompared = 0;
   let lastEqualTick: number | null = null;
@@ -201,27 +204,20 @@ export async function bisect(a: Side, b: Side, options: BisectOptions = {}): Pro
       }
       noteRecorded(ga, mA, 'a', recordedMismatch);
       noteRecorded(gb, mB, 'b', recordedMismatch);
-      const errA = applyOrError(mA, ga);
-      const errB = applyOrError(mB, gb);
-      if (errA !== null && errB !== null && errA.code === errB.code && errA.seq === errB.seq) throw errA;
-      cpsA.record(mA, ga);
-      cpsB.record(mB, gb);
+      const r = localiseTick(mA, mB, ga, gb, limits);
       entries += ga.entries.length;
       if (options.onProgress && entries >= nextProgressAt) {
         options.onProgress(progress(), entries);
         nextProgressAt = entries + 4096;
       }
-      const da = mA.lastDigest;
-      const db = mB.lastDigest;
-      const closed = ga.closed && gb.closed && errA === null && errB === null;
-      if (closed && da !== null && db !== null && hashEquals(da.digest, db.digest)) {
+      const failed = r.culprit?.failure != null;
+      if (!failed && !(ga.closed && gb.closed)) continue; // an open last tick: no digest to compare
+      ticksCompared++;
+      if (!failed && r.digestA !== null && r.digestB !== null && hashEquals(r.digestA, r.digestB)) {
         lastEqualTick = ga.tick;
-        ticksCompared++;
         continue;
       }
-      if (!closed && errA === null && errB === null) continue; // an open last tick: nothing to compare
-      ticksCompared++;
-      divergence = await localise(a, b, ga.tick, cpsA, cpsB, errA === null ? da : null, errB === null ? db : null, limits);
+      divergence = { tick: ga.tick, atStart: false, digestA: r.digestA === null ? null : toHex(r.digestA), digestB: r.digestB === null ? null : toHex(r.digestB), method: 'lockstep', culprit: r.culprit, reason: r.reason, diff: null };
     }
   } finally {
     await reader.close();
@@ -273,73 +269,6 @@ function noteRecorded(g: TickGroup, m: ShardMachine, side: 'a' | 'b', out: { a: 
   if (carried !== null && mine !== null && mine.tick === g.tick - 1 && !hashEquals(carried, mine.digest)) out[side] = mine.tick;
 }
 
-function applyOrError(m: ShardMachine, g: TickGroup): PlayoutError | null {
-  if (m.failure !== null) return m.failure;
-  try {
-    applyGroup(m, g);
-    return null;
-  } catch (err) {
-    if (err instanceof PlayoutError) return err;
-    throw err;
-  }
-}
 
-function positioned(m: ShardMachine, groups: readonly TickGroup[], tick: number): ShardMachine {
-  for (const g of groups) if (g.tick < tick) applyGroup(m, g);
-  return m;
-}
 
-async function localise(a: Side, b: Side, T: number, cpsA: Checkpoints, cpsB: Checkpoints, digestA: { digest: Uint8Array } | null, digestB: { digest: Uint8Array } | null, limits: DiffLimits): Promise<Divergence> {
-  const base = { tick: T, atStart: false, digestA: digestA === null ? null : toHex(digestA.digest), digestB: digestB === null ? null : toHex(digestB.digest), diff: null };
-  const reproduces = (d: Uint8Array | null, want: { digest: Uint8Array } | null): boolean => (want === null ? d === null : d !== null && hashEquals(d, want.digest));
-  const cpA = cpsA.at(T - 1);
-  const cpB = cpsB.at(T - 1);
-  if (cpA !== null && cpB !== null) {
-    const ga = findGroup(cpA, T);
-    const gb = findGroup(cpB, T);
-    if (ga !== null && gb !== null) {
-      const ra = positioned(machineAt(a.source, a.build.registry, cpA), cpA.since, T);
-      const rb = positioned(machineAt(b.source, b.build.registry, cpB), cpB.since, T);
-      const r = localiseTick(ra, rb, ga, gb, limits);
-      if (reproduces(r.digestA, digestA) && reproduces(r.digestB, digestB)) return { ...base, method: 'checkpoint', culprit: r.culprit, reason: r.reason };
-    }
-  }
-  // Re-run from the sources' starts: no restored snapshot, so state the builds keep outside
-  // their tables (such as the order keys were inserted in) is as in the lockstep run.
-  const ra = startMachine(a.source, a.build.registry);
-  const rb = startMachine(b.source, b.build.registry);
-  const { reader } = await PairReader.open(a, b);
-  try {
-    const startA = firstTickOf(a.source);
-    const startB = firstTickOf(b.source);
-    if (a.source !== b.source && startA !== startB) {
-      if (startA < startB) await reader.skip('a', ra, startB);
-      else await reader.skip('b', rb, startA);
-    }
-    for (;;) {
-      const [ga, gb] = await reader.next();
-      if (ga === null || gb === null) break;
-      if (ga.tick < T) {
-        applyGroup(ra, ga);
-        applyGroup(rb, gb);
-        continue;
-      }
-      const r = localiseTick(ra, rb, ga, gb, limits);
-      const reproduced = reproduces(r.digestA, digestA) && reproduces(r.digestB, digestB);
-      return {
-        ...base,
-        method: 'full-replay',
-        culprit: r.culprit,
-        reason: reproduced ? r.reason : `${r.reason ?? ''}${r.reason ? '; ' : ''}re-running tick ${T} did not reproduce the lockstep run's digests: a build here is nondeterministic within one process (run verify --check)`,
-      };
-    }
-  } finally {
-    await reader.close();
-  }
-  return { ...base, method: 'full-replay', culprit: null, reason: `tick ${T} could not be read again` };
-}
 
-function findGroup(cp: Checkpoint, tick: number): TickGroup | null {
-  for (const g of cp.since) if (g.tick === tick) return g;
-  return null;
-}

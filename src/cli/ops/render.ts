@@ -112,7 +112,6 @@ export function renderBisect(r: BisectResult): string {
   if (d !== null) {
     out.push(`DIVERGED at tick ${d.tick}${d.atStart ? ' (where the comparison starts)' : ''}: A ${d.digestA ?? '(failed)'}, B ${d.digestB ?? '(failed)'}; last equal tick ${r.lastEqualTick ?? 'none'}`);
     if (d.culprit !== null) {
-      out.push(`  located by re-running tick ${d.tick} entry by entry (${d.method === 'checkpoint' ? 'from the nearest checkpoints' : 'from the start'})`);
       out.push(...renderCulprit(d.culprit, { a: 'A', b: 'B' }));
     } else if (d.diff !== null) {
       out.push(`  ${d.reason}`, '  differing records:', ...renderStateDiff(d.diff, { a: 'A', b: 'B' }, '    '));

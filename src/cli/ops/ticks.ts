@@ -63,7 +63,7 @@ export class Checkpoints {
   readonly since: TickGroup[] = [];
   private older: { bytes: Uint8Array | null; tick: number | null; since: TickGroup[] } | null = null;
 
-  constructor(everyEntries = 16_384) {
+  constructor(everyEntries = 2048) {
     this.everyEntries = Math.max(1, everyEntries);
   }
 

@@ -1190,9 +1190,15 @@ export class Follower {
   /** The healthiest, fastest peer that may hold `seq` and is not backing off. */
   private choosePeer(seq: number, nowMs: number): PeerState | null {
     let best: PeerState | null = null;
+    let bestKnown = false;
     for (const p of this.peerList) {
       if (p.backoffUntilMs > nowMs || !p.mayHold(seq)) continue;
-      if (best === null || comparePeers(p, best, nowMs) < 0) best = p;
+      // A peer known to hold seq beats one never heard from (asked only when nobody else can be).
+      const known = p.head !== null;
+      if (best === null || (known && !bestKnown) || (known === bestKnown && comparePeers(p, best, nowMs) < 0)) {
+        best = p;
+        bestKnown = known;
+      }
     }
     return best;
   }

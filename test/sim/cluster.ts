@@ -378,6 +378,16 @@ export class SimRegion {
     this.pendingAcks = [];
   }
 
+  /** A failing disk: each append fails with probability `rate` (0 heals it). */
+  failAppends(rate: number, seed: number): void {
+    if (rate <= 0) {
+      this.store.faults.failWrite = null;
+      return;
+    }
+    const rng = Rng.fromSeed(seed);
+    this.store.faults.failWrite = (op) => op.kind === 'append' && rng.chance(rate);
+  }
+
   stopTicks(): void {
     this.ticking = false;
   }

@@ -80,7 +80,13 @@ describe('seed sweep', () => {
     const failures: string[] = [];
     for (const seed of seeds) {
       const lines: string[] = [];
-      const problems = await runSeed(seed, ONE !== null ? (l) => console.log(l) : (l) => lines.push(l));
+      let problems: string[];
+      try {
+        problems = await runSeed(seed, ONE !== null ? (l) => console.log(l) : (l) => lines.push(l));
+      } catch (err) {
+        // A broken invariant (an assert) inside a state machine: this seed fails, the sweep goes on.
+        problems = [`threw ${(err as Error).stack ?? String(err)}`];
+      }
       if (problems.length > 0) {
         failures.push(`reproduce with seed=${seed}: ${problems.slice(0, 3).join('; ')}`);
         console.error(`reproduce with seed=${seed} (SIM_SEED=${seed} npx vitest run test/sim/sweep.test.ts)\n  ${lines.join('\n  ')}\n  ${problems.join('\n  ')}`);

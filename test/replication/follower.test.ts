@@ -459,4 +459,35 @@ describe('Follower', () => {
     expect(h.follower.nextWakeMs()).toBeNull();
     expect(h.follower.status().stopError?.code).toBe('PLAYOUT_REDUCER_FAILED');
   });
+
+  it('bootstraps from a live peer although a peer that went silent still holds the range', () => {
+    const h = new Harness({ repairDelayMs: 0, requestTimeoutMs: 100, backoffMsMin: 100, backoffMsMax: 400 }, 5);
+    h.status('eu-fra', 150, 1); // holds everything, then goes silent
+    h.status('af-jnb', 150, 100);
+    for (let i = 0; i < 3; i++) {
+      expect(h.lastRequest().peer).toBe('eu-fra');
+      h.timer(100); // the request times out
+      h.now = h.follower.status().peers.find((p) => p.region === 'eu-fra')!.backoffUntilMs - 1;
+      h.timer(1);
+      if (h.of('bootstrap').length > 0) break;
+    }
+    expect(h.of('bootstrap')).toHaveLength(1);
+    expect(h.of('bootstrap')[0]!.peer).toBe('af-jnb');
+  });
+
+  it('stays quarantined across a bootstrap until restored', () => {
+    const h = new Harness({ repairDelayMs: 0, peers: ['eu-fra'] }, 5);
+    h.take(h.follower.quarantine(h.now));
+    h.status('eu-fra', 150, 100);
+    const boot = h.of('bootstrap')[0]!;
+    const snap = at(119);
+    h.take(h.follower.bootstrapped(boot.requestId, snap.seq, snap.hash, snap.tick, h.now));
+    expect(h.follower.status().mode).toBe('quarantined');
+    h.entries(run(120, 122));
+    h.flush();
+    expect(h.applied).toEqual([]);
+    h.take(h.follower.restored(snap.seq, snap.hash, snap.tick, h.now));
+    expect(h.of('applyStored')[0]).toMatchObject({ seqFrom: 120, seqTo: 122 });
+    expect(h.follower.status().mode).toBe('following');
+  });
 });

@@ -53,7 +53,7 @@ describe('frames', () => {
     for (const e of entries) w.entry(e.bytes);
     const bytes = w.take();
     const flipped = Uint8Array.from(bytes);
-    flipped[20] ^= 0x10;
+    flipped[20] = flipped[20]! ^ 0x10;
     const d1 = new FrameDecoder(1 << 16);
     d1.push(flipped);
     const err = (() => {

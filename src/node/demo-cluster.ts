@@ -10,13 +10,13 @@ import { createWriteStream, mkdirSync, readFileSync, rmSync, writeFileSync, type
 import { createServer, type AddressInfo } from 'node:net';
 import { join, resolve } from 'node:path';
 import { parse, stringify } from 'yaml';
-import { toHex } from '../core/hash.js';
 import { Rng } from '../core/rng.js';
 import { FaultProxy } from '../adapters/fault-proxy.js';
 import { HttpPeerClient } from '../adapters/http-peer-client.js';
 import type { InputRequest, NodeStatus } from '../adapters/http-schemas.js';
 import { LoadGenerator } from '../games/treasure-hunt/index.js';
 import { PlayoutError } from '../core/errors.js';
+import { checkShard } from './cluster-check.js';
 
 export interface DemoOptions {
   /** Folder of the region configs (regions/). */
@@ -370,77 +370,9 @@ export class DemoCluster {
     const lines: string[] = [];
     let ok = true;
     for (const load of this.loads) {
-      const logs = new Map<string, Map<string, number[]>>();
-      const heads = new Map<string, number>();
-      const digests = new Map<string, Map<number, string>>();
-      for (const [id, c] of this.admin) {
-        const byIngest = new Map<string, number[]>();
-        let from = 1;
-        let head = 0;
-        try {
-          const st = await c.status(load.shard);
-          head = st.head;
-          const first = st.firstSeq ?? 1;
-          from = first;
-          while (from <= head) {
-            const page = await c.entries(load.shard, from, head);
-            if (page.length === 0) break;
-            for (const e of page) {
-              if (e.ingestId !== null) {
-                const seqs = byIngest.get(e.ingestId);
-                if (seqs === undefined) byIngest.set(e.ingestId, [e.seq]);
-                else seqs.push(e.seq);
-              }
-            }
-            from = page[page.length - 1]!.seq + 1;
-          }
-          const rows = await c.digests(load.shard, 0, 1_000_000);
-          digests.set(id, new Map(rows.map((d) => [d.tick, toHex(d.digest)])));
-        } catch (err) {
-          ok = false;
-          lines.push(`FAIL ${load.shard}: cannot read ${id}: ${(err as Error).message}`);
-          continue;
-        }
-        logs.set(id, byIngest);
-        heads.set(id, head);
-      }
-      // Identical digests at every tick every region holds.
-      const all = [...digests.values()];
-      let common = 0;
-      let differ = 0;
-      if (all.length > 0) {
-        for (const [tick, d] of all[0]!) {
-          if (!all.every((m) => m.has(tick))) continue;
-          common++;
-          if (!all.every((m) => m.get(tick) === d)) {
-            if (differ++ === 0) lines.push(`FAIL ${load.shard}: digests differ at tick ${tick}: ${[...digests].map(([r, m]) => `${r} ${m.get(tick)}`).join(', ')}`);
-          }
-        }
-      }
-      if (differ > 0 || common === 0) ok = false;
-      lines.push(`${differ === 0 && common > 0 ? 'ok  ' : 'FAIL'} ${load.shard}: digests identical at ${common - differ} of ${common} common ticks in ${digests.size} regions`);
-      // Every acknowledged input exactly once, at its seq, everywhere; nothing sequenced twice.
-      let missing = 0;
-      let moved = 0;
-      let twice = 0;
-      for (const [id, byIngest] of logs) {
-        for (const [ingestId, seq] of load.acked) {
-          const seqs = byIngest.get(ingestId);
-          if (seqs === undefined) {
-            if (missing++ < 3) lines.push(`FAIL ${load.shard}: acknowledged input ${ingestId} (seq ${seq}) is not in ${id}'s log`);
-          } else if (!seqs.includes(seq)) {
-            if (moved++ < 3) lines.push(`FAIL ${load.shard}: acknowledged input ${ingestId} is at seq ${seqs.join(',')} in ${id}, acknowledged as ${seq}`);
-          }
-        }
-        for (const [ingestId, seqs] of byIngest) {
-          if (seqs.length > 1 && twice++ < 3) lines.push(`FAIL ${load.shard}: input ${ingestId} sequenced ${seqs.length} times in ${id} (seqs ${seqs.join(', ')})`);
-        }
-      }
-      if (missing + moved + twice > 0) ok = false;
-      lines.push(`${missing + moved === 0 ? 'ok  ' : 'FAIL'} ${load.shard}: ${load.acked.size} acknowledged inputs, each in all ${logs.size} logs at its seq (${missing} missing, ${moved} elsewhere)`);
-      lines.push(`${twice === 0 ? 'ok  ' : 'FAIL'} ${load.shard}: no input sequenced twice${twice > 0 ? ` (${twice} found)` : ''}`);
-      const hs = [...heads.values()];
-      if (hs.length > 0 && !hs.every((h) => h === hs[0])) lines.push(`note ${load.shard}: heads ${[...heads].map(([r, h]) => `${r} ${h}`).join(', ')}`);
+      const check = await checkShard(load.shard, this.admin, load.acked);
+      ok &&= check.ok;
+      lines.push(...check.lines);
     }
     lines.push(ok ? 'VERDICT: PASS — identical digests at every common tick, no acknowledged input lost, none applied twice' : 'VERDICT: FAIL');
     return { ok, lines };

@@ -45,7 +45,7 @@
 //
 // One process writes a node directory at a time (the region node). Other processes may open
 // it `readOnly` (the CLI replaying a live node's store) and see the durable state at open.
-import { mkdirSync, statSync } from 'node:fs';
+import { mkdirSync, realpathSync, statSync } from 'node:fs';
 import { open, type Database, type RootDatabase } from 'lmdb';
 import type { Entry } from '../core/entry.js';
 import { AssertionFailed, PlayoutError, assert, describe, isPlayoutError } from '../core/errors.js';
@@ -104,11 +104,15 @@ interface WriteOutcome<T> {
   views: [string, View][];
 }
 
+/** Directories open for writing in this process: a second writer would keep stale views. */
+const writers = new Set<string>();
+
 const EMPTY_VIEW: View = { head: null, lastSeq: null, firstSeq: null, error: null, opId: 0 };
 
 export class LmdbLogStore implements LogStore {
   readonly dir: string;
   readonly readOnly: boolean;
+  private readonly realDir: string;
   private readonly env: RootDatabase<Uint8Array, string>;
   private readonly entries: Database<Uint8Array, SeqKey>;
   private readonly snapshotBytes: Database<Uint8Array, SeqKey>;
@@ -124,6 +128,7 @@ export class LmdbLogStore implements LogStore {
   private constructor(dir: string, readOnly: boolean) {
     this.dir = dir;
     this.readOnly = readOnly;
+    this.realDir = realpathSync(dir);
     this.env = open<Uint8Array, string>({
       path: dir,
       noSubdir: false,
@@ -159,16 +164,24 @@ export class LmdbLogStore implements LogStore {
     if (readOnly && !isDir) {
       throw new PlayoutError('PLAYOUT_SOURCE_NOT_FOUND', `Cannot open the store at ${dir}: no such directory`, { path: dir, expected: 'a store directory', received: 'nothing' });
     }
-    if (!readOnly) mkdirSync(dir, { recursive: true });
+    if (!readOnly) {
+      mkdirSync(dir, { recursive: true });
+      const real = realpathSync(dir);
+      if (writers.has(real)) {
+        throw new PlayoutError('PLAYOUT_INVALID_ARGUMENT', `Cannot open the store at ${dir} for writing: this process already has it open for writing (open it readOnly, or share the instance)`, { path: dir });
+      }
+    }
     let store: LmdbLogStore;
     try {
       store = new LmdbLogStore(dir, readOnly);
     } catch (err) {
       throw new PlayoutError(readOnly ? 'PLAYOUT_SOURCE_NOT_FOUND' : 'PLAYOUT_STORE_WRITE_FAILED', `Cannot open the store at ${dir}: ${(err as Error).message}`, { path: dir, cause: err });
     }
+    if (!readOnly) writers.add(store.realDir);
     try {
       await store.init();
     } catch (err) {
+      writers.delete(store.realDir);
       await store.env.close();
       throw err;
     }
@@ -508,6 +521,7 @@ export class LmdbLogStore implements LogStore {
     this.closed = true;
     await Promise.allSettled([...this.inFlight]);
     await this.env.close();
+    if (!this.readOnly) writers.delete(this.realDir);
   }
 
   // --- internals -----------------------------------------------------------------------

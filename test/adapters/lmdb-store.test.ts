@@ -1,4 +1,4 @@
-import { mkdtempSync, rmSync } from 'node:fs';
+import { mkdtempSync, readdirSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { open } from 'lmdb';
@@ -105,5 +105,33 @@ describe('LmdbLogStore specifics', () => {
 
   it('refuses to open a missing directory read-only', async () => {
     await expectCode(LmdbLogStore.open(join(tmpdir(), 'playout-no-such-store-dir'), { readOnly: true }), 'PLAYOUT_SOURCE_NOT_FOUND');
+  });
+});
+
+describe('LmdbLogStore writers', () => {
+  it('treats a directory name with a dot as a directory (lmdb would take it for a file)', async () => {
+    const parent = tempDir();
+    try {
+      const dir = join(parent, 'node.eu-fra');
+      const store = await LmdbLogStore.open(dir);
+      await store.append('s1', buildCounterLog({ shard: 's1', ticks: 2 }).entries);
+      await store.close();
+      expect(readdirSync(dir)).toContain('data.mdb');
+    } finally {
+      rmSync(parent, { recursive: true, force: true });
+    }
+  });
+
+  it('refuses a second writer on one directory in this process', async () => {
+    const dir = tempDir();
+    try {
+      const store = await LmdbLogStore.open(dir);
+      await expectCode(LmdbLogStore.open(dir), 'PLAYOUT_INVALID_ARGUMENT');
+      await store.close();
+      const again = await LmdbLogStore.open(dir);
+      await again.close();
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
   });
 });

@@ -6,8 +6,22 @@
 import type { ReadonlyDeep, StateTable } from '../../core/index.js';
 import type { Cell, Item } from './schemas.js';
 
+// Cell keys are interned: a proximity query builds up to four keys, and a fresh string must be
+// flattened and hashed again by every Map lookup, where an interned one carries its hash.
+// The cache holds strings only (derived from their numbers), never state, so it cannot make
+// two replays differ; it is bounded and simply cleared when full.
+const KEY_CACHE_MAX = 1 << 16;
+const keyCache = new Map<number, string>();
+
 export function cellKey(cx: number, cy: number): string {
-  return `${cx}:${cy}`;
+  const n = cx * 0x100000 + cy; // cx, cy < 2^20: worldSize ≤ 10^6 and cellSize ≥ 2
+  let key = keyCache.get(n);
+  if (key === undefined) {
+    if (keyCache.size >= KEY_CACHE_MAX) keyCache.clear();
+    key = `${cx}:${cy}`;
+    keyCache.set(n, key);
+  }
+  return key;
 }
 
 export function dist2(ax: number, ay: number, bx: number, by: number): number {

@@ -9,6 +9,8 @@ export interface ItemSighting {
   readonly x: number;
   readonly y: number;
   readonly kind: Item['kind'];
+  /** Digs left before it opens (0 on the surface). */
+  readonly hp: number;
 }
 
 export interface WorldView {
@@ -30,7 +32,7 @@ export function worldViewOf(tables: Readonly<Record<string, StateTable>>): World
   const sighting = (id: string | null): ItemSighting | null => {
     if (id === null) return null;
     const item = items.get(id);
-    return item === undefined ? null : { id, x: item.x, y: item.y, kind: item.kind };
+    return item === undefined ? null : { id, x: item.x, y: item.y, kind: item.kind, hp: item.hp };
   };
   return {
     nearestBuried: (x, y, radius) => sighting(nearestItem(cells, items, cellSize, x, y, radius, BURIED)),

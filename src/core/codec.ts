@@ -1,9 +1,10 @@
 // Canonical MessagePack.
 //
 // The same value always encodes to the same bytes, in every region and engine version of a
-// format: object keys sorted by UTF-16 code units, integers in their smallest msgpack width,
-// -0 written as 0, non-integers always as float64, NaN, undefined, functions, Maps, Sets,
-// class instances and unsafe integers refused. This is the encoding hashed into entry hashes,
+// format: object keys sorted by UTF-16 code units, safe integers in their smallest msgpack
+// width, -0 written as 0, every other number as float64; NaN, undefined, functions, Maps,
+// Sets, class instances, strings with lone surrogates and `__proto__` keys refused (none of
+// them would read back as the same value). This is the encoding hashed into entry hashes,
 // record digests and snapshots.
 //
 // Encoding is done by this writer rather than by a msgpackr Packr: msgpackr writes object
@@ -29,6 +30,12 @@ export class CanonicalWriter {
   buf: Uint8Array;
   view: DataView;
   pos = 0;
+  /**
+   * Rewrite -0 to 0 inside the values written (state records at flush). The encoding already
+   * writes -0 as 0; fixing the record too keeps a live state equal to one restored from a
+   * snapshot, where `1 / x` or `Math.atan2(y, x)` would otherwise tell them apart.
+   */
+  fixNegativeZero = false;
 
   constructor(bytesInitial = 4096) {
     this.buf = new Uint8Array(bytesInitial);
@@ -113,11 +120,12 @@ export class CanonicalWriter {
           b[this.pos++] = 0xce;
           this.view.setUint32(this.pos, v);
           this.pos += 4;
-        } else {
-          if (v > Number.MAX_SAFE_INTEGER) throw notCanonical(v, 'a safe integer');
+        } else if (v <= Number.MAX_SAFE_INTEGER) {
           b[this.pos++] = 0xcf;
           this.view.setBigUint64(this.pos, BigInt(v));
           this.pos += 8;
+        } else {
+          this.writeFloat64(v);
         }
       } else if (v >= -32) {
         b[this.pos++] = v & 0xff;
@@ -133,18 +141,24 @@ export class CanonicalWriter {
         b[this.pos++] = 0xd2;
         this.view.setInt32(this.pos, v);
         this.pos += 4;
-      } else {
-        if (v < Number.MIN_SAFE_INTEGER) throw notCanonical(v, 'a safe integer');
+      } else if (v >= Number.MIN_SAFE_INTEGER) {
         b[this.pos++] = 0xd3;
         this.view.setBigInt64(this.pos, BigInt(v));
         this.pos += 8;
+      } else {
+        this.writeFloat64(v);
       }
     } else {
       if (Number.isNaN(v)) throw notCanonical(v, 'a number that is not NaN');
-      b[this.pos++] = 0xcb;
-      this.view.setFloat64(this.pos, v);
-      this.pos += 8;
+      this.writeFloat64(v);
     }
+  }
+
+  /** Non-integers, and integers beyond ±(2^53 - 1), which no 64-bit integer reader could tell from their neighbours. */
+  private writeFloat64(v: number): void {
+    this.buf[this.pos++] = 0xcb;
+    this.view.setFloat64(this.pos, v);
+    this.pos += 8;
   }
 
   writeString(s: string): void {
@@ -168,6 +182,9 @@ export class CanonicalWriter {
         return;
       }
     }
+    // A lone surrogate has no UTF-8 form: TextEncoder would write U+FFFD, so two different
+    // strings would share bytes and the value would not survive a round trip.
+    if (!isWellFormed(s)) throw notCanonical(s, 'a well-formed UTF-16 string (no lone surrogates)');
     // Worst case 3 bytes per UTF-16 unit; header up to 5 bytes.
     this.ensure(5 + n * 3);
     const encoded = textEncoder.encode(s);
@@ -233,7 +250,11 @@ export class CanonicalWriter {
         if (v === null) return this.writeNil();
         if (Array.isArray(v)) {
           this.writeArrayHeader(v.length);
-          for (let i = 0; i < v.length; i++) this.writeValue(v[i]);
+          for (let i = 0; i < v.length; i++) {
+            const x: unknown = v[i];
+            if (x === 0 && this.fixNegativeZero && Object.is(x, -0)) v[i] = 0;
+            this.writeValue(x);
+          }
           return;
         }
         if (v instanceof Uint8Array) return this.writeBin(v);
@@ -244,8 +265,12 @@ export class CanonicalWriter {
           this.writeMapHeader(keys.length);
           for (let i = 0; i < keys.length; i++) {
             const k = keys[i]!;
+            // msgpack readers (msgpackr among them) cannot give a plain object this key back.
+            if (k === '__proto__') throw notCanonical(k, 'an object key other than "__proto__"');
+            const x = (v as Record<string, unknown>)[k];
+            if (x === 0 && this.fixNegativeZero && Object.is(x, -0)) (v as Record<string, unknown>)[k] = 0;
             this.writeString(k);
-            this.writeValue((v as Record<string, unknown>)[k]);
+            this.writeValue(x);
           }
         }
         return;
@@ -254,6 +279,8 @@ export class CanonicalWriter {
     }
   }
 }
+
+const isWellFormed: (s: string) => boolean = (s) => (s as unknown as { isWellFormed(): boolean }).isWellFormed();
 
 function notCanonical(v: unknown, expected: string): PlayoutError {
   return new PlayoutError('PLAYOUT_VALUE_NOT_CANONICAL', `Cannot encode value canonically: expected ${expected}, received ${describe(v)}`, {
@@ -266,8 +293,9 @@ function notCanonical(v: unknown, expected: string): PlayoutError {
 export function findNonCanonical(value: unknown, path = ''): { path: string; received: string } | null {
   switch (typeof value) {
     case 'number':
-      return Number.isNaN(value) || (Number.isInteger(value) && !Number.isSafeInteger(value)) ? { path, received: describe(value) } : null;
+      return Number.isNaN(value) ? { path, received: describe(value) } : null;
     case 'string':
+      return isWellFormed(value) ? null : { path, received: describe(value) };
     case 'boolean':
       return null;
     case 'object': {
@@ -282,6 +310,7 @@ export function findNonCanonical(value: unknown, path = ''): { path: string; rec
       const proto = Object.getPrototypeOf(value);
       if (proto !== Object.prototype && proto !== null) return { path, received: describe(value) };
       for (const k of Object.keys(value)) {
+        if (k === '__proto__' || !isWellFormed(k)) return { path: path === '' ? k : `${path}.${k}`, received: `key ${describe(k)}` };
         const found = findNonCanonical((value as Record<string, unknown>)[k], path === '' ? k : `${path}.${k}`);
         if (found) return found;
       }
@@ -308,7 +337,7 @@ export function encodeCanonical(value: unknown, what = 'value'): Uint8Array {
 export function withPath(err: unknown, value: unknown, what: string): unknown {
   if (!(err instanceof PlayoutError) || err.code !== 'PLAYOUT_VALUE_NOT_CANONICAL') return err;
   const found = findNonCanonical(value);
-  const path = found && found.path !== '' ? `${what}.${found.path}` : what;
+  const path = found && found.path !== '' ? (found.path.startsWith('[') ? `${what}${found.path}` : `${what}.${found.path}`) : what;
   return new PlayoutError('PLAYOUT_VALUE_NOT_CANONICAL', `Cannot encode ${path} canonically: expected ${err.expected}, received ${err.received}`, {
     path,
     expected: err.expected,

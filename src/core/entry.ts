@@ -148,18 +148,25 @@ const writer = new CanonicalWriter(1 << 16);
 /** Encode the fields canonically, hash them, and return the sealed entry. */
 export function sealEntry(f: EntryFields): Entry {
   writer.reset();
+  let payloadAt: number;
   try {
-    writeBody(writer, f);
+    payloadAt = writeBody(writer, f);
   } catch (err) {
     throw withPath(err, f.payload, `entry ${f.seq} payload`);
   }
   const bodyLength = writer.pos;
   const hash = hash128(writer.buf, 0, bodyLength);
+  // The sealed entry carries its payload as every reader decodes it from the bytes (-0 as 0,
+  // keys in canonical order, copies of bytes), so the leader applies exactly what followers do.
+  const payload = decodeCanonical(writer.buf, payloadAt, payloadEnd);
   writer.writeRaw(hash);
-  return new Entry(f, hash, writer.bytes());
+  return new Entry({ ...f, payload }, hash, writer.bytes());
 }
 
-function writeBody(w: CanonicalWriter, f: EntryFields): void {
+let payloadEnd = 0;
+
+/** Writes the body; returns where the payload starts (and leaves where it ends in payloadEnd). */
+function writeBody(w: CanonicalWriter, f: EntryFields): number {
   w.writeArrayHeader(ENTRY_FIELDS);
   w.writeNumber(ENTRY_FORMAT);
   w.writeString(f.shard);
@@ -175,10 +182,13 @@ function writeBody(w: CanonicalWriter, f: EntryFields): void {
   else w.writeString(f.origin);
   if (f.ingestId === null) w.writeNil();
   else w.writeString(f.ingestId);
+  const payloadAt = w.pos;
   w.writeValue(f.payload);
+  payloadEnd = w.pos;
   if (f.digest === null) w.writeNil();
   else w.writeBin(f.digest);
   w.writeBin(f.prev);
+  return payloadAt;
 }
 
 const KIND_SET: ReadonlySet<string> = new Set(ENTRY_KINDS);
@@ -217,17 +227,28 @@ export function decodeEntry(bytes: Uint8Array, offset = 0, length = bytes.length
   } catch (err) {
     decodeError = err;
   }
-  const seq = Array.isArray(raw) && isUint(raw[2]) ? (raw[2] as number) : seqHint;
-  const name = seq === null ? 'entry' : `entry ${seq}`;
+  const bodySeq = Array.isArray(raw) && isUint(raw[2]) ? (raw[2] as number) : null;
   const shard = Array.isArray(raw) && typeof raw[1] === 'string' ? (raw[1] as string) : null;
   if (!hashEquals(stored, computed)) {
-    throw new PlayoutError('PLAYOUT_ENTRY_HASH_MISMATCH', `Cannot accept ${name}${shard ? ` of shard "${shard}"` : ''}: its bytes hash to ${toHex(computed)} but it records ${toHex(stored)}; the entry is corrupt`, {
-      seq,
-      shard,
-      expected: toHex(stored),
-      received: toHex(computed),
-    });
+    // The body is untrusted: name the entry by the position the caller read it from when it
+    // knows it, since a flipped bit may sit in the seq itself.
+    const seq = seqHint ?? bodySeq;
+    const claims = bodySeq !== null && bodySeq !== seq ? ` (its body claims seq ${bodySeq})` : '';
+    const format = Array.isArray(raw) && isUint(raw[0]) && raw[0] !== ENTRY_FORMAT ? `, or written in entry format ${raw[0]}, which this engine (format ${ENTRY_FORMAT}) cannot read` : '';
+    throw new PlayoutError(
+      'PLAYOUT_ENTRY_HASH_MISMATCH',
+      `Cannot accept ${seq === null ? 'entry' : `entry ${seq}`}${shard ? ` of shard "${shard}"` : ''}${claims}: its bytes hash to ${toHex(computed)} but it records ${toHex(stored)}; the entry is corrupt${format}`,
+      {
+        seq,
+        shard,
+        path: 'hash',
+        expected: toHex(stored),
+        received: toHex(computed),
+      },
+    );
   }
+  const seq = bodySeq ?? seqHint;
+  const name = seq === null ? 'entry' : `entry ${seq}`;
   if (decodeError !== null || !Array.isArray(raw)) {
     throw new PlayoutError('PLAYOUT_ENTRY_MALFORMED', `Cannot decode ${name}: expected a msgpack array of ${ENTRY_FIELDS} fields, received ${decodeError ? 'bytes that are not msgpack' : describe(raw)}`, {
       seq,

@@ -58,8 +58,8 @@ export class Sequencer {
   private reducer: Reducer;
   private pendingReducerVersion: number | null = null;
   private fenced = false;
-  /** ingestId → seq, and per tick the ingestIds sequenced in it (for expiry). */
-  private readonly seen = new Map<string, number>();
+  /** ingestId → seq and tick it was sequenced in, and per tick the ingestIds sequenced in it (for expiry). */
+  private readonly seen = new Map<string, { seq: number; tick: number }>();
   private readonly seenByTick = new Map<number, string[]>();
 
   constructor(registry: ReducerRegistry, head: SequencerHead, options: SequencerOptions) {
@@ -94,9 +94,13 @@ export class Sequencer {
     return new Sequencer(registry, { shard: genesis.shard, seq: genesis.seq, hash: genesis.hash, tick: 0, epoch: genesis.epoch, reducer: g.reducer, reducerVersion: g.reducerVersion }, options);
   }
 
-  /** Remember an ingestId already in the log (when resuming from a store). */
+  /**
+   * Remember an ingestId already in the log (when resuming from a store: replay the last
+   * `dedupeWindowTicks` ticks' inputs through this). Ids older than the window are ignored.
+   */
   remember(ingestId: string, seq: number, tick: number): void {
-    this.seen.set(ingestId, seq);
+    if (tick < this.tick - this.options.dedupeWindowTicks) return;
+    this.seen.set(ingestId, { seq, tick });
     let list = this.seenByTick.get(tick);
     if (!list) this.seenByTick.set(tick, (list = []));
     list.push(ingestId);
@@ -109,8 +113,8 @@ export class Sequencer {
       if (typeof input.ingestId !== 'string' || input.ingestId.length === 0 || input.ingestId.length > 256) {
         throw new PlayoutError('PLAYOUT_INPUT_INVALID', `Cannot accept input: ingestId must be a string of 1–256 characters, received ${describe(input.ingestId)}`, { path: 'ingestId', expected: 'string of 1–256 characters', received: describe(input.ingestId) });
       }
-      const seq = this.seen.get(input.ingestId);
-      if (seq !== undefined) return { status: 'duplicate', seq };
+      const seen = this.seen.get(input.ingestId);
+      if (seen !== undefined) return { status: 'duplicate', seq: seen.seq };
     }
     if (typeof input.type !== 'string' || !Number.isInteger(input.version)) {
       throw new PlayoutError('PLAYOUT_INPUT_INVALID', `Cannot accept input: expected a type string and an integer version, received type ${describe(input.type)} and version ${describe(input.version)}`, { path: 'type', expected: 'type: string, version: integer', received: `${describe(input.type)}, ${describe(input.version)}` });
@@ -125,11 +129,12 @@ export class Sequencer {
   closeTick(digestPrev: Uint8Array | null): Entry {
     this.checkNotFenced();
     const entry = this.append('tick', null, null, null, null, null, digestPrev);
+    // Ids sequenced in tick T are acknowledged again through the close of tick T + window.
     const expired = this.tick - this.options.dedupeWindowTicks;
-    const ids = this.seenByTick.get(expired);
-    if (ids) {
-      for (const id of ids) if (this.seen.get(id) !== undefined) this.seen.delete(id);
-      this.seenByTick.delete(expired);
+    for (const [tick, ids] of this.seenByTick) {
+      if (tick > expired) continue;
+      for (const id of ids) if (this.seen.get(id)?.tick === tick) this.seen.delete(id);
+      this.seenByTick.delete(tick);
     }
     if (this.pendingReducerVersion !== null) {
       this.reducer = this.registry.get(this.reducer.name, this.pendingReducerVersion);

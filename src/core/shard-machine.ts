@@ -2,11 +2,12 @@
 // digest at every tick (DESIGN.md §3–§4). Pure: no clock, no I/O; everything it knows arrives
 // in entries.
 import type { Canonical } from './codec.js';
-import { CanonicalWriter } from './codec.js';
+import { CanonicalWriter, cloneCanonical } from './codec.js';
 import { Entry, EpochPayloadSchema, GenesisPayloadSchema, UpgradePayloadSchema, type GenesisPayload, checkLink } from './entry.js';
-import { PlayoutError, assert, describe } from './errors.js';
+import { PlayoutError, assert, describe, isPlayoutError } from './errors.js';
 import { ZERO_HASH, hash128, hashEquals, toHex } from './hash.js';
 import { validateInput, type Reducer, type ReducerContext, type ReducerRegistry, type Rejection } from './reducer.js';
+import { ReadOnlyViews } from './read-only-view.js';
 import { Rng } from './rng.js';
 import { StateTable } from './state-table.js';
 
@@ -32,7 +33,17 @@ export interface MachineOptions {
   checked?: CheckedOptions | null;
   /** Called after every tick closes, with its digest. */
   onTick?: ((tick: TickDigest) => void) | null;
+  /** Keep what reducers `emit` until `takeOutputs()` (default true). Replays that never take them pass false. */
+  keepOutputs?: boolean;
+  /**
+   * Compute the digest at every tick (default true). false is for measuring the cost of the
+   * digest only (bench/core.bench.ts): no digests, no leader comparison, no snapshots.
+   */
+  digests?: boolean;
 }
+
+/** How many recent entry hashes are kept to tell a duplicate from a fork below the head. */
+export const RECENT_HASHES = 1024;
 
 export interface TickDigest {
   readonly tick: number;
@@ -100,25 +111,29 @@ class Ctx implements ReducerContext {
   seq = 0;
   params: unknown;
   outputs: Output[] = [];
-  constructor(shard: string, tables: Record<string, StateTable>, rng: Rng, tickMs: number, params: unknown) {
+  keepOutputs: boolean;
+  constructor(shard: string, tables: Record<string, StateTable>, rng: Rng, tickMs: number, params: unknown, keepOutputs: boolean) {
     this.shard = shard;
     this.tables = tables;
     this.rng = rng;
     this.tickMs = tickMs;
     this.params = params;
+    this.keepOutputs = keepOutputs;
   }
   emit(event: Canonical): void {
-    this.outputs.push({ seq: this.seq, tick: this.tick, event });
+    if (this.keepOutputs) this.outputs.push({ seq: this.seq, tick: this.tick, event });
   }
 }
-
-const READ_ONLY_WRITE = /read[- ]only|not extensible|Cannot add property|Cannot delete property|Cannot assign/;
 
 export class ShardMachine {
   readonly registry: ReducerRegistry;
   private readonly checked: CheckedOptions | null;
   private readonly onTick: ((tick: TickDigest) => void) | null;
+  private readonly keepOutputs: boolean;
+  private readonly digests: boolean;
   private readonly writer = new CanonicalWriter(1 << 12);
+  /** Checked mode: where read-only records report a write (shared by every table). */
+  private readonly views = new ReadOnlyViews();
 
   shard: string | null = null;
   genesis: GenesisPayload | null = null;
@@ -143,11 +158,21 @@ export class ShardMachine {
   private ctx: Ctx | null = null;
   private tableList: StateTable[] = [];
   private ticksClosed = 0;
+  /** Hashes of the last RECENT_HASHES entries by seq % RECENT_HASHES, to tell a duplicate from a fork. */
+  private readonly recent: (Uint8Array | null)[] = new Array<Uint8Array | null>(RECENT_HASHES).fill(null);
+  /**
+   * The running reducer version declares tables the state does not have yet (after an upgrade,
+   * or after restoring a snapshot). They are created when the next entry is applied, not at the
+   * tick boundary: the boundary's digest and snapshot must hold exactly the tables that tick had.
+   */
+  private tablesStale = false;
 
   constructor(registry: ReducerRegistry, options: MachineOptions = {}) {
     this.registry = registry;
     this.checked = options.checked ?? null;
     this.onTick = options.onTick ?? null;
+    this.keepOutputs = options.keepOutputs ?? true;
+    this.digests = options.digests ?? true;
   }
 
   get tables(): Readonly<Record<string, StateTable>> {
@@ -180,38 +205,31 @@ export class ShardMachine {
         received: entry.shard,
       });
     }
-    if (entry.seq <= this.head && entry.seq >= 1 && this.head > 0) {
-      // Only the head's hash is kept here; a follower compares older seqs against its store.
-      if (entry.seq === this.head && !hashEquals(entry.hash, this.headHash)) {
-        throw new PlayoutError('PLAYOUT_FORK', `Cannot apply entry ${entry.seq} of shard "${entry.shard}": seq ${entry.seq} was already applied with hash ${toHex(this.headHash)}, received ${toHex(entry.hash)}`, {
+    if (entry.seq <= this.head) this.refuseOld(entry);
+    checkLink(entry, this.head, this.headHash);
+    if (entry.kind !== 'genesis') {
+      if (this.ctx === null) {
+        throw new PlayoutError('PLAYOUT_GENESIS_INVALID', `Cannot apply entry ${entry.seq}: expected a genesis entry first, received ${entry.kind}`, { seq: entry.seq, shard: entry.shard, path: 'kind', expected: 'genesis', received: entry.kind });
+      }
+      if (entry.kind !== 'epoch' && entry.epoch !== this.epoch) {
+        throw new PlayoutError('PLAYOUT_OUT_OF_ORDER', `Cannot apply entry ${entry.seq} of shard "${entry.shard}": expected epoch ${this.epoch}, received ${entry.epoch}`, {
           seq: entry.seq,
           shard: entry.shard,
-          expected: toHex(this.headHash),
-          received: toHex(entry.hash),
+          path: 'epoch',
+          expected: String(this.epoch),
+          received: String(entry.epoch),
         });
       }
-    }
-    checkLink(entry, this.head, this.headHash);
-    if (entry.kind !== 'genesis' && this.ctx === null) {
-      throw new PlayoutError('PLAYOUT_GENESIS_INVALID', `Cannot apply entry ${entry.seq}: expected a genesis entry first, received ${entry.kind}`, { seq: entry.seq });
-    }
-    if (entry.kind !== 'genesis' && entry.kind !== 'epoch' && entry.epoch !== this.epoch) {
-      throw new PlayoutError('PLAYOUT_OUT_OF_ORDER', `Cannot apply entry ${entry.seq} of shard "${entry.shard}": expected epoch ${this.epoch}, received ${entry.epoch}`, {
-        seq: entry.seq,
-        shard: entry.shard,
-        path: 'epoch',
-        expected: String(this.epoch),
-        received: String(entry.epoch),
-      });
-    }
-    if (entry.kind !== 'genesis' && entry.tick !== this.tick) {
-      throw new PlayoutError('PLAYOUT_OUT_OF_ORDER', `Cannot apply entry ${entry.seq} of shard "${entry.shard}": expected tick ${this.tick}, received ${entry.tick}`, {
-        seq: entry.seq,
-        shard: entry.shard,
-        path: 'tick',
-        expected: String(this.tick),
-        received: String(entry.tick),
-      });
+      if (entry.tick !== this.tick) {
+        throw new PlayoutError('PLAYOUT_OUT_OF_ORDER', `Cannot apply entry ${entry.seq} of shard "${entry.shard}": expected tick ${this.tick}, received ${entry.tick}`, {
+          seq: entry.seq,
+          shard: entry.shard,
+          path: 'tick',
+          expected: String(this.tick),
+          received: String(entry.tick),
+        });
+      }
+      if (this.tablesStale) this.syncTables();
     }
     switch (entry.kind) {
       case 'input':
@@ -232,20 +250,51 @@ export class ShardMachine {
     }
     this.head = entry.seq;
     this.headHash = entry.hash;
+    this.recent[entry.seq % RECENT_HASHES] = entry.hash;
     this.atTickBoundary = entry.kind === 'tick';
+  }
+
+  /** An entry at or below the head: the same bytes again are a duplicate, other bytes a fork. */
+  private refuseOld(entry: Entry): never {
+    const known = this.head - entry.seq < RECENT_HASHES ? this.recent[entry.seq % RECENT_HASHES] ?? null : null;
+    if (known !== null && !hashEquals(known, entry.hash)) {
+      throw new PlayoutError('PLAYOUT_FORK', `Cannot apply entry ${entry.seq} of shard "${entry.shard}": seq ${entry.seq} was already applied with hash ${toHex(known)}, received ${toHex(entry.hash)}`, {
+        seq: entry.seq,
+        shard: entry.shard,
+        path: 'hash',
+        expected: toHex(known),
+        received: toHex(entry.hash),
+      });
+    }
+    const how = known === null ? `(older than the last ${RECENT_HASHES} entries: compare it with the stored entry to rule out a fork)` : 'with the same hash';
+    throw new PlayoutError('PLAYOUT_ENTRY_DUPLICATE', `Cannot apply entry ${entry.seq} of shard "${entry.shard}": expected seq ${this.head + 1}, received seq ${entry.seq}, already applied ${how}`, {
+      seq: entry.seq,
+      shard: entry.shard,
+      path: 'seq',
+      expected: String(this.head + 1),
+      received: String(entry.seq),
+    });
   }
 
   private applyGenesis(entry: Entry): void {
     if (entry.seq !== 1 || entry.tick !== 0) {
-      throw new PlayoutError('PLAYOUT_GENESIS_INVALID', `Cannot apply genesis entry ${entry.seq}: expected seq 1 at tick 0, received seq ${entry.seq} at tick ${entry.tick}`, { seq: entry.seq });
+      throw new PlayoutError('PLAYOUT_GENESIS_INVALID', `Cannot apply genesis entry ${entry.seq}: expected seq 1 at tick 0, received seq ${entry.seq} at tick ${entry.tick}`, {
+        seq: entry.seq,
+        shard: entry.shard,
+        expected: 'seq 1, tick 0',
+        received: `seq ${entry.seq}, tick ${entry.tick}`,
+      });
     }
     const parsed = GenesisPayloadSchema.safeParse(entry.payload);
     if (!parsed.success) {
       const issue = parsed.error.issues[0]!;
-      throw new PlayoutError('PLAYOUT_GENESIS_INVALID', `Cannot apply genesis of shard "${entry.shard}": payload.${issue.path.join('.')}: ${issue.message}`, {
+      const path = ['payload', ...issue.path.map(String)].join('.');
+      throw new PlayoutError('PLAYOUT_GENESIS_INVALID', `Cannot apply genesis of shard "${entry.shard}": ${path}: ${issue.message}`, {
         seq: 1,
-        path: `payload.${issue.path.join('.')}`,
+        shard: entry.shard,
+        path,
         expected: issue.message,
+        received: describe(issue.path.reduce<unknown>((v, k) => (v as Record<PropertyKey, unknown> | null | undefined)?.[k as PropertyKey], entry.payload)),
       });
     }
     const g = parsed.data;
@@ -254,43 +303,84 @@ export class ShardMachine {
     this.genesis = g;
     this.reducer = reducer;
     this.epoch = entry.epoch;
-    const tables: Record<string, StateTable> = {};
-    for (const name of Object.keys(reducer.tables).sort()) {
-      tables[name] = new StateTable(name, reducer.tables[name]!);
-    }
-    this.tableList = Object.values(tables);
-    this.ctx = new Ctx(entry.shard, tables, Rng.fromSeed(g.seed), g.tickMs, g.params ?? null);
-    this.setFrozenReads(true);
+    this.ctx = new Ctx(entry.shard, {}, Rng.fromSeed(g.seed), g.tickMs, g.params ?? null, this.keepOutputs);
+    this.syncTables();
     this.ctx.seq = entry.seq;
     this.ctx.tick = 0;
     this.ctx.timeMs = 0;
-    this.call('init', null, entry.seq, () => reducer.init(this.ctx!));
+    if (this.checked === null) {
+      try {
+        reducer.init(this.ctx);
+      } catch (err) {
+        throw this.fail(err, 'init', null, entry.seq);
+      }
+    } else this.callChecked('init', null, entry.seq, () => reducer.init(this.ctx!));
+  }
+
+  /** Create the tables the running reducer declares and the state lacks; the declared schemas apply from now on. */
+  private syncTables(): void {
+    const ctx = this.ctx!;
+    const declared = this.reducer!.tables;
+    for (const name of Object.keys(declared)) {
+      const existing = ctx.tables[name];
+      if (existing !== undefined) existing.schema = declared[name]!;
+      else ctx.tables[name] = this.newTable(name, declared[name]!);
+    }
+    // Sorted by name, not by Object.keys order (which puts integer-like names first).
+    this.tableList = Object.keys(ctx.tables)
+      .sort()
+      .map((name) => ctx.tables[name]!);
+    this.tablesStale = false;
+  }
+
+  private newTable(name: string, schema: StateTable['schema']): StateTable {
+    const t = new StateTable(name, schema);
+    t.frozenReads = this.checked !== null;
+    t.readOnlyViews = this.views;
+    return t;
   }
 
   private applyInput(entry: Entry): void {
     const ctx = this.ctx!;
     const reducer = this.reducer!;
     ctx.seq = entry.seq;
-    if (entry.type === null || entry.version === null) {
+    const type = entry.type;
+    const version = entry.version;
+    if (type === null || version === null) {
       this.reject(entry, 'PLAYOUT_INPUT_TYPE_UNKNOWN', 'input entry without type or version');
       return;
     }
-    let payload = entry.payload;
-    if (reducer.inputs[entry.type]?.[entry.version] === undefined) {
+    if (reducer.inputs[type]?.[version] === undefined) {
       // Deterministic: every region running this reducer version rejects it alike.
-      this.reject(entry, 'PLAYOUT_INPUT_TYPE_UNKNOWN', `${entry.type}@${entry.version} is not an input of ${reducer.name}@${reducer.version}`);
+      this.reject(entry, 'PLAYOUT_INPUT_TYPE_UNKNOWN', `${type}@${version} is not an input of ${reducer.name}@${reducer.version}`);
       return;
     }
-    if (this.checked !== null) {
+    const input = { type, version, payload: entry.payload, seq: entry.seq, origin: entry.origin, ingestId: entry.ingestId };
+    let result: void | Rejection;
+    if (this.checked === null) {
       try {
-        payload = validateInput(reducer, entry.type, entry.version, payload);
+        result = reducer.apply(ctx, input);
       } catch (err) {
-        this.reject(entry, (err as PlayoutError).code, (err as PlayoutError).message);
-        return;
+        throw this.fail(err, 'apply', type, entry.seq);
       }
+    } else {
+      // The sequencer validated the payload before it reached the log. Checked mode validates
+      // it again but still hands the reducer the logged payload: checked and unchecked replays
+      // must compute the same state, so a payload that fails here stops the replay rather than
+      // becoming a rejection that unchecked mode would not make.
+      try {
+        validateInput(reducer, type, version, entry.payload);
+      } catch (err) {
+        const e = err as PlayoutError;
+        throw this.fail(
+          new PlayoutError(e.code, `Checked replay of shard "${this.shard}": entry ${entry.seq} holds an input the sequencer should have refused: ${e.message}`, { path: e.path, expected: e.expected, received: e.received, cause: e }),
+          'apply',
+          type,
+          entry.seq,
+        );
+      }
+      result = this.callChecked('apply', type, entry.seq, () => reducer.apply(ctx, input));
     }
-    const input = { type: entry.type, version: entry.version, payload, seq: entry.seq, origin: entry.origin, ingestId: entry.ingestId };
-    const result = this.call('apply', entry.type, entry.seq, () => reducer.apply(ctx, input)) as Rejection | undefined;
     if (result != null && typeof result === 'object' && typeof result.rejected === 'string') {
       this.reject(entry, result.rejected, result.reason ?? null);
     }
@@ -305,28 +395,46 @@ export class ShardMachine {
     const ctx = this.ctx!;
     const reducer = this.reducer!;
     // The tick entry closing T carries the leader's digest of T-1: check ourselves against it.
-    if (entry.digest !== null && this.lastDigest !== null && this.lastDigest.tick === entry.tick - 1 && !hashEquals(entry.digest, this.lastDigest.digest)) {
+    const last = this.lastDigest;
+    if (entry.digest !== null && last !== null && last.tick === entry.tick - 1 && !hashEquals(entry.digest, last.digest)) {
       this.mismatches++;
       if (this.firstMismatch === null) {
-        this.firstMismatch = { tick: this.lastDigest.tick, seq: this.lastDigest.seq, reportedBySeq: entry.seq, expected: entry.digest, actual: this.lastDigest.digest };
+        this.firstMismatch = { tick: last.tick, seq: last.seq, reportedBySeq: entry.seq, expected: entry.digest, actual: last.digest };
       }
     }
     ctx.seq = entry.seq;
-    this.call('onTick', null, entry.seq, () => reducer.onTick(ctx));
-    const digest = this.closeTick(entry.seq);
+    if (this.checked === null) {
+      try {
+        reducer.onTick(ctx);
+      } catch (err) {
+        throw this.fail(err, 'onTick', null, entry.seq);
+      }
+    } else this.callChecked('onTick', null, entry.seq, () => reducer.onTick(ctx));
     this.ticksClosed++;
-    if (this.checked !== null && this.checked.fullDigestEveryTicks > 0 && this.ticksClosed % this.checked.fullDigestEveryTicks === 0) {
-      this.checkFullDigest();
+    if (this.digests) {
+      let digest: TickDigest;
+      try {
+        digest = this.closeTick(entry.seq);
+        if (this.checked !== null && this.checked.fullDigestEveryTicks > 0 && this.ticksClosed % this.checked.fullDigestEveryTicks === 0) {
+          this.checkFullDigest();
+        }
+      } catch (err) {
+        throw this.fail(err, 'tick', null, entry.seq);
+      }
+      this.lastDigest = digest;
+      if (this.onTick !== null) this.onTick(digest);
+    } else {
+      for (let i = 0; i < this.tableList.length; i++) this.tableList[i]!.discardChanges();
     }
-    this.lastDigest = digest;
-    if (this.onTick !== null) this.onTick(digest);
     // An upgrade takes effect at this boundary: the next tick runs the new version. There is
     // no migration hook here on purpose: state changed between a tick's digest and the next
     // tick would be in no digest, and a snapshot taken at the boundary would not restore to it.
-    // A new version that needs to reshape records does it in its own apply/onTick.
+    // A new version that needs to reshape records does it in its own apply/onTick; tables it
+    // adds are created (empty) when the next entry is applied.
     if (this.pendingReducerVersion !== null) {
       this.reducer = this.registry.get(reducer.name, this.pendingReducerVersion);
       this.pendingReducerVersion = null;
+      this.tablesStale = true;
     }
     this.tick++;
     ctx.tick = this.tick;
@@ -374,6 +482,8 @@ export class ShardMachine {
             tick: this.tick,
             path: t.name,
             shard: this.shard,
+            expected: 'incremental sums equal to a full recomputation',
+            received: where,
           });
         }
       }
@@ -385,6 +495,7 @@ export class ShardMachine {
     if (!parsed.success || parsed.data.epoch !== entry.epoch || entry.epoch <= this.epoch) {
       throw new PlayoutError('PLAYOUT_OUT_OF_ORDER', `Cannot apply epoch entry ${entry.seq} of shard "${entry.shard}": expected epoch > ${this.epoch} matching its payload, received ${entry.epoch} with payload ${JSON.stringify(entry.payload)}`, {
         seq: entry.seq,
+        shard: entry.shard,
         path: 'epoch',
         expected: `> ${this.epoch}`,
         received: String(entry.epoch),
@@ -396,50 +507,72 @@ export class ShardMachine {
   private applyUpgrade(entry: Entry): void {
     const parsed = UpgradePayloadSchema.safeParse(entry.payload);
     if (!parsed.success) {
-      throw new PlayoutError('PLAYOUT_ENTRY_MALFORMED', `Cannot apply upgrade entry ${entry.seq}: payload must be {reducerVersion}, received ${describe(entry.payload)}`, { seq: entry.seq, path: 'payload' });
+      throw new PlayoutError('PLAYOUT_ENTRY_MALFORMED', `Cannot apply upgrade entry ${entry.seq}: payload must be {reducerVersion}, received ${describe(entry.payload)}`, {
+        seq: entry.seq,
+        shard: entry.shard,
+        path: 'payload',
+        expected: '{ reducerVersion: integer >= 1 }',
+        received: describe(entry.payload),
+      });
     }
     // Fail now, not at the tick boundary, when this engine lacks the version.
     this.registry.get(this.reducer!.name, parsed.data.reducerVersion);
     this.pendingReducerVersion = parsed.data.reducerVersion;
   }
 
-  private call<T>(call: GuardedCall['call'], inputType: string | null, seq: number, fn: () => T): T {
-    const guard = this.checked?.guard ?? null;
+  /** Checked mode: a reducer call with poisoned globals; a write to a read-only record fails it even when the reducer caught the throw. */
+  private callChecked<T>(call: GuardedCall['call'], inputType: string | null, seq: number, fn: () => T): T {
+    const guard = this.checked!.guard;
+    this.views.take();
+    let result: T;
     try {
-      if (guard === null) return fn();
-      return guard.run({ reducer: `${this.reducer!.name}@${this.reducer!.version}`, call, inputType, seq }, fn);
+      result = guard === null ? fn() : guard.run({ reducer: `${this.reducer!.name}@${this.reducer!.version}`, call, inputType, seq }, fn);
     } catch (err) {
-      this.failure = this.wrapFailure(err, call, inputType, seq);
-      throw this.failure;
+      // A determinism violation outranks a read-only write it may have caused.
+      const frozen = this.views.take();
+      throw this.fail(frozen !== null && !isPlayoutError(err, 'PLAYOUT_DETERMINISM_VIOLATION') ? frozen : err, call, inputType, seq);
     }
+    const frozen = this.views.take();
+    if (frozen !== null) throw this.fail(frozen, call, inputType, seq);
+    return result;
   }
 
-  private wrapFailure(err: unknown, call: string, inputType: string | null, seq: number): PlayoutError {
-    if (err instanceof PlayoutError) return err;
+  /** Stop the shard: its state may be half-updated. Returns the error to throw, with the reducer, the call and the seq. */
+  private fail(err: unknown, call: string, inputType: string | null, seq: number): PlayoutError {
     const reducer = `${this.reducer!.name}@${this.reducer!.version}`;
     const what = inputType === null ? call : `${call}(${inputType})`;
-    if (this.checked !== null && err instanceof TypeError && READ_ONLY_WRITE.test(err.message)) {
-      return new PlayoutError('PLAYOUT_FROZEN_RECORD', `Reducer ${reducer} wrote to a read-only record in ${what} at entry ${seq}: use table.mut(key) to change a record (${err.message})`, {
+    let failure: PlayoutError;
+    if (err instanceof PlayoutError) {
+      failure =
+        err.seq === seq
+          ? err
+          : new PlayoutError(err.code, `${err.message} (reducer ${reducer}, ${what}, entry ${seq} of shard "${this.shard}")`, {
+              path: err.path,
+              expected: err.expected,
+              received: err.received,
+              tick: err.tick ?? this.tick,
+              seq,
+              shard: this.shard,
+              cause: err,
+            });
+    } else {
+      failure = new PlayoutError('PLAYOUT_REDUCER_FAILED', `Reducer ${reducer} threw in ${what} at entry ${seq} of shard "${this.shard}": ${(err as Error)?.message ?? String(err)}`, {
         seq,
+        tick: this.tick,
         shard: this.shard,
         cause: err,
       });
     }
-    return new PlayoutError('PLAYOUT_REDUCER_FAILED', `Reducer ${reducer} threw in ${what} at entry ${seq}: ${(err as Error)?.message ?? String(err)}`, { seq, shard: this.shard, cause: err });
-  }
-
-  private setFrozenReads(on: boolean): void {
-    const frozen = on && this.checked !== null;
-    for (const t of this.tableList) t.frozenReads = frozen;
+    this.failure = failure;
+    return failure;
   }
 
   // --- snapshots -------------------------------------------------------------------------
 
+  /** The state at this tick boundary, as plain data (a copy: the machine may go on applying). */
   snapshot(): Snapshot {
     assert(this.ctx !== null && this.genesis !== null && this.lastDigest !== null, 'snapshot after the first tick');
     assert(this.atTickBoundary, 'snapshots are taken at tick boundaries');
-    const tables: Record<string, [string, unknown][]> = {};
-    for (const t of this.tableList) tables[t.name] = t.keys().map((k) => [k, t.peek(k)]);
     return {
       format: SNAPSHOT_FORMAT,
       shard: this.shard!,
@@ -448,14 +581,14 @@ export class ShardMachine {
       tickReducerVersion: this.lastDigest.reducerVersion,
       seed: this.genesis.seed,
       tickMs: this.genesis.tickMs,
-      params: this.genesis.params ?? null,
+      params: cloneCanonical(this.genesis.params ?? null),
       epoch: this.epoch,
       tick: this.lastDigest.tick,
       seq: this.head,
       lastHash: this.headHash,
       rng: [...this.ctx.rng.state()],
       digest: this.lastDigest.digest,
-      tables,
+      tables: this.exportState(),
     };
   }
 
@@ -469,27 +602,31 @@ export class ShardMachine {
     m.epoch = s.epoch;
     m.head = s.seq;
     m.headHash = s.lastHash;
+    m.recent[s.seq % RECENT_HASHES] = s.lastHash;
     m.tick = s.tick + 1;
+    // Exactly the tables of the snapshot's tick (its digest covers them); tables the running
+    // version adds are created with the next entry, as in the machine that took the snapshot.
     const tables: Record<string, StateTable> = {};
-    for (const name of Object.keys(reducer.tables).sort()) {
-      const t = new StateTable(name, reducer.tables[name]!);
-      t.load(m.writer, s.tables[name] ?? []);
+    for (const name of Object.keys(s.tables).sort()) {
+      const t = m.newTable(name, reducer.tables[name] ?? null);
+      t.load(m.writer, s.tables[name]!);
       tables[name] = t;
     }
-    for (const name of Object.keys(s.tables)) {
-      if (!(name in tables)) throw new PlayoutError('PLAYOUT_SNAPSHOT_CORRUPT', `Cannot restore snapshot of shard "${s.shard}": table "${name}" is not a table of ${s.reducer}@${s.reducerVersion}`, { path: `tables.${name}` });
-    }
-    m.tableList = Object.values(tables);
-    m.ctx = new Ctx(s.shard, tables, Rng.fromState(s.rng), s.tickMs, s.params);
+    m.tableList = Object.keys(tables)
+      .sort()
+      .map((name) => tables[name]!);
+    m.ctx = new Ctx(s.shard, tables, Rng.fromState(s.rng), s.tickMs, s.params, m.keepOutputs);
     m.ctx.tick = m.tick;
     m.ctx.timeMs = m.tick * s.tickMs;
     m.ctx.seq = s.seq;
-    m.setFrozenReads(true);
+    m.tablesStale = true;
     const digest = m.computeDigest(s.tick, s.seq, s.tickReducerVersion);
     if (!hashEquals(digest, s.digest)) {
       throw new PlayoutError('PLAYOUT_SNAPSHOT_CORRUPT', `Cannot restore snapshot of shard "${s.shard}" at tick ${s.tick}: its records digest to ${toHex(digest)} but it records ${toHex(s.digest)}`, {
         tick: s.tick,
         seq: s.seq,
+        shard: s.shard,
+        path: 'digest',
         expected: toHex(s.digest),
         received: toHex(digest),
       });
@@ -499,7 +636,7 @@ export class ShardMachine {
     return m;
   }
 
-  /** The current digest of the open state (tables flushed), for diagnostics between ticks. */
+  /** The digest of the last closed tick. */
   digestOfTick(): TickDigest | null {
     return this.lastDigest;
   }
@@ -508,7 +645,7 @@ export class ShardMachine {
   exportState(): Record<string, [string, unknown][]> {
     assert(this.ctx !== null, 'state exists after genesis');
     const out: Record<string, [string, unknown][]> = {};
-    for (const t of this.tableList) out[t.name] = t.keys().map((k) => [k, t.peek(k)]);
+    for (const t of this.tableList) out[t.name] = t.keys().map((k) => [k, cloneCanonical(t.peek(k))]);
     return out;
   }
 }

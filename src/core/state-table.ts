@@ -7,9 +7,10 @@
 // the result does not depend on insertion order, key order inside a record, or how a record
 // was built (the canonical encoding sorts keys and writes -0 as 0).
 import type { z } from 'zod';
-import { CanonicalWriter, cloneCanonical, deepFreeze, withPath } from './codec.js';
+import { CanonicalWriter, withPath } from './codec.js';
 import { PlayoutError, assert } from './errors.js';
 import { add128, fnv1a32, hash128, sub128, sumBytes } from './hash.js';
+import { ReadOnlyViews } from './read-only-view.js';
 
 export const BUCKETS = 4096;
 const BUCKET_MASK = BUCKETS - 1;
@@ -42,7 +43,8 @@ class Slot {
 
 export class StateTable<T = unknown> {
   readonly name: string;
-  readonly schema: z.ZodType<T> | null;
+  /** Validates records in checked mode; replaced when an upgrade declares the table anew. */
+  schema: z.ZodType<T> | null;
   private readonly slots = new Map<string, Slot>();
   private dirty: string[] = [];
   private dirtySlots: Slot[] = [];
@@ -52,8 +54,10 @@ export class StateTable<T = unknown> {
   private sortedKeys: string[] | null = null;
   /** Table sum at [0..4); bucket b's sum at [4 + 4b .. 8 + 4b). */
   readonly sums = new Uint32Array(4 + BUCKETS * 4);
-  /** Checked mode: `get` returns frozen copies so a write through them throws. */
+  /** Checked mode: `get` returns read-only views, so a write through them throws and is remembered. */
   frozenReads = false;
+  /** Where read-only views record a write; the machine shares one between its tables and checks it after every reducer call. */
+  readOnlyViews: ReadOnlyViews = new ReadOnlyViews();
 
   constructor(name: string, schema: z.ZodType<T> | null = null) {
     this.name = name;
@@ -72,7 +76,7 @@ export class StateTable<T = unknown> {
   get(key: string): ReadonlyDeep<T> | undefined {
     const slot = this.slots.get(key);
     if (slot === undefined) return undefined;
-    if (this.frozenReads) return deepFreeze(cloneCanonical(slot.value)) as ReadonlyDeep<T>;
+    if (this.frozenReads) return this.readOnlyViews.view(slot.value, `${this.name}["${key}"]`) as ReadonlyDeep<T>;
     return slot.value as ReadonlyDeep<T>;
   }
 
@@ -165,7 +169,7 @@ export class StateTable<T = unknown> {
       if (!slot.alive) continue;
       const key = keys[i]!;
       if (validate) this.validate(key, slot.value);
-      const h = this.recordHash(writer, key, slot.value);
+      const h = this.rehash(writer, key, slot);
       const at = 4 + slot.bucket * 4;
       if (slot.h !== null) {
         sub128(sums, 0, slot.h);
@@ -181,6 +185,15 @@ export class StateTable<T = unknown> {
     return rehashed;
   }
 
+  /** Forget the changes since the last flush without hashing them (replays that skip digests, for measurement). */
+  discardChanges(): void {
+    for (let i = 0; i < this.dirtySlots.length; i++) this.dirtySlots[i]!.dirty = false;
+    this.dirty.length = 0;
+    this.dirtySlots.length = 0;
+    this.removedH.length = 0;
+    this.removedBucket.length = 0;
+  }
+
   recordHash(writer: CanonicalWriter, key: string, value: unknown): Uint8Array {
     writer.reset();
     writer.writeArrayHeader(3);
@@ -192,6 +205,17 @@ export class StateTable<T = unknown> {
       throw withPath(err, value, `${this.name}["${key}"]`);
     }
     return hash128(writer.buf, 0, writer.pos);
+  }
+
+  /** As recordHash, and rewrites -0 to 0 inside the record (see CanonicalWriter.fixNegativeZero). */
+  private rehash(writer: CanonicalWriter, key: string, slot: Slot): Uint8Array {
+    if (slot.value === 0) slot.value = 0;
+    writer.fixNegativeZero = true;
+    try {
+      return this.recordHash(writer, key, slot.value);
+    } finally {
+      writer.fixNegativeZero = false;
+    }
   }
 
   private validate(key: string, value: unknown): void {

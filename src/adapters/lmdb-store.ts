@@ -1,0 +1,652 @@
+// LmdbLogStore: the embedded durable LogStore (src/ports/log-store.ts) on lmdb, in process.
+//
+// One lmdb environment per node directory, with named databases:
+//
+//   entries        [shard, seq]  → entry bytes (canonical body || XXH3-128), as written
+//   snapshots      [shard, tick] → encoded snapshot (src/core/snapshot.ts)
+//   snapshot-info  [shard, tick] → sealed [seq, lastHash, epoch, bytes]
+//   digests        [shard, tick] → sealed [seq, digest]
+//   shards         shard         → sealed { base: null | [seq, hash, tick, epoch] }
+//   meta           [shard, key]  → sealed canonical value
+//   (root)         'playout.store' → sealed { format }
+//
+// Keys use lmdb's ordered-binary encoding of [string, number] arrays: numbers sort
+// numerically (as doubles with the sign bit flipped), so a shard's entries are one contiguous
+// key range in seq order and a range read is one cursor walk. "sealed" = canonical msgpack
+// || XXH3-128 of it (lmdb-records.ts), so every record read back is verified, not just entries.
+//
+// Durability. `overlappingSync: true` (the lmdb-js default on Linux): a transaction commits
+// (becomes visible) first and is fsynced afterwards outside the writer lock, so the next
+// transaction can commit while the previous one is being flushed. Every write here resolves
+// only when lmdb reports its transaction *flushed* (`env.flushed`, captured right after the
+// write is queued), never at mere commit. Rejected alternatives:
+// - `noSync: true`: nothing is ever fsynced; a machine crash loses acknowledged entries.
+// - `overlappingSync: false`: fsync inside the commit, under the writer lock; durable too,
+//   but each commit then waits for the previous fsync (bench/store.bench.ts, "append").
+// - `commitDelay > 0`: holds every append back by a timer (~10 ms resolution in Node) for
+//   fewer transactions. Group commit already happens without it: all writes queued in one
+//   event turn share a transaction (`eventTurnBatching`, default on), and writes arriving while
+//   a flush is in progress share the next one. So `commitDelay: 0`.
+// - `safeRestore`: on reopen after a process crash lmdb keeps the last committed (possibly not
+//   yet flushed) transaction when the machine did not reboot. We keep that default and make
+//   it durable at once: `open` commits and flushes a marker write before serving any read.
+//
+// Visibility. lmdb shows a committed transaction to readers before it is flushed. Reads here
+// must not (a leader serving a peer an entry it could still lose forks the shard), so each
+// shard has a *durable view* (head, firstSeq) that moves only when a write has flushed; entry
+// reads are clamped to it. Snapshot, digest and meta records become readable at commit, which
+// is harmless: they describe entries that are already durable.
+//
+// Chain checks run inside the write transaction (`childTransaction`, one per call, nested in
+// lmdb-js's batched transaction), against what is committed or queued before them, so an
+// append may continue another still in flight, and a conflicting one aborts alone. If a whole
+// transaction fails to commit, later appends are checked against what is actually stored: no
+// gap can be written.
+//
+// One process writes a node directory at a time (the region node). Other processes may open
+// it `readOnly` (the CLI replaying a live node's store) and see the durable state at open.
+import { mkdirSync, realpathSync, statSync } from 'node:fs';
+import { open, type Database, type RootDatabase } from 'lmdb';
+import type { Entry } from '../core/entry.js';
+import { AssertionFailed, PlayoutError, assert, describe, isPlayoutError } from '../core/errors.js';
+import { HASH_BYTES } from '../core/hash.js';
+import type { LogStore, SnapshotInfo, StoredDigest, StoredHead, StoredSnapshot } from '../ports/log-store.js';
+import { openSealed, sealRecord } from './lmdb-records.js';
+import {
+  checkAppend,
+  checkMetaKey,
+  checkRawEntry,
+  checkShardId,
+  checkSnapshotForPut,
+  checkSnapshotMatchesLog,
+  checkStoredLink,
+  checkStoredSnapshot,
+  checkUint,
+  decodeStoredEntry,
+  headOfEntry,
+  refuseDeleteBase,
+  refuseTruncateAbove,
+  refuseTruncateBelow,
+  type SnapshotPoint,
+} from './lmdb-store-rules.js';
+
+export const STORE_FORMAT = 1;
+const STORE_KEY = 'playout.store';
+
+type SeqKey = [string, number];
+type MetaKey = [string, string];
+
+export interface LmdbLogStoreOptions {
+  /** Open without writing (another process may be writing); the durable state at open is what reads see. */
+  readOnly?: boolean;
+}
+
+interface View {
+  head: StoredHead | null;
+  /** Highest seq of the log (the head's seq, even when its record failed its checks). */
+  lastSeq: number | null;
+  firstSeq: number | null;
+  /** A record at the head that failed its checks: `head` throws it. */
+  error: PlayoutError | null;
+  /** Order of the write that produced this view (views of older writes never replace it). */
+  opId: number;
+}
+
+interface Base {
+  seq: number;
+  hash: Uint8Array;
+  tick: number;
+  epoch: number;
+}
+
+interface WriteOutcome<T> {
+  result: T;
+  views: [string, View][];
+}
+
+/** Directories open for writing in this process: a second writer would keep stale views. */
+const writers = new Set<string>();
+
+const EMPTY_VIEW: View = { head: null, lastSeq: null, firstSeq: null, error: null, opId: 0 };
+
+export class LmdbLogStore implements LogStore {
+  readonly dir: string;
+  readonly readOnly: boolean;
+  private readonly realDir: string;
+  private readonly env: RootDatabase<Uint8Array, string>;
+  private readonly entries: Database<Uint8Array, SeqKey>;
+  private readonly snapshotBytes: Database<Uint8Array, SeqKey>;
+  private readonly snapshotInfo: Database<Uint8Array, SeqKey>;
+  private readonly digestDb: Database<Uint8Array, SeqKey>;
+  private readonly shardDb: Database<Uint8Array, string>;
+  private readonly metaDb: Database<Uint8Array, MetaKey>;
+  private readonly views = new Map<string, View>();
+  private readonly inFlight = new Set<Promise<unknown>>();
+  private opSeq = 0;
+  private closed = false;
+
+  private constructor(dir: string, readOnly: boolean) {
+    this.dir = dir;
+    this.readOnly = readOnly;
+    this.realDir = realpathSync(dir);
+    this.env = open<Uint8Array, string>({
+      path: dir,
+      noSubdir: false,
+      maxDbs: 16,
+      encoding: 'binary',
+      readOnly,
+      // See the header: durable acknowledgement comes from awaiting the flush, not from these.
+      overlappingSync: !readOnly,
+      noSync: false,
+      commitDelay: 0,
+      eventTurnBatching: true,
+      cache: false,
+      compression: false,
+    });
+    const opts = { encoding: 'binary' as const, cache: false, compression: false };
+    this.entries = this.env.openDB<Uint8Array, SeqKey>({ name: 'entries', ...opts });
+    this.snapshotBytes = this.env.openDB<Uint8Array, SeqKey>({ name: 'snapshots', ...opts });
+    this.snapshotInfo = this.env.openDB<Uint8Array, SeqKey>({ name: 'snapshot-info', ...opts });
+    this.digestDb = this.env.openDB<Uint8Array, SeqKey>({ name: 'digests', ...opts });
+    this.shardDb = this.env.openDB<Uint8Array, string>({ name: 'shards', ...opts });
+    this.metaDb = this.env.openDB<Uint8Array, MetaKey>({ name: 'meta', ...opts });
+  }
+
+  /** Open (creating unless readOnly) the store in `dir`. */
+  static async open(dir: string, options: LmdbLogStoreOptions = {}): Promise<LmdbLogStore> {
+    const readOnly = options.readOnly ?? false;
+    let isDir = false;
+    try {
+      isDir = statSync(dir).isDirectory();
+    } catch {
+      isDir = false;
+    }
+    if (readOnly && !isDir) {
+      throw new PlayoutError('PLAYOUT_SOURCE_NOT_FOUND', `Cannot open the store at ${dir}: no such directory`, { path: dir, expected: 'a store directory', received: 'nothing' });
+    }
+    if (!readOnly) {
+      mkdirSync(dir, { recursive: true });
+      const real = realpathSync(dir);
+      if (writers.has(real)) {
+        throw new PlayoutError('PLAYOUT_INVALID_ARGUMENT', `Cannot open the store at ${dir} for writing: this process already has it open for writing (open it readOnly, or share the instance)`, { path: dir });
+      }
+    }
+    let store: LmdbLogStore;
+    try {
+      store = new LmdbLogStore(dir, readOnly);
+    } catch (err) {
+      throw new PlayoutError(readOnly ? 'PLAYOUT_SOURCE_NOT_FOUND' : 'PLAYOUT_STORE_WRITE_FAILED', `Cannot open the store at ${dir}: ${(err as Error).message}`, { path: dir, cause: err });
+    }
+    if (!readOnly) writers.add(store.realDir);
+    try {
+      await store.init();
+    } catch (err) {
+      writers.delete(store.realDir);
+      await store.env.close();
+      throw err;
+    }
+    return store;
+  }
+
+  private async init(): Promise<void> {
+    const marker = this.env.getBinary(STORE_KEY);
+    if (marker !== undefined) {
+      const m = openSealed(marker, `the store marker of ${this.dir}`) as { format?: unknown } | null;
+      if (m === null || m.format !== STORE_FORMAT) {
+        throw new PlayoutError('PLAYOUT_STORE_CORRUPT', `Cannot open the store at ${this.dir}: expected store format ${STORE_FORMAT}, received ${describe(m?.format)}`, {
+          path: this.dir,
+          expected: String(STORE_FORMAT),
+          received: describe(m?.format),
+        });
+      }
+    } else if (this.readOnly) {
+      // A directory without our marker is not a store (or one never opened for writing).
+      throw new PlayoutError('PLAYOUT_SOURCE_NOT_FOUND', `Cannot open the store at ${this.dir}: it holds no playout store`, { path: this.dir });
+    }
+    if (!this.readOnly) {
+      // Commit and flush one write before trusting anything read: after a process crash lmdb
+      // may have restored a transaction that was committed but not yet flushed (see header).
+      await this.write(() => {
+        this.env.putSync(STORE_KEY, sealRecord({ format: STORE_FORMAT }));
+        return { result: undefined, views: [] };
+      });
+    }
+    for (const shard of this.shardDb.getKeys()) {
+      this.views.set(shard, this.viewInTxn(shard, 0));
+    }
+  }
+
+  // --- reads ---------------------------------------------------------------------------
+
+  shards(): string[] {
+    this.checkOpen();
+    const out: string[] = [];
+    for (const [shard, v] of this.views) if (v.head !== null || v.error !== null) out.push(shard);
+    return out.sort();
+  }
+
+  head(shard: string): StoredHead | null {
+    const v = this.view(shard);
+    if (v.error !== null) throw v.error;
+    return v.head;
+  }
+
+  firstSeq(shard: string): number | null {
+    return this.view(shard).firstSeq;
+  }
+
+  get(shard: string, seq: number): Entry | null {
+    checkUint('seq', seq, 1);
+    const v = this.view(shard);
+    if (v.lastSeq === null || v.firstSeq === null || seq < v.firstSeq || seq > v.lastSeq) return null;
+    const bytes = this.entries.getBinary([shard, seq]);
+    if (bytes === undefined) throw this.missing(shard, seq);
+    return decodeStoredEntry(shard, seq, bytes);
+  }
+
+  range(shard: string, seqFrom: number, seqTo: number): Entry[] {
+    const out: Entry[] = [];
+    for (const e of this.iterate(shard, seqFrom, seqTo)) out.push(e);
+    return out;
+  }
+
+  *iterate(shard: string, seqFrom: number, seqTo?: number): IterableIterator<Entry> {
+    checkUint('seqFrom', seqFrom, 1);
+    if (seqTo !== undefined) checkUint('seqTo', seqTo, 0);
+    const v = this.view(shard);
+    if (v.lastSeq === null || v.firstSeq === null || seqFrom < v.firstSeq) return;
+    const last = Math.min(seqTo ?? v.lastSeq, v.lastSeq);
+    if (seqFrom > last) return;
+    let expected = seqFrom;
+    let before: Entry | null = null;
+    for (const { key, value } of this.entries.getRange({ start: [shard, seqFrom], end: [shard, last + 1] })) {
+      const seq = key[1];
+      if (seq !== expected) throw this.missing(shard, expected);
+      const e = decodeStoredEntry(shard, seq, value);
+      if (before !== null) checkStoredLink(shard, before, e);
+      before = e;
+      expected++;
+      yield e;
+    }
+    if (expected <= last) throw this.missing(shard, expected);
+  }
+
+  rangeRaw(shard: string, seqFrom: number, seqTo: number, bytesMax: number): Uint8Array[] {
+    checkUint('seqFrom', seqFrom, 1);
+    checkUint('seqTo', seqTo, 0);
+    checkUint('bytesMax', bytesMax, 1);
+    const v = this.view(shard);
+    const out: Uint8Array[] = [];
+    if (v.lastSeq === null || v.firstSeq === null || seqFrom < v.firstSeq) return out;
+    const last = Math.min(seqTo, v.lastSeq);
+    if (seqFrom > last) return out;
+    let expected = seqFrom;
+    let total = 0;
+    for (const { key, value } of this.entries.getRange({ start: [shard, seqFrom], end: [shard, last + 1] })) {
+      const seq = key[1];
+      if (seq !== expected) throw this.missing(shard, expected);
+      if (out.length > 0 && total + value.length > bytesMax) return out;
+      checkRawEntry(shard, seq, value);
+      out.push(value);
+      total += value.length;
+      expected++;
+    }
+    if (expected <= last) throw this.missing(shard, expected);
+    return out;
+  }
+
+  snapshot(shard: string, tickMax?: number): StoredSnapshot | null {
+    checkShardId(shard);
+    if (tickMax !== undefined) checkUint('tickMax', tickMax);
+    this.checkOpen();
+    const info = this.latestSnapshotInTxn(shard, tickMax);
+    if (info === null) return null;
+    const bytes = this.snapshotBytes.getBinary([shard, info.tick]);
+    if (bytes === undefined) {
+      throw new PlayoutError('PLAYOUT_STORE_CORRUPT', `Cannot read the snapshot of shard "${shard}" at tick ${info.tick} from the store: its record is missing`, { shard, tick: info.tick });
+    }
+    checkStoredSnapshot(shard, info.tick, bytes);
+    return { tick: info.tick, seq: info.seq, bytes };
+  }
+
+  snapshots(shard: string): SnapshotInfo[] {
+    checkShardId(shard);
+    this.checkOpen();
+    return this.snapshotsInTxn(shard).map((s) => ({ tick: s.tick, seq: s.seq, bytes: s.bytes }));
+  }
+
+  digests(shard: string, tickFrom: number, tickTo: number): StoredDigest[] {
+    checkShardId(shard);
+    checkUint('tickFrom', tickFrom);
+    checkUint('tickTo', tickTo);
+    this.checkOpen();
+    const out: StoredDigest[] = [];
+    if (tickTo < tickFrom) return out;
+    for (const { key, value } of this.digestDb.getRange({ start: [shard, tickFrom], end: [shard, tickTo + 1] })) {
+      const tick = key[1];
+      const rec = openSealed(value, `the digest of tick ${tick} of shard "${shard}"`, tick);
+      if (!Array.isArray(rec) || rec.length !== 2 || typeof rec[0] !== 'number' || !(rec[1] instanceof Uint8Array) || rec[1].length !== HASH_BYTES) {
+        throw new PlayoutError('PLAYOUT_STORE_CORRUPT', `Cannot read the digest of tick ${tick} of shard "${shard}" from the store: expected [seq, 16 bytes], received ${describe(rec)}`, { shard, tick });
+      }
+      out.push({ tick, seq: rec[0], digest: Uint8Array.from(rec[1]) });
+    }
+    return out;
+  }
+
+  getMeta<T = unknown>(shard: string, key: string): T | null {
+    checkShardId(shard);
+    checkMetaKey(key);
+    this.checkOpen();
+    const bytes = this.metaDb.getBinary([shard, key]);
+    if (bytes === undefined) return null;
+    return openSealed(bytes, `meta "${key}" of shard "${shard}"`) as T;
+  }
+
+  // --- writes --------------------------------------------------------------------------
+
+  async append(shard: string, entries: readonly Entry[]): Promise<void> {
+    checkShardId(shard);
+    if (!Array.isArray(entries)) {
+      throw new PlayoutError('PLAYOUT_INVALID_ARGUMENT', `Cannot append to shard "${shard}": expected an array of entries, received ${describe(entries)}`, { shard, path: 'entries' });
+    }
+    if (entries.length === 0) return;
+    // Checked before the transaction too, so a batch that cannot fit any head is refused
+    // without a transaction (the check against the head runs inside it).
+    checkAppend(shard, entries, { seq: entries[0]!.seq - 1, hash: entries[0]!.prev });
+    return this.write(() => {
+      const lastSeq = this.lastSeqInTxn(shard);
+      let head: { seq: number; hash: Uint8Array } | null;
+      let firstSeq: number;
+      let newBase: Base | null = null;
+      let record: { base: Base | null } | null = null;
+      if (lastSeq !== null) {
+        const bytes = this.entries.getBinary([shard, lastSeq]);
+        assert(bytes !== undefined, 'the last key has a value');
+        head = { seq: lastSeq, hash: bytes.subarray(bytes.length - HASH_BYTES) };
+        firstSeq = this.firstSeqInTxn(shard)!;
+      } else {
+        record = this.shardRecordInTxn(shard);
+        if (record?.base) head = record.base;
+        else {
+          const snap = this.latestSnapshotInTxn(shard);
+          head = snap === null ? null : { seq: snap.seq, hash: snap.lastHash };
+          // Bootstrapping from a snapshot: it becomes the base the log replays from.
+          if (snap !== null) newBase = { seq: snap.seq, hash: snap.lastHash, tick: snap.tick, epoch: snap.epoch };
+        }
+        firstSeq = entries[0]!.seq;
+      }
+      checkAppend(shard, entries, head);
+      for (let i = 0; i < entries.length; i++) {
+        const e = entries[i]!;
+        this.entries.putSync([shard, e.seq], e.bytes);
+      }
+      if (newBase !== null || (lastSeq === null && record === null)) {
+        this.shardDb.putSync(shard, encodeShardRecord(newBase ?? record?.base ?? null));
+      }
+      const last = entries[entries.length - 1]!;
+      return { result: undefined, views: [[shard, { head: headOfEntry(last), lastSeq: last.seq, firstSeq, error: null, opId: 0 }]] };
+    });
+  }
+
+  async putSnapshot(shard: string, tick: number, seq: number, bytes: Uint8Array): Promise<void> {
+    checkShardId(shard);
+    checkUint('tick', tick);
+    checkUint('seq', seq, 1);
+    const point = checkSnapshotForPut(shard, tick, seq, bytes);
+    return this.write(() => {
+      const record = this.shardRecordInTxn(shard);
+      if (record?.base && seq < record.base.seq) {
+        throw new PlayoutError('PLAYOUT_INVALID_ARGUMENT', `Cannot store the snapshot of shard "${shard}" at tick ${tick}: the retained log starts after seq ${record.base.seq}, and this snapshot (seq ${seq}) is older`, {
+          shard,
+          tick,
+          path: 'seq',
+          expected: `>= ${record.base.seq}`,
+          received: String(seq),
+        });
+      }
+      const stored = this.entries.getBinary([shard, seq]);
+      checkSnapshotMatchesLog(shard, point, stored === undefined ? null : decodeStoredEntry(shard, seq, stored));
+      this.snapshotBytes.putSync([shard, tick], bytes);
+      this.snapshotInfo.putSync([shard, tick], sealRecord([point.seq, point.lastHash, point.epoch, point.bytes]));
+      if (record === null) this.shardDb.putSync(shard, encodeShardRecord(null));
+      return { result: undefined, views: [[shard, this.viewInTxn(shard, 0)]] };
+    });
+  }
+
+  async deleteSnapshot(shard: string, tick: number): Promise<boolean> {
+    checkShardId(shard);
+    checkUint('tick', tick);
+    return this.write(() => {
+      const info = this.snapshotsInTxn(shard).find((s) => s.tick === tick);
+      if (info === undefined) return { result: false, views: [] };
+      const base = this.shardRecordInTxn(shard)?.base ?? null;
+      const hasEntries = this.lastSeqInTxn(shard) !== null;
+      const latest = this.latestSnapshotInTxn(shard);
+      // The base of a truncated log, or the snapshot a log-less shard stands on.
+      if ((base !== null && base.seq === info.seq) || (base === null && !hasEntries && latest?.tick === tick)) throw refuseDeleteBase(shard, tick);
+      this.snapshotBytes.removeSync([shard, tick]);
+      this.snapshotInfo.removeSync([shard, tick]);
+      return { result: true, views: [[shard, this.viewInTxn(shard, 0)]] };
+    });
+  }
+
+  async putDigests(shard: string, digests: readonly StoredDigest[]): Promise<void> {
+    checkShardId(shard);
+    if (!Array.isArray(digests)) throw new PlayoutError('PLAYOUT_INVALID_ARGUMENT', `Cannot store digests of shard "${shard}": expected an array, received ${describe(digests)}`, { shard, path: 'digests' });
+    const records: [number, Uint8Array][] = digests.map((d, i) => {
+      checkUint(`digests[${i}].tick`, d?.tick);
+      checkUint(`digests[${i}].seq`, d.seq, 1);
+      if (!(d.digest instanceof Uint8Array) || d.digest.length !== HASH_BYTES) {
+        throw new PlayoutError('PLAYOUT_INVALID_ARGUMENT', `Cannot store the digest of tick ${d.tick} of shard "${shard}": expected 16 bytes, received ${describe(d.digest)}`, { shard, path: `digests[${i}].digest`, expected: '16 bytes', received: describe(d.digest) });
+      }
+      return [d.tick, sealRecord([d.seq, d.digest])];
+    });
+    if (records.length === 0) return;
+    return this.write(() => {
+      for (const [tick, rec] of records) this.digestDb.putSync([shard, tick], rec);
+      return { result: undefined, views: [] };
+    });
+  }
+
+  async truncateBelow(shard: string, seqMin: number): Promise<void> {
+    checkShardId(shard);
+    checkUint('seqMin', seqMin, 1);
+    return this.write(() => {
+      const v = this.viewInTxn(shard, 0);
+      if (v.firstSeq !== null && seqMin <= v.firstSeq) return { result: undefined, views: [] };
+      const snaps = this.snapshotsInTxn(shard);
+      const base = snaps.find((s) => s.seq === seqMin - 1);
+      if (base === undefined) throw refuseTruncateBelow(shard, seqMin, snaps.map((s) => s.seq));
+      for (const key of this.entries.getKeys({ start: [shard, 0], end: [shard, seqMin] })) this.entries.removeSync(key);
+      for (const s of snaps) {
+        if (s.seq < base.seq) {
+          this.snapshotBytes.removeSync([shard, s.tick]);
+          this.snapshotInfo.removeSync([shard, s.tick]);
+        }
+      }
+      for (const key of this.digestDb.getKeys({ start: [shard, 0], end: [shard, base.tick] })) this.digestDb.removeSync(key);
+      this.shardDb.putSync(shard, encodeShardRecord({ seq: base.seq, hash: base.lastHash, tick: base.tick, epoch: base.epoch }));
+      return { result: undefined, views: [[shard, this.viewInTxn(shard, 0)]] };
+    });
+  }
+
+  async truncateAbove(shard: string, seqMax: number): Promise<Entry[]> {
+    checkShardId(shard);
+    checkUint('seqMax', seqMax);
+    return this.write(() => {
+      const v = this.viewInTxn(shard, 0);
+      if (v.head === null || v.firstSeq === null || seqMax >= v.head.seq) return { result: [] as Entry[], views: [] };
+      const baseSeq = v.firstSeq - 1;
+      if (seqMax < baseSeq) throw refuseTruncateAbove(shard, seqMax, baseSeq);
+      const removed: Entry[] = [];
+      let before: Entry | null = null;
+      for (const { key, value } of this.entries.getRange({ start: [shard, seqMax + 1], end: [shard, Infinity] })) {
+        const e = decodeStoredEntry(shard, key[1], value);
+        if (before !== null) checkStoredLink(shard, before, e);
+        before = e;
+        removed.push(e);
+      }
+      for (const e of removed) this.entries.removeSync([shard, e.seq]);
+      if (removed.length > 0) {
+        for (const s of this.snapshotsInTxn(shard)) {
+          if (s.seq > seqMax) {
+            this.snapshotBytes.removeSync([shard, s.tick]);
+            this.snapshotInfo.removeSync([shard, s.tick]);
+          }
+        }
+        // A tick closed after seqMax was closed by a removed tick entry, whose tick is at
+        // least that of the first removed entry.
+        for (const { key, value } of this.digestDb.getRange({ start: [shard, removed[0]!.tick], end: [shard, Infinity] })) {
+          const rec = openSealed(value, `the digest of tick ${key[1]} of shard "${shard}"`, key[1]) as [number, Uint8Array];
+          if (rec[0] > seqMax) this.digestDb.removeSync(key);
+        }
+      }
+      return { result: removed, views: [[shard, this.viewInTxn(shard, 0)]] };
+    });
+  }
+
+  async putMeta(shard: string, key: string, value: unknown): Promise<void> {
+    checkShardId(shard);
+    checkMetaKey(key);
+    const rec = value === null ? null : sealRecord(value, `meta "${key}"`);
+    return this.write(() => {
+      if (rec === null) this.metaDb.removeSync([shard, key]);
+      else this.metaDb.putSync([shard, key], rec);
+      return { result: undefined, views: [] };
+    });
+  }
+
+  async close(): Promise<void> {
+    if (this.closed) return;
+    this.closed = true;
+    await Promise.allSettled([...this.inFlight]);
+    await this.env.close();
+    if (!this.readOnly) writers.delete(this.realDir);
+  }
+
+  // --- internals -----------------------------------------------------------------------
+
+  /**
+   * Run `fn` in its own child transaction of lmdb-js's current batch and resolve with its
+   * result once that transaction is flushed; then publish the views it computed.
+   */
+  private write<T>(fn: () => WriteOutcome<T>): Promise<T> {
+    this.checkOpen();
+    if (this.readOnly) throw new PlayoutError('PLAYOUT_INVALID_ARGUMENT', `Cannot write to the store at ${this.dir}: it was opened read-only`, { path: this.dir });
+    const txn = this.env.childTransaction(() => {
+      const out = fn();
+      const opId = ++this.opSeq;
+      for (const [, v] of out.views) v.opId = opId;
+      return out;
+    });
+    // Captured synchronously: `flushed` follows the transaction the write was just queued in.
+    const flushed = new Promise<unknown>((resolve, reject) => {
+      this.env.flushed.then(resolve, reject);
+    });
+    flushed.catch(() => undefined);
+    const done = Promise.all([txn, flushed]).then(
+      ([out]) => {
+        for (const [shard, v] of out.views) {
+          const current = this.views.get(shard);
+          if (current === undefined || current.opId < v.opId) this.views.set(shard, v);
+        }
+        return out.result;
+      },
+      (err: unknown) => {
+        if (err instanceof PlayoutError || err instanceof AssertionFailed) throw err;
+        throw new PlayoutError('PLAYOUT_STORE_WRITE_FAILED', `Cannot write to the store at ${this.dir}: ${(err as Error)?.message ?? String(err)}`, { path: this.dir, cause: err });
+      },
+    );
+    this.inFlight.add(done);
+    const forget = (): void => {
+      this.inFlight.delete(done);
+    };
+    done.then(forget, forget);
+    return done;
+  }
+
+  private checkOpen(): void {
+    if (this.closed) throw new AssertionFailed(`the store at ${this.dir} is closed`);
+  }
+
+  private view(shard: string): View {
+    checkShardId(shard);
+    this.checkOpen();
+    return this.views.get(shard) ?? EMPTY_VIEW;
+  }
+
+  private missing(shard: string, seq: number): PlayoutError {
+    return new PlayoutError('PLAYOUT_STORE_CORRUPT', `Cannot read entry ${seq} of shard "${shard}" from the store: its record is missing inside the retained log`, { shard, seq });
+  }
+
+  // Helpers below read through lmdb-js's current transaction: the write transaction inside
+  // `write` callbacks (seeing what is queued before), a read snapshot otherwise.
+
+  private lastSeqInTxn(shard: string): number | null {
+    for (const key of this.entries.getKeys({ start: [shard, Infinity], end: [shard, 0], reverse: true, limit: 1 })) return key[1];
+    return null;
+  }
+
+  private firstSeqInTxn(shard: string): number | null {
+    for (const key of this.entries.getKeys({ start: [shard, 0], end: [shard, Infinity], limit: 1 })) return key[1];
+    return null;
+  }
+
+  private shardRecordInTxn(shard: string): { base: Base | null } | null {
+    const bytes = this.shardDb.getBinary(shard);
+    if (bytes === undefined) return null;
+    const rec = openSealed(bytes, `the record of shard "${shard}"`) as { base?: unknown } | null;
+    const b = rec?.base;
+    if (b === null) return { base: null };
+    if (!Array.isArray(b) || b.length !== 4 || !(b[1] instanceof Uint8Array)) {
+      throw new PlayoutError('PLAYOUT_STORE_CORRUPT', `Cannot read the record of shard "${shard}" from the store: expected { base }, received ${describe(rec)}`, { shard });
+    }
+    return { base: { seq: b[0] as number, hash: Uint8Array.from(b[1]), tick: b[2] as number, epoch: b[3] as number } };
+  }
+
+  private snapshotsInTxn(shard: string): SnapshotPoint[] {
+    const out: SnapshotPoint[] = [];
+    for (const { key, value } of this.snapshotInfo.getRange({ start: [shard, 0], end: [shard, Infinity] })) out.push(decodeSnapshotInfo(shard, key[1], value));
+    return out;
+  }
+
+  private latestSnapshotInTxn(shard: string, tickMax?: number): SnapshotPoint | null {
+    for (const { key, value } of this.snapshotInfo.getRange({ start: [shard, tickMax ?? Infinity], end: [shard, -1], reverse: true, limit: 1 })) {
+      return decodeSnapshotInfo(shard, key[1], value);
+    }
+    return null;
+  }
+
+  /** The view of a shard computed from what the current transaction sees. */
+  private viewInTxn(shard: string, opId: number): View {
+    const lastSeq = this.lastSeqInTxn(shard);
+    if (lastSeq !== null) {
+      const firstSeq = this.firstSeqInTxn(shard);
+      const bytes = this.entries.getBinary([shard, lastSeq])!;
+      try {
+        return { head: headOfEntry(decodeStoredEntry(shard, lastSeq, bytes)), lastSeq, firstSeq, error: null, opId };
+      } catch (err) {
+        if (!isPlayoutError(err)) throw err;
+        return { head: null, lastSeq, firstSeq, error: err, opId };
+      }
+    }
+    const base = this.shardRecordInTxn(shard)?.base ?? null;
+    if (base !== null) return { head: { seq: base.seq, hash: base.hash, tick: base.tick, epoch: base.epoch }, lastSeq: base.seq, firstSeq: base.seq + 1, error: null, opId };
+    const snap = this.latestSnapshotInTxn(shard);
+    if (snap !== null) return { head: { seq: snap.seq, hash: snap.lastHash, tick: snap.tick, epoch: snap.epoch }, lastSeq: snap.seq, firstSeq: snap.seq + 1, error: null, opId };
+    return { head: null, lastSeq: null, firstSeq: null, error: null, opId };
+  }
+}
+
+function encodeShardRecord(base: Base | null): Uint8Array {
+  return sealRecord({ base: base === null ? null : [base.seq, base.hash, base.tick, base.epoch] });
+}
+
+function decodeSnapshotInfo(shard: string, tick: number, bytes: Uint8Array): SnapshotPoint {
+  const rec = openSealed(bytes, `the snapshot info of tick ${tick} of shard "${shard}"`, tick);
+  if (!Array.isArray(rec) || rec.length !== 4 || typeof rec[0] !== 'number' || !(rec[1] instanceof Uint8Array) || typeof rec[2] !== 'number' || typeof rec[3] !== 'number') {
+    throw new PlayoutError('PLAYOUT_STORE_CORRUPT', `Cannot read the snapshot info of tick ${tick} of shard "${shard}" from the store: expected [seq, lastHash, epoch, bytes], received ${describe(rec)}`, { shard, tick });
+  }
+  // msgpack hands binary out as Buffers; the port speaks plain Uint8Array.
+  return { tick, seq: rec[0], lastHash: Uint8Array.from(rec[1]), epoch: rec[2], bytes: rec[3] };
+}

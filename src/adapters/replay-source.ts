@@ -1,0 +1,196 @@
+// Where the engineers' tools (replay, verify, bisect, diff, inspect) read a shard's log from.
+//
+// SOURCE is a fixture file (`.plog`), a node's store directory, and in later issues a live
+// region (`http(s)://host:port`) or a Kafka topic (`kafka://broker:port/topic`). Each kind is
+// one opener in a table keyed by URL scheme; a bare path is a fixture or a store depending on
+// what it names. Every source yields the same three things: what the log is (header info), the
+// snapshot its entries start after (or none: they start at genesis), and the entries, in seq
+// order, decoded and verified, in batches.
+import { stat } from 'node:fs/promises';
+import { isAbsolute, resolve } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { PlayoutError, type Entry, type Snapshot } from '../core/index.js';
+import { PlogReader, type PlogReaderOptions } from './plog.js';
+
+export interface SourceInfo {
+  /** The SOURCE argument as given. */
+  readonly spec: string;
+  readonly kind: 'fixture' | 'store' | 'http' | 'kafka';
+  /** Resolved path or URL. */
+  readonly location: string;
+  readonly shard: string;
+  readonly reducer: string;
+  /** Reducer version running at the first entry (genesis, or the snapshot's next tick). */
+  readonly reducerVersion: number;
+  readonly seed: number;
+  readonly tickMs: number;
+  readonly engineVersion: string | null;
+  readonly entryFormat: number;
+  readonly hash: string;
+  readonly createdBy: string | null;
+  readonly description: string | null;
+  /** Seq of the first entry the source yields. */
+  readonly firstSeq: number;
+  /** The snapshot the entries start after, or null. */
+  readonly snapshot: { readonly tick: number; readonly seq: number; readonly digest: string } | null;
+  /** Size in bytes when known (a file), else null. */
+  readonly bytes: number | null;
+}
+
+export interface ReadProgress {
+  readonly done: number;
+  readonly total: number | null;
+  readonly unit: 'bytes' | 'entries';
+}
+
+/** One pass over a source's entries. */
+export interface EntryStream extends AsyncIterable<Entry[]> {
+  progress(): ReadProgress;
+  /** End the pass early and release its resources (also done when iteration ends). */
+  close(): Promise<void>;
+}
+
+export interface ReadOptions {
+  /** Strict (default) stops at the first broken link; lenient reports problems and goes on (inspect). */
+  strict?: boolean;
+  onProblem?: PlogReaderOptions['onProblem'];
+  batchEntries?: number;
+}
+
+export interface ReplaySource {
+  readonly info: SourceInfo;
+  /** The snapshot the entries start after, decoded and hash-checked; null when they start at genesis. */
+  readonly snapshot: Snapshot | null;
+  /** A new pass over the entries from the first one. A source can be read any number of times. */
+  read(options?: ReadOptions): Promise<EntryStream>;
+  close(): Promise<void>;
+}
+
+export interface OpenOptions {
+  /** The shard to read; a single-shard source (a fixture) checks it, a multi-shard one needs it. */
+  shard?: string | null;
+  /** Relative paths resolve against this directory. */
+  cwd?: string;
+}
+
+export type SourceOpener = (spec: string, location: string, options: OpenOptions) => Promise<ReplaySource>;
+
+/** Openers by URL scheme (with the colon). Later issues add `http:`, `https:` and `kafka:`. */
+const SCHEMES = new Map<string, SourceOpener>([['file:', (spec, location, options) => openPath(spec, fileURLToPath(location), options)]]);
+
+/** Openers for a bare path, by what it names. The store opener lands with the lmdb store. */
+const PATH_KINDS: { fixture: SourceOpener; store: SourceOpener | null } = {
+  fixture: openFixture,
+  store: null,
+};
+
+/** Make a scheme (e.g. `kafka:`) available to every tool. */
+export function registerSourceScheme(scheme: string, opener: SourceOpener): void {
+  SCHEMES.set(scheme.endsWith(':') ? scheme : `${scheme}:`, opener);
+}
+
+/** Make store directories readable (the lmdb store registers itself here). */
+export function registerStoreOpener(opener: SourceOpener): void {
+  PATH_KINDS.store = opener;
+}
+
+const SCHEME = /^([a-z][a-z0-9+.-]*:)\/\//i;
+
+/** Open SOURCE: a fixture path, a store directory, or a URL with a registered scheme. */
+export async function openSource(spec: string, options: OpenOptions = {}): Promise<ReplaySource> {
+  if (typeof spec !== 'string' || spec.length === 0) {
+    throw new PlayoutError('PLAYOUT_INVALID_ARGUMENT', 'Cannot open a source: expected a fixture path, a store directory or a URL, received an empty string', { path: 'SOURCE', expected: 'a path or URL', received: 'empty' });
+  }
+  const m = SCHEME.exec(spec);
+  if (m !== null) {
+    const scheme = m[1]!.toLowerCase();
+    const opener = SCHEMES.get(scheme);
+    if (opener === undefined) {
+      throw new PlayoutError('PLAYOUT_SOURCE_NOT_FOUND', `Cannot open source ${spec}: this build reads ${[...SCHEMES.keys()].map((s) => `${s}//`).join(', ')} URLs and paths, received ${scheme}//`, {
+        path: 'SOURCE',
+        expected: [...SCHEMES.keys()].join(', '),
+        received: scheme,
+      });
+    }
+    return opener(spec, spec, options);
+  }
+  const location = isAbsolute(spec) ? spec : resolve(options.cwd ?? process.cwd(), spec);
+  return openPath(spec, location, options);
+}
+
+async function openPath(spec: string, location: string, options: OpenOptions): Promise<ReplaySource> {
+  let isDirectory: boolean;
+  try {
+    isDirectory = (await stat(location)).isDirectory();
+  } catch (err) {
+    const code = (err as NodeJS.ErrnoException).code;
+    throw new PlayoutError('PLAYOUT_SOURCE_NOT_FOUND', `Cannot open source ${spec}: ${code === 'ENOENT' ? 'no such file or directory' : code === 'EACCES' ? 'permission denied' : (err as Error).message}`, {
+      path: 'SOURCE',
+      expected: 'a fixture file or a store directory',
+      received: spec,
+      cause: err,
+    });
+  }
+  if (!isDirectory) return PATH_KINDS.fixture(spec, location, options);
+  if (PATH_KINDS.store === null) {
+    throw new PlayoutError('PLAYOUT_SOURCE_NOT_FOUND', `Cannot open source ${spec}: it is a directory and this build cannot read store directories yet`, {
+      path: 'SOURCE',
+      expected: 'a fixture file',
+      received: 'a directory',
+    });
+  }
+  return PATH_KINDS.store(spec, location, options);
+}
+
+async function openFixture(spec: string, location: string, options: OpenOptions): Promise<ReplaySource> {
+  const first = await PlogReader.open(location);
+  await first.close();
+  const h = first.header;
+  if (options.shard != null && options.shard !== h.shard) {
+    throw new PlayoutError('PLAYOUT_SHARD_NOT_FOUND', `Cannot read shard "${options.shard}" from ${spec}: the fixture holds shard "${h.shard}" only`, {
+      path: '--shard',
+      shard: options.shard,
+      expected: h.shard,
+      received: options.shard,
+    });
+  }
+  const info: SourceInfo = {
+    spec,
+    kind: 'fixture',
+    location,
+    shard: h.shard,
+    reducer: h.reducer,
+    reducerVersion: h.reducerVersion,
+    seed: h.seed,
+    tickMs: h.tickMs,
+    engineVersion: h.engineVersion,
+    entryFormat: h.entryFormat,
+    hash: h.hash,
+    createdBy: h.createdBy,
+    description: h.description,
+    firstSeq: h.firstSeq,
+    snapshot: h.snapshot,
+    bytes: first.stats.fileBytes,
+  };
+  const open = new Set<PlogReader>();
+  return {
+    info,
+    snapshot: first.snapshot,
+    async read(readOptions: ReadOptions = {}): Promise<EntryStream> {
+      const reader = await PlogReader.open(location, { strict: readOptions.strict ?? true, onProblem: readOptions.onProblem ?? null, batchEntries: readOptions.batchEntries ?? 1024 });
+      open.add(reader);
+      return {
+        [Symbol.asyncIterator]: () => reader.batches(),
+        progress: () => ({ done: reader.stats.bytesRead, total: reader.stats.fileBytes, unit: 'bytes' }),
+        close: async () => {
+          open.delete(reader);
+          await reader.close();
+        },
+      };
+    },
+    async close(): Promise<void> {
+      for (const r of open) await r.close();
+      open.clear();
+    },
+  };
+}

@@ -1,0 +1,7 @@
+// The treasure-hunt example game: reducer versions, schemas, load generator and log generator.
+export * from './schemas.js';
+export * from './treasure-hunt.js';
+export * from './world-view.js';
+export * from './load.js';
+export * from './generate-log.js';
+export { cellKey, nearestItem, itemsWithin, dist2 } from './geo.js';

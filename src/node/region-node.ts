@@ -209,6 +209,7 @@ export class RegionNode implements NodeService {
     return new FollowerRole(host, host.meta.leader, this.clients, source, this.clock, Rng.fromSeed(randomInt(0x7fffffff)), {
       follower: {
         ...FOLLOWER_DEFAULTS,
+        leader: host.meta.leader,
         bufferEntriesMax: c.limits.bufferedEntriesMax,
         batchMax: c.repair.batchEntriesMax,
         repairDelayMs: c.repair.delayMs,

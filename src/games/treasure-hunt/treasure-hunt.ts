@@ -12,6 +12,11 @@
 // and the leaderboard is updated in place when a score changes (see `raiseScore`), so the
 // per-tick cost, and the digest's, does not grow with the state.
 //
+// Tables (records in schemas.ts): players (profile, score, coins, power-up, quest), positions
+// ({x, y}: moves, most of the traffic, touch only this small record), items, cells (the geo
+// index, see geo.ts), quests, meta ('rules' = resolved genesis params, 'counters'),
+// leaderboard ('top10'), timers ('t<tick>': what expires in that tick).
+//
 // Versions: reducer 1 accepts `item.dig` v1 payloads (dig a spot) only; reducer 2, switched to
 // by an `upgrade` entry, also accepts v2 payloads (dig a named item) and pays the player who
 // opens a chest a finisher bonus of one point. Rejections are data (`{ rejected, reason }`).

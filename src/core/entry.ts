@@ -15,7 +15,7 @@ import { z } from 'zod';
 import { CanonicalReader } from './canonical-reader.js';
 import { CanonicalWriter, decodeCanonical, withPath } from './codec.js';
 import { PlayoutError, describe } from './errors.js';
-import { HASH_BYTES, HASH_NAME, HASH_RESULT, ZERO_HASH, hash128, hash128Raw, hashEquals, hashResultEquals, toHex } from './hash.js';
+import { HASH_BYTES, HASH_NAME, HASH_RESULT, ZERO_HASH, hash128, hash128Raw, hashArena, hashEquals, hashResultEquals, toHex } from './hash.js';
 
 export const ENTRY_FORMAT = 1;
 export const ENTRY_FIELDS = 13;
@@ -144,7 +144,8 @@ export class Entry {
   }
 }
 
-const writer = new CanonicalWriter(1 << 16);
+// In a hash arena: the body is hashed where it was written (see hashArena).
+const writer = new CanonicalWriter(hashArena(16 * 1024));
 
 /** Encode the fields canonically, hash them, and return the sealed entry. */
 export function sealEntry(f: EntryFields): Entry {

@@ -26,23 +26,19 @@ export type ReadonlyDeep<T> = T extends (infer U)[]
 
 class Slot {
   value: unknown;
-  /** The record hash as of the last flush (valid when `hashed`), as four uint32 words, least significant first. */
-  h0: number;
-  h1: number;
-  h2: number;
-  h3: number;
-  hashed: boolean;
+  /**
+   * Where the record hash as of the last flush sits in the table's `hashes` (4 uint32 words,
+   * least significant first), or -1 while it has none. Words in a typed array rather than four
+   * number fields: values above 2^31 are not small integers, and V8 would box every one.
+   */
+  at: number;
   readonly bucket: number;
   dirty: boolean;
   alive: boolean;
 
   constructor(value: unknown, bucket: number) {
     this.value = value;
-    this.h0 = 0;
-    this.h1 = 0;
-    this.h2 = 0;
-    this.h3 = 0;
-    this.hashed = false;
+    this.at = -1;
     this.bucket = bucket;
     this.dirty = false;
     this.alive = true;
@@ -58,6 +54,10 @@ export class StateTable<T = unknown> {
   private dirtySlots: Slot[] = [];
   /** Slots of records deleted since the last flush whose hash is still in the sums, to subtract at flush. */
   private removed: Slot[] = [];
+  /** Record hashes, 4 words per hashed slot (see Slot.at); freed places are reused. */
+  private hashes = new Uint32Array(4 * 1024);
+  private hashesUsed = 0;
+  private readonly hashesFree: number[] = [];
   private sortedKeys: string[] | null = null;
   /** The canonical bytes of `[name, ` that start every record's hashed encoding. */
   private readonly prefix: Uint8Array;
@@ -120,7 +120,7 @@ export class StateTable<T = unknown> {
     this.slots.delete(key);
     this.sortedKeys = null;
     slot.alive = false;
-    if (slot.hashed) this.removed.push(slot);
+    if (slot.at >= 0) this.removed.push(slot);
     return true;
   }
 
@@ -167,11 +167,14 @@ export class StateTable<T = unknown> {
   flush(writer: CanonicalWriter, validate = false): number {
     const sums = this.sums;
     const removed = this.removed;
+    let hashes = this.hashes;
     for (let i = 0; i < removed.length; i++) {
       const s = removed[i]!;
-      sub128Words(sums, 0, s.h0, s.h1, s.h2, s.h3);
-      sub128Words(sums, 4 + s.bucket * 4, s.h0, s.h1, s.h2, s.h3);
-      s.hashed = false;
+      const h = s.at;
+      sub128Words(sums, 0, hashes[h]!, hashes[h + 1]!, hashes[h + 2]!, hashes[h + 3]!);
+      sub128Words(sums, 4 + s.bucket * 4, hashes[h]!, hashes[h + 1]!, hashes[h + 2]!, hashes[h + 3]!);
+      this.hashesFree.push(h);
+      s.at = -1;
     }
     removed.length = 0;
     const keys = this.dirty;
@@ -184,27 +187,51 @@ export class StateTable<T = unknown> {
       const key = keys[i]!;
       if (validate) this.validate(key, slot.value);
       this.rehash(writer, key, slot);
-      const w0 = hashResultWord(0);
-      const w1 = hashResultWord(1);
-      const w2 = hashResultWord(2);
-      const w3 = hashResultWord(3);
-      const at = 4 + slot.bucket * 4;
-      if (slot.hashed) {
-        sub128Words(sums, 0, slot.h0, slot.h1, slot.h2, slot.h3);
-        sub128Words(sums, at, slot.h0, slot.h1, slot.h2, slot.h3);
+      const n0 = hashResultWord(0);
+      const n1 = hashResultWord(1);
+      const n2 = hashResultWord(2);
+      const n3 = hashResultWord(3);
+      const bucketAt = 4 + slot.bucket * 4;
+      let h = slot.at;
+      if (h >= 0) {
+        // Add (new - old) once to the table sum and to the bucket sum.
+        let d = n0 - hashes[h]!;
+        const d0 = d >>> 0;
+        d = n1 - hashes[h + 1]! - (d < 0 ? 1 : 0);
+        const d1 = d >>> 0;
+        d = n2 - hashes[h + 2]! - (d < 0 ? 1 : 0);
+        const d2 = d >>> 0;
+        const d3 = (n3 - hashes[h + 3]! - (d < 0 ? 1 : 0)) >>> 0;
+        add128Words(sums, 0, d0, d1, d2, d3);
+        add128Words(sums, bucketAt, d0, d1, d2, d3);
+      } else {
+        add128Words(sums, 0, n0, n1, n2, n3);
+        add128Words(sums, bucketAt, n0, n1, n2, n3);
+        h = this.hashesFree.length > 0 ? this.hashesFree.pop()! : this.claimHashPlace();
+        hashes = this.hashes;
+        slot.at = h;
       }
-      add128Words(sums, 0, w0, w1, w2, w3);
-      add128Words(sums, at, w0, w1, w2, w3);
-      slot.h0 = w0;
-      slot.h1 = w1;
-      slot.h2 = w2;
-      slot.h3 = w3;
-      slot.hashed = true;
+      hashes[h] = n0;
+      hashes[h + 1] = n1;
+      hashes[h + 2] = n2;
+      hashes[h + 3] = n3;
       rehashed++;
     }
     keys.length = 0;
     slots.length = 0;
     return rehashed;
+  }
+
+  /** A new place for a record hash in `hashes`, growing it by doubling. */
+  private claimHashPlace(): number {
+    if (this.hashesUsed + 4 > this.hashes.length) {
+      const next = new Uint32Array(this.hashes.length * 2);
+      next.set(this.hashes);
+      this.hashes = next;
+    }
+    const h = this.hashesUsed;
+    this.hashesUsed += 4;
+    return h;
   }
 
   /** Forget the changes since the last flush without hashing them (replays that skip digests, for measurement). */
@@ -297,6 +324,8 @@ export class StateTable<T = unknown> {
     this.dirty.length = 0;
     this.dirtySlots.length = 0;
     this.removed.length = 0;
+    this.hashesUsed = 0;
+    this.hashesFree.length = 0;
     this.sortedKeys = null;
     this.sums.fill(0);
     for (const [key, value] of records) this.set(key, value as T);

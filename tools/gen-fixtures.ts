@@ -21,7 +21,7 @@ import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { gunzipSync } from 'node:zlib';
 import { PlogWriter, type PlogHeaderInit } from '../src/adapters/plog.js';
-import { ReducerRegistry, Sequencer, ShardMachine, encodeCanonical, hashEquals, toHex, type Entry, type EpochPayload, type GenesisPayload, type Snapshot } from '../src/core/index.js';
+import { ReducerRegistry, Sequencer, ShardMachine, cloneCanonical, encodeCanonical, hashEquals, toHex, type Entry, type EpochPayload, type GenesisPayload, type Snapshot } from '../src/core/index.js';
 import { generateLog, treasureHuntNondeterministicV1, treasureHuntRegistry, treasureHuntV2, type GenerateLogOptions } from '../src/games/treasure-hunt/index.js';
 
 export const FIXTURE_DIR = join(dirname(fileURLToPath(import.meta.url)), '..', 'replay-fixtures');
@@ -164,7 +164,7 @@ export interface FixtureRecord {
 export async function writeFixture(spec: FixtureSpec, path: string): Promise<FixtureRecord> {
   const { header, snapshot, entries } = spec.make();
   const w = await PlogWriter.create(path, header, { snapshot });
-  const m = snapshot === null ? new ShardMachine(treasureHuntRegistry(), { keepOutputs: false }) : ShardMachine.fromSnapshot(treasureHuntRegistry(), snapshot, { keepOutputs: false });
+  const m = snapshot === null ? new ShardMachine(treasureHuntRegistry(), { keepOutputs: false }) : ShardMachine.fromSnapshot(treasureHuntRegistry(), cloneCanonical(snapshot), { keepOutputs: false });
   let n = 0;
   let ticks = 0;
   let upgrades = 0;

@@ -9,7 +9,7 @@
 import { stat } from 'node:fs/promises';
 import { isAbsolute, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { ENTRY_FORMAT, GenesisPayloadSchema, HASH_NAME, PlayoutError, decodeSnapshot, toHex, type Entry, type Snapshot } from '../core/index.js';
+import { ENTRY_FORMAT, GenesisPayloadSchema, HASH_NAME, PlayoutError, cloneCanonical, decodeSnapshot, toHex, type Entry, type Snapshot } from '../core/index.js';
 import { PlogReader, type PlogReaderOptions } from './plog.js';
 
 export interface SourceInfo {
@@ -59,8 +59,14 @@ export interface ReadOptions {
 
 export interface ReplaySource {
   readonly info: SourceInfo;
-  /** The snapshot the entries start after, decoded and hash-checked; null when they start at genesis. */
+  /**
+   * The snapshot the entries start after, decoded and hash-checked; null when they start at
+   * genesis. For reading only: a machine restored from a snapshot adopts its records and
+   * changes them, so restore from `freshSnapshot()`.
+   */
   readonly snapshot: Snapshot | null;
+  /** A private copy of `snapshot` to restore a machine from. */
+  freshSnapshot(): Snapshot | null;
   /** A new pass over the entries from the first one. A source can be read any number of times. */
   read(options?: ReadOptions): Promise<EntryStream>;
   close(): Promise<void>;
@@ -173,9 +179,11 @@ async function openFixture(spec: string, location: string, options: OpenOptions)
     bytes: first.stats.fileBytes,
   };
   const open = new Set<PlogReader>();
+  const snapshot = first.snapshot;
   return {
     info,
-    snapshot: first.snapshot,
+    snapshot,
+    freshSnapshot: () => (snapshot === null ? null : cloneCanonical(snapshot)),
     async read(readOptions: ReadOptions = {}): Promise<EntryStream> {
       const reader = await PlogReader.open(location, { strict: readOptions.strict ?? true, onProblem: readOptions.onProblem ?? null, batchEntries: readOptions.batchEntries ?? 1024 });
       open.add(reader);
@@ -271,9 +279,11 @@ async function openStore(spec: string, location: string, options: OpenOptions): 
       bytes: null,
     };
     const total = headSeq - firstSeq + 1;
+    const start = snapshot;
     return {
       info,
       snapshot,
+      freshSnapshot: () => (start === null ? null : cloneCanonical(start)),
       async read(readOptions: ReadOptions = {}): Promise<EntryStream> {
         const batchEntries = readOptions.batchEntries ?? 1024;
         let done = 0;

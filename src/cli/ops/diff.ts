@@ -33,7 +33,7 @@ export async function stateAt(source: ReplaySource, registry: ReducerRegistry, t
       received: String(tick),
     });
   }
-  if (snap !== null && tick === snap.tick) return ShardMachine.fromSnapshot(registry, snap, { keepOutputs: false });
+  if (snap !== null && tick === snap.tick) return ShardMachine.fromSnapshot(registry, source.freshSnapshot()!, { keepOutputs: false });
   const m = startMachine(source, registry);
   for await (const g of groupsOf(await source.read())) {
     applyGroup(m, g);

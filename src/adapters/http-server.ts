@@ -174,6 +174,9 @@ export function buildHttpServer(opts: HttpServerOptions): FastifyInstance {
   const digestRowsMax = limits.digestRowsMax ?? 100_000;
   const app = Fastify({
     logger: opts.logger,
+    // Peers poll status and report durable heads several times a second: one log line per
+    // request would drown the lines that matter. Refusals and failures are logged below.
+    disableRequestLogging: true,
     bodyLimit: limits.bodyBytesMax,
     // Streams and long catch-ups must not be cut by fastify's own timers; peers detect
     // dead streams from missing heartbeats instead.

@@ -9,9 +9,10 @@
 //
 // Encoding is done by this writer rather than by a msgpackr Packr: msgpackr writes object
 // keys in insertion order and offers no option to sort them, so a Packr cannot promise that
-// `{a, b}` and `{b, a}` encode alike. Decoding uses one msgpackr Unpackr per format version,
-// with every option that changes what bytes mean set explicitly (see `unpackr` below).
+// `{a, b}` and `{b, a}` encode alike. Decoding is done by CanonicalReader, which refuses what
+// the writer would never write (see canonical-reader.ts).
 import { Unpackr } from 'msgpackr';
+import { CanonicalReader } from './canonical-reader.js';
 import { PlayoutError, describe } from './errors.js';
 
 /** A value the canonical codec accepts. */
@@ -346,10 +347,11 @@ export function withPath(err: unknown, value: unknown, what: string): unknown {
   });
 }
 
-// Decoding, format 1. Every option that changes the meaning of bytes is set: no records or
-// shared structures (a plain msgpack reader in any language must read our bytes), maps as
-// plain objects, 64-bit integers as numbers (the writer never emits unsafe ones), binary
-// copied out so a decoded entry does not pin the page it was read from.
+// A msgpackr reader for format 1, every option that changes the meaning of bytes set: no
+// records or shared structures (a plain msgpack reader in any language must read our bytes),
+// maps as plain objects, 64-bit integers as numbers, binary copied out. The core itself reads
+// with CanonicalReader (strict, and faster: see canonical-reader.ts); this stays for callers
+// that want msgpackr's leniency.
 export const unpackr = new Unpackr({
   useRecords: false,
   structures: [],
@@ -364,9 +366,15 @@ export const unpackr = new Unpackr({
   largeBigIntToFloat: false,
 });
 
-/** Decode canonical msgpack bytes. Throws PLAYOUT_ENTRY_MALFORMED-style errors are the caller's job. */
+const reader = new CanonicalReader();
+
+/**
+ * Decode the canonical msgpack value filling `bytes[start, end)`. Throws a MsgpackError for
+ * bytes that are not one canonical value (see canonical-reader.ts); turning that into a
+ * PlayoutError with the right code is the caller's job.
+ */
 export function decodeCanonical(bytes: Uint8Array, start = 0, end = bytes.length): unknown {
-  return unpackr.unpack(bytes as Buffer, { start, end });
+  return reader.decode(bytes, start, end);
 }
 
 /** Deep copy of a canonical value (plain data only). */

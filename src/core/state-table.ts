@@ -9,7 +9,7 @@
 import type { z } from 'zod';
 import { CanonicalWriter, withPath } from './codec.js';
 import { PlayoutError, assert } from './errors.js';
-import { add128, fnv1a32, hash128, sub128, sumBytes } from './hash.js';
+import { HASH_RESULT, add128Words, fnv1a32, hash128Raw, hashResultWord, sub128Words, sumBytes } from './hash.js';
 import { ReadOnlyViews } from './read-only-view.js';
 
 export const BUCKETS = 4096;
@@ -26,15 +26,23 @@ export type ReadonlyDeep<T> = T extends (infer U)[]
 
 class Slot {
   value: unknown;
-  /** The record hash as of the last flush, or null if never flushed. */
-  h: Uint8Array | null;
+  /** The record hash as of the last flush (valid when `hashed`), as four uint32 words, least significant first. */
+  h0: number;
+  h1: number;
+  h2: number;
+  h3: number;
+  hashed: boolean;
   readonly bucket: number;
   dirty: boolean;
   alive: boolean;
 
   constructor(value: unknown, bucket: number) {
     this.value = value;
-    this.h = null;
+    this.h0 = 0;
+    this.h1 = 0;
+    this.h2 = 0;
+    this.h3 = 0;
+    this.hashed = false;
     this.bucket = bucket;
     this.dirty = false;
     this.alive = true;
@@ -48,10 +56,11 @@ export class StateTable<T = unknown> {
   private readonly slots = new Map<string, Slot>();
   private dirty: string[] = [];
   private dirtySlots: Slot[] = [];
-  /** Hashes of records deleted since the last flush, to subtract at flush. */
-  private removedH: Uint8Array[] = [];
-  private removedBucket: number[] = [];
+  /** Slots of records deleted since the last flush whose hash is still in the sums, to subtract at flush. */
+  private removed: Slot[] = [];
   private sortedKeys: string[] | null = null;
+  /** The canonical bytes of `[name, ` that start every record's hashed encoding. */
+  private readonly prefix: Uint8Array;
   /** Table sum at [0..4); bucket b's sum at [4 + 4b .. 8 + 4b). */
   readonly sums = new Uint32Array(4 + BUCKETS * 4);
   /** Checked mode: `get` returns read-only views, so a write through them throws and is remembered. */
@@ -62,6 +71,10 @@ export class StateTable<T = unknown> {
   constructor(name: string, schema: z.ZodType<T> | null = null) {
     this.name = name;
     this.schema = schema;
+    const w = new CanonicalWriter(16 + name.length * 3);
+    w.writeArrayHeader(3);
+    w.writeString(name);
+    this.prefix = w.bytes();
   }
 
   get size(): number {
@@ -84,7 +97,7 @@ export class StateTable<T = unknown> {
   mut(key: string): T | undefined {
     const slot = this.slots.get(key);
     if (slot === undefined) return undefined;
-    this.markDirty(key, slot);
+    if (!slot.dirty) this.markDirty(key, slot);
     return slot.value as T;
   }
 
@@ -98,7 +111,7 @@ export class StateTable<T = unknown> {
     } else {
       slot.value = value;
     }
-    this.markDirty(key, slot);
+    if (!slot.dirty) this.markDirty(key, slot);
   }
 
   delete(key: string): boolean {
@@ -107,16 +120,11 @@ export class StateTable<T = unknown> {
     this.slots.delete(key);
     this.sortedKeys = null;
     slot.alive = false;
-    if (slot.h !== null) {
-      this.removedH.push(slot.h);
-      this.removedBucket.push(slot.bucket);
-      slot.h = null;
-    }
+    if (slot.hashed) this.removed.push(slot);
     return true;
   }
 
   private markDirty(key: string, slot: Slot): void {
-    if (slot.dirty) return;
     slot.dirty = true;
     this.dirty.push(key);
     this.dirtySlots.push(slot);
@@ -147,19 +155,25 @@ export class StateTable<T = unknown> {
 
   /** Number of keys changed since the last flush. */
   get dirtyCount(): number {
-    return this.dirty.length + this.removedH.length;
+    return this.dirty.length + this.removed.length;
   }
 
-  /** Fold every change since the last flush into the sums. Returns the number of records rehashed. */
+  /**
+   * Fold every change since the last flush into the sums. Returns the number of records rehashed.
+   * Cost: O(keys changed), one canonical encoding and one XXH3-128 per changed record, nothing
+   * allocated per record (the hash stays in the wasm module's memory and its words go to the
+   * slot and the sums).
+   */
   flush(writer: CanonicalWriter, validate = false): number {
     const sums = this.sums;
-    for (let i = 0; i < this.removedH.length; i++) {
-      const h = this.removedH[i]!;
-      sub128(sums, 0, h);
-      sub128(sums, 4 + this.removedBucket[i]! * 4, h);
+    const removed = this.removed;
+    for (let i = 0; i < removed.length; i++) {
+      const s = removed[i]!;
+      sub128Words(sums, 0, s.h0, s.h1, s.h2, s.h3);
+      sub128Words(sums, 4 + s.bucket * 4, s.h0, s.h1, s.h2, s.h3);
+      s.hashed = false;
     }
-    this.removedH.length = 0;
-    this.removedBucket.length = 0;
+    removed.length = 0;
     const keys = this.dirty;
     const slots = this.dirtySlots;
     let rehashed = 0;
@@ -169,15 +183,23 @@ export class StateTable<T = unknown> {
       if (!slot.alive) continue;
       const key = keys[i]!;
       if (validate) this.validate(key, slot.value);
-      const h = this.rehash(writer, key, slot);
+      this.rehash(writer, key, slot);
+      const w0 = hashResultWord(0);
+      const w1 = hashResultWord(1);
+      const w2 = hashResultWord(2);
+      const w3 = hashResultWord(3);
       const at = 4 + slot.bucket * 4;
-      if (slot.h !== null) {
-        sub128(sums, 0, slot.h);
-        sub128(sums, at, slot.h);
+      if (slot.hashed) {
+        sub128Words(sums, 0, slot.h0, slot.h1, slot.h2, slot.h3);
+        sub128Words(sums, at, slot.h0, slot.h1, slot.h2, slot.h3);
       }
-      add128(sums, 0, h);
-      add128(sums, at, h);
-      slot.h = h;
+      add128Words(sums, 0, w0, w1, w2, w3);
+      add128Words(sums, at, w0, w1, w2, w3);
+      slot.h0 = w0;
+      slot.h1 = w1;
+      slot.h2 = w2;
+      slot.h3 = w3;
+      slot.hashed = true;
       rehashed++;
     }
     keys.length = 0;
@@ -190,29 +212,34 @@ export class StateTable<T = unknown> {
     for (let i = 0; i < this.dirtySlots.length; i++) this.dirtySlots[i]!.dirty = false;
     this.dirty.length = 0;
     this.dirtySlots.length = 0;
-    this.removedH.length = 0;
-    this.removedBucket.length = 0;
+    this.removed.length = 0;
   }
 
+  /** XXH3-128 of canonical [table, key, value], 16 bytes. */
   recordHash(writer: CanonicalWriter, key: string, value: unknown): Uint8Array {
+    this.hashRecord(writer, key, value);
+    return HASH_RESULT.slice();
+  }
+
+  /** As recordHash, leaving the hash in HASH_RESULT. */
+  private hashRecord(writer: CanonicalWriter, key: string, value: unknown): void {
     writer.reset();
-    writer.writeArrayHeader(3);
-    writer.writeString(this.name);
+    writer.writeRaw(this.prefix);
     writer.writeString(key);
     try {
       writer.writeValue(value);
     } catch (err) {
       throw withPath(err, value, `${this.name}["${key}"]`);
     }
-    return hash128(writer.buf, 0, writer.pos);
+    hash128Raw(writer.buf, 0, writer.pos);
   }
 
-  /** As recordHash, and rewrites -0 to 0 inside the record (see CanonicalWriter.fixNegativeZero). */
-  private rehash(writer: CanonicalWriter, key: string, slot: Slot): Uint8Array {
+  /** Hash the slot's record into HASH_RESULT, rewriting -0 to 0 inside it (see CanonicalWriter.fixNegativeZero). */
+  private rehash(writer: CanonicalWriter, key: string, slot: Slot): void {
     if (slot.value === 0) slot.value = 0;
     writer.fixNegativeZero = true;
     try {
-      return this.recordHash(writer, key, slot.value);
+      this.hashRecord(writer, key, slot.value);
     } finally {
       writer.fixNegativeZero = false;
     }
@@ -250,12 +277,16 @@ export class StateTable<T = unknown> {
 
   /** Recompute every sum from scratch, without changing the table. */
   recompute(writer: CanonicalWriter): Uint32Array {
-    assert(this.dirty.length === 0 && this.removedH.length === 0, `table ${this.name}: recompute after flush only`);
+    assert(this.dirty.length === 0 && this.removed.length === 0, `table ${this.name}: recompute after flush only`);
     const sums = new Uint32Array(4 + BUCKETS * 4);
     for (const [key, slot] of this.slots) {
-      const h = this.recordHash(writer, key, slot.value);
-      add128(sums, 0, h);
-      add128(sums, 4 + slot.bucket * 4, h);
+      this.hashRecord(writer, key, slot.value);
+      const w0 = hashResultWord(0);
+      const w1 = hashResultWord(1);
+      const w2 = hashResultWord(2);
+      const w3 = hashResultWord(3);
+      add128Words(sums, 0, w0, w1, w2, w3);
+      add128Words(sums, 4 + slot.bucket * 4, w0, w1, w2, w3);
     }
     return sums;
   }
@@ -265,8 +296,7 @@ export class StateTable<T = unknown> {
     this.slots.clear();
     this.dirty.length = 0;
     this.dirtySlots.length = 0;
-    this.removedH.length = 0;
-    this.removedBucket.length = 0;
+    this.removed.length = 0;
     this.sortedKeys = null;
     this.sums.fill(0);
     for (const [key, value] of records) this.set(key, value as T);

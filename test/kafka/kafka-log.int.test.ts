@@ -2,7 +2,7 @@
 // playout.log → KafkaEntrySource, and replay from kafka://.
 import { Kafka, logLevel } from 'kafkajs';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { PlayoutError, toHex, type Entry } from '../../src/core/index.js';
+import { PlayoutError, ZERO_HASH, sealEntry, toHex, type Entry } from '../../src/core/index.js';
 import { KafkaEntrySource, type CorruptRecord, type ShardEntries } from '../../src/adapters/kafka-entry-source.js';
 import { KafkaLogPublisher } from '../../src/adapters/kafka-log-publisher.js';
 import { partitionOf } from '../../src/adapters/kafka-partition.js';
@@ -258,6 +258,13 @@ describe.skipIf(kafka.skip)('Kafka log transport on a real broker', () => {
     await expect(ensureTopics(client(), [{ topic: t, partitions: 3 }])).rejects.toMatchObject({ code: 'PLAYOUT_KAFKA_TOPIC_MISMATCH', expected: '3', received: '2' });
     const src = new KafkaEntrySource({ client: client(), groupId: 'x', topics: ['no.such.topic'] }, { onEntries: () => undefined });
     await expect(src.start()).rejects.toMatchObject({ code: 'PLAYOUT_SOURCE_NOT_FOUND' });
+
+    // An entry larger than the broker's message.max.bytes (1 MiB): refused for good, not retried.
+    const big = sealEntry({ shard: 'big-1', seq: 1, epoch: 1, tick: 0, kind: 'genesis', type: null, version: null, origin: null, ingestId: null, payload: { blob: 'x'.repeat(1_200_000) }, digest: null, prev: ZERO_HASH });
+    const bigPublisher = new KafkaLogPublisher({ client: client(), topic: t });
+    publishers.push(bigPublisher);
+    await expect(bigPublisher.publish([big])).rejects.toMatchObject({ code: 'PLAYOUT_KAFKA_REFUSED', retriable: false });
+    expect(bigPublisher.lastPublished('big-1')).toBeNull();
 
     const closed = await freePort();
     const p = new KafkaLogPublisher({ client: { brokers: [`127.0.0.1:${closed}`], retriesMax: 0, connectionTimeoutMs: 500, logLevel: 'nothing' } });

@@ -164,6 +164,44 @@ describe.skipIf(kafka.skip)('Kafka log transport on a real broker', () => {
     expect(hexes(got.byShard.get('paused-1')!)).toEqual(hexes(log.entries));
   });
 
+  it('a pause in the middle of a batch stops the hand-off there; resume re-reads from the first entry not handed over', async () => {
+    const t = await topic('midpause.playout.log', 1);
+    const logs = [makeLog('mid-a', SEED ^ 0x21, 10), makeLog('mid-b', SEED ^ 0x22, 10)];
+    await publish(t, logs, 1); // a, b, a, b …: one batch holds both shards
+    const got = new Collected();
+    let paused = false;
+    let pausedAt = 0;
+    const s: KafkaEntrySource = new KafkaEntrySource(
+      { client: client(), groupId: 'midpause', topics: [t], maxWaitMs: 100 },
+      {
+        onEntries: (b) => {
+          got.onEntries(b);
+          if (!paused) {
+            paused = true;
+            s.pause();
+            pausedAt = s.fetches;
+          }
+        },
+      },
+    );
+    sources.push(s);
+    await s.start();
+    await waitFor('the first group and three fetch rounds', () => (paused && s.fetches >= pausedAt + 3 ? true : undefined));
+    // Only the first group of the first batch was handed over.
+    expect([...got.byShard.keys()]).toEqual(['mid-a']);
+    const before = got.total;
+    s.resume();
+    await waitFor('both shards complete', () => (logs.every((l) => new Set(got.byShard.get(l.shard)?.map((e) => e.seq)).size === l.entries.length) ? true : undefined));
+    expect(got.total).toBeGreaterThan(before);
+    // mid-b starts at its first entry; mid-a is re-read (duplicates) from the rewind point on.
+    expect(got.byShard.get('mid-b')!.map((e) => e.seq)).toEqual(logs[1]!.entries.map((e) => e.seq));
+    for (const l of logs) {
+      const firstCopies = new Map<number, Entry>();
+      for (const e of got.byShard.get(l.shard)!) if (!firstCopies.has(e.seq)) firstCopies.set(e.seq, e);
+      expect(hexes([...firstCopies.values()])).toEqual(hexes(l.entries));
+    }
+  });
+
   it('a failing hand-off is retried from the first entry not handed over', async () => {
     const t = await topic('retry.playout.log', 1);
     const log = makeLog('retry-1', SEED ^ 0x99, 8);

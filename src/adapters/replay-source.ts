@@ -185,7 +185,7 @@ async function openFixture(spec: string, location: string, options: OpenOptions)
     snapshot,
     freshSnapshot: () => (snapshot === null ? null : cloneCanonical(snapshot)),
     async read(readOptions: ReadOptions = {}): Promise<EntryStream> {
-      const reader = await PlogReader.open(location, { strict: readOptions.strict ?? true, onProblem: readOptions.onProblem ?? null, batchEntries: readOptions.batchEntries ?? 1024 });
+      const reader = await PlogReader.open(location, { strict: readOptions.strict ?? true, onProblem: readOptions.onProblem ?? null, batchEntries: readOptions.batchEntries ?? 256 });
       open.add(reader);
       return {
         [Symbol.asyncIterator]: () => reader.batches(),
@@ -285,7 +285,7 @@ async function openStore(spec: string, location: string, options: OpenOptions): 
       snapshot,
       freshSnapshot: () => (start === null ? null : cloneCanonical(start)),
       async read(readOptions: ReadOptions = {}): Promise<EntryStream> {
-        const batchEntries = readOptions.batchEntries ?? 1024;
+        const batchEntries = readOptions.batchEntries ?? 256;
         let done = 0;
         let closed = false;
         async function* batches(): AsyncGenerator<Entry[], void, undefined> {

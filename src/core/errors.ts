@@ -46,6 +46,7 @@ export const ERROR_CODES = {
   PLAYOUT_SHARD_ID_INVALID: { retriable: false, doc: 'A shard id does not match [a-z0-9][a-z0-9._-]{0,63}.' },
   PLAYOUT_SEQUENCER_FENCED: { retriable: false, doc: 'The sequencer was asked to sequence after it was fenced or stopped.' },
   PLAYOUT_KAFKA_UNAVAILABLE: { retriable: true, doc: 'A Kafka broker cannot be reached or did not acknowledge in time (connection refused, request timeout, no leader); nothing was lost, retry.' },
+  PLAYOUT_KAFKA_REFUSED: { retriable: false, doc: 'A Kafka broker refused a request for good (a record larger than the broker accepts, an invalid topic config, not authorized); retrying the same request cannot succeed.' },
   PLAYOUT_KAFKA_TOPIC_MISMATCH: { retriable: false, doc: 'A Kafka topic exists with another partition count than configured: shards would map to other partitions.' },
   PLAYOUT_FIXTURE_FORMAT_UNKNOWN: { retriable: false, doc: 'A fixture file is not a .plog file or declares an unknown format version.' },
   PLAYOUT_FIXTURE_CORRUPT: { retriable: false, doc: 'A fixture file is truncated or a frame is torn.' },

@@ -74,7 +74,13 @@ try {
     await new Promise((r) => setTimeout(r, 10));
   }
   running = false;
-  if (timeline.length > 0) console.log(`  behind after heal (ms:entries): ${timeline.join(' ')}`);
+  if (timeline.length > 0) {
+    console.log(`  behind after heal (ms:entries): ${timeline.join(' ')}`);
+    for (const p of procs) {
+      const m = await (await fetch(`${p.url}/metrics`)).text();
+      console.log(`  ${p.region}: ${m.split('\n').filter((l) => /eventloop_lag_(max|p99)_seconds|append_seconds_(sum|count)/.test(l)).join(' | ')}`);
+    }
+  }
   await load;
   await client.close();
   info('offered rate', sent / ((performance.now() - start) / 1000), 'inputs/s');

@@ -110,7 +110,7 @@ export class RegionNode implements NodeService {
         token,
         requestTimeoutMs: c.repair.requestTimeoutMs,
         frameBytesMax: c.limits.frameBytesMax,
-        stream: { idleMs: c.replication.streamIdleMs, backoffMsMin: c.repair.backoffMsMin, backoffMsMax: c.repair.backoffMsMax },
+        stream: { idleMs: c.replication.streamIdleMs, backoffMsMin: Math.min(c.repair.backoffMsMin, c.replication.reconnectMsMax), backoffMsMax: c.replication.reconnectMsMax },
       });
       this.clients.set(p.region, client);
       const source = client.stream() as HttpEntrySource;

@@ -164,8 +164,10 @@ export interface NodeProcess {
 }
 
 /** `playout start --region <file>` as a child process (tsx from source), resolved once it serves /healthz. */
-export async function spawnNode(files: ClusterFiles, region: string): Promise<NodeProcess> {
-  const child = spawn(process.execPath, ['--import', 'tsx', join(REPO_ROOT, 'src/cli/main.ts'), 'start', '--region', files.configFiles[region]!], {
+export async function spawnNode(files: ClusterFiles, region: string, startTimeoutMs = 30_000): Promise<NodeProcess> {
+  // PLAYOUT_NODE_ARGS passes extra flags to the node processes (e.g. --cpu-prof to profile one).
+  const extra = (process.env.PLAYOUT_NODE_ARGS ?? '').split(' ').filter((a) => a !== '');
+  const child = spawn(process.execPath, [...extra, '--import', 'tsx', join(REPO_ROOT, 'src/cli/main.ts'), 'start', '--region', files.configFiles[region]!], {
     cwd: REPO_ROOT,
     env: { ...process.env, ...TOKEN_ENV },
     stdio: ['ignore', 'pipe', 'pipe'],
@@ -182,11 +184,18 @@ export async function spawnNode(files: ClusterFiles, region: string): Promise<No
   const proc: NodeProcess = { region, child, url, output, exited };
   let dead = false;
   void exited.then(() => (dead = true));
-  await waitFor(`${region} to serve /healthz`, async () => {
-    if (dead) throw new Error(`${region} exited: ${output.slice(-20).join('\n')}`);
-    const res = await fetch(`${url}/healthz`).catch(() => null);
-    return res?.ok ?? false;
-  }, 30_000, 100);
+  try {
+    await waitFor(`${region} to serve /healthz`, async () => {
+      if (dead) throw new Error(`${region} exited: ${output.slice(-20).join('\n')}`);
+      const res = await fetch(`${url}/healthz`).catch(() => null);
+      return res?.ok ?? false;
+    }, startTimeoutMs, 100);
+  } catch (err) {
+    // Never leave a half-started node behind.
+    child.kill('SIGKILL');
+    await exited;
+    throw err;
+  }
   return proc;
 }
 

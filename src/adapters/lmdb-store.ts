@@ -10,9 +10,10 @@
 //   meta           [shard, key]  → sealed canonical value
 //   (root)         'playout.store' → sealed { format }
 //
-// Keys use lmdb's ordered-binary encoding of [string, number] arrays: numbers sort
-// numerically (as doubles with the sign bit flipped), so a shard's entries are one contiguous
-// key range in seq order and a range read is one cursor walk. "sealed" = canonical msgpack
+// Keys sort numerically by seq within a shard, so a shard's entries are one contiguous key
+// range in seq order and a range read is one cursor walk: entries use their own key codec
+// (shard || 0 || seq as uint64 big-endian, ENTRY_KEYS below); the other databases use lmdb's
+// ordered-binary encoding of [string, number] arrays (numbers as doubles, sign bit flipped). "sealed" = canonical msgpack
 // || XXH3-128 of it (lmdb-records.ts), so every record read back is verified, not just entries.
 //
 // Durability. `overlappingSync: true` (the lmdb-js default on Linux): a transaction commits
@@ -45,12 +46,13 @@
 //
 // One process writes a node directory at a time (the region node). Other processes may open
 // it `readOnly` (the CLI replaying a live node's store) and see the durable state at open.
-import { mkdirSync, statSync } from 'node:fs';
+import { mkdirSync, realpathSync, statSync } from 'node:fs';
 import { open, type Database, type RootDatabase } from 'lmdb';
 import type { Entry } from '../core/entry.js';
 import { AssertionFailed, PlayoutError, assert, describe, isPlayoutError } from '../core/errors.js';
 import { HASH_BYTES } from '../core/hash.js';
 import type { LogStore, SnapshotInfo, StoredDigest, StoredHead, StoredSnapshot } from '../ports/log-store.js';
+import { ENTRY_KEYS, SlabCopier, type SeqKey } from './lmdb-codecs.js';
 import { openSealed, sealRecord } from './lmdb-records.js';
 import {
   checkAppend,
@@ -73,7 +75,6 @@ import {
 export const STORE_FORMAT = 1;
 const STORE_KEY = 'playout.store';
 
-type SeqKey = [string, number];
 type MetaKey = [string, string];
 
 export interface LmdbLogStoreOptions {
@@ -104,11 +105,15 @@ interface WriteOutcome<T> {
   views: [string, View][];
 }
 
+/** Directories open for writing in this process: a second writer would keep stale views. */
+const writers = new Set<string>();
+
 const EMPTY_VIEW: View = { head: null, lastSeq: null, firstSeq: null, error: null, opId: 0 };
 
 export class LmdbLogStore implements LogStore {
   readonly dir: string;
   readonly readOnly: boolean;
+  private readonly realDir: string;
   private readonly env: RootDatabase<Uint8Array, string>;
   private readonly entries: Database<Uint8Array, SeqKey>;
   private readonly snapshotBytes: Database<Uint8Array, SeqKey>;
@@ -124,6 +129,7 @@ export class LmdbLogStore implements LogStore {
   private constructor(dir: string, readOnly: boolean) {
     this.dir = dir;
     this.readOnly = readOnly;
+    this.realDir = realpathSync(dir);
     this.env = open<Uint8Array, string>({
       path: dir,
       noSubdir: false,
@@ -139,7 +145,7 @@ export class LmdbLogStore implements LogStore {
       compression: false,
     });
     const opts = { encoding: 'binary' as const, cache: false, compression: false };
-    this.entries = this.env.openDB<Uint8Array, SeqKey>({ name: 'entries', ...opts });
+    this.entries = this.env.openDB<Uint8Array, SeqKey>({ name: 'entries', ...opts, encoder: new SlabCopier(), keyEncoder: ENTRY_KEYS } as typeof opts & { name: string });
     this.snapshotBytes = this.env.openDB<Uint8Array, SeqKey>({ name: 'snapshots', ...opts });
     this.snapshotInfo = this.env.openDB<Uint8Array, SeqKey>({ name: 'snapshot-info', ...opts });
     this.digestDb = this.env.openDB<Uint8Array, SeqKey>({ name: 'digests', ...opts });
@@ -159,16 +165,24 @@ export class LmdbLogStore implements LogStore {
     if (readOnly && !isDir) {
       throw new PlayoutError('PLAYOUT_SOURCE_NOT_FOUND', `Cannot open the store at ${dir}: no such directory`, { path: dir, expected: 'a store directory', received: 'nothing' });
     }
-    if (!readOnly) mkdirSync(dir, { recursive: true });
+    if (!readOnly) {
+      mkdirSync(dir, { recursive: true });
+      const real = realpathSync(dir);
+      if (writers.has(real)) {
+        throw new PlayoutError('PLAYOUT_INVALID_ARGUMENT', `Cannot open the store at ${dir} for writing: this process already has it open for writing (open it readOnly, or share the instance)`, { path: dir });
+      }
+    }
     let store: LmdbLogStore;
     try {
       store = new LmdbLogStore(dir, readOnly);
     } catch (err) {
       throw new PlayoutError(readOnly ? 'PLAYOUT_SOURCE_NOT_FOUND' : 'PLAYOUT_STORE_WRITE_FAILED', `Cannot open the store at ${dir}: ${(err as Error).message}`, { path: dir, cause: err });
     }
+    if (!readOnly) writers.add(store.realDir);
     try {
       await store.init();
     } catch (err) {
+      writers.delete(store.realDir);
       await store.env.close();
       throw err;
     }
@@ -247,7 +261,7 @@ export class LmdbLogStore implements LogStore {
     let expected = seqFrom;
     let before: Entry | null = null;
     for (const { key, value } of this.entries.getRange({ start: [shard, seqFrom], end: [shard, last + 1] })) {
-      const seq = key[1];
+      const seq = key as unknown as number;
       if (seq !== expected) throw this.missing(shard, expected);
       const e = decodeStoredEntry(shard, seq, value);
       if (before !== null) checkStoredLink(shard, before, e);
@@ -270,7 +284,7 @@ export class LmdbLogStore implements LogStore {
     let expected = seqFrom;
     let total = 0;
     for (const { key, value } of this.entries.getRange({ start: [shard, seqFrom], end: [shard, last + 1] })) {
-      const seq = key[1];
+      const seq = key as unknown as number;
       if (seq !== expected) throw this.missing(shard, expected);
       if (out.length > 0 && total + value.length > bytesMax) return out;
       checkRawEntry(shard, seq, value);
@@ -444,7 +458,7 @@ export class LmdbLogStore implements LogStore {
       const snaps = this.snapshotsInTxn(shard);
       const base = snaps.find((s) => s.seq === seqMin - 1);
       if (base === undefined) throw refuseTruncateBelow(shard, seqMin, snaps.map((s) => s.seq));
-      for (const key of this.entries.getKeys({ start: [shard, 0], end: [shard, seqMin] })) this.entries.removeSync(key);
+      for (const key of this.entries.getKeys({ start: [shard, 0], end: [shard, seqMin] })) this.entries.removeSync([shard, key as unknown as number]);
       for (const s of snaps) {
         if (s.seq < base.seq) {
           this.snapshotBytes.removeSync([shard, s.tick]);
@@ -468,7 +482,7 @@ export class LmdbLogStore implements LogStore {
       const removed: Entry[] = [];
       let before: Entry | null = null;
       for (const { key, value } of this.entries.getRange({ start: [shard, seqMax + 1], end: [shard, Infinity] })) {
-        const e = decodeStoredEntry(shard, key[1], value);
+        const e = decodeStoredEntry(shard, key as unknown as number, value);
         if (before !== null) checkStoredLink(shard, before, e);
         before = e;
         removed.push(e);
@@ -508,6 +522,7 @@ export class LmdbLogStore implements LogStore {
     this.closed = true;
     await Promise.allSettled([...this.inFlight]);
     await this.env.close();
+    if (!this.readOnly) writers.delete(this.realDir);
   }
 
   // --- internals -----------------------------------------------------------------------
@@ -569,12 +584,12 @@ export class LmdbLogStore implements LogStore {
   // `write` callbacks (seeing what is queued before), a read snapshot otherwise.
 
   private lastSeqInTxn(shard: string): number | null {
-    for (const key of this.entries.getKeys({ start: [shard, Infinity], end: [shard, 0], reverse: true, limit: 1 })) return key[1];
+    for (const key of this.entries.getKeys({ start: [shard, Infinity], end: [shard, 0], reverse: true, limit: 1 })) return key as unknown as number;
     return null;
   }
 
   private firstSeqInTxn(shard: string): number | null {
-    for (const key of this.entries.getKeys({ start: [shard, 0], end: [shard, Infinity], limit: 1 })) return key[1];
+    for (const key of this.entries.getKeys({ start: [shard, 0], end: [shard, Infinity], limit: 1 })) return key as unknown as number;
     return null;
   }
 

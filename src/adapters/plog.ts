@@ -24,6 +24,7 @@
 // file without it is incomplete. Writers write to `<path>.partial` and rename on close, so a
 // crashed capture never leaves a complete-looking file.
 import { open, rename, rm, stat, type FileHandle } from 'node:fs/promises';
+import { FileBytes, FileSink, GZIP_MAGIC, GzipBytes, GzipSink, type ByteSink, type ByteSource } from './plog-bytes.js';
 import { z } from 'zod';
 import {
   CanonicalWriter,
@@ -109,6 +110,21 @@ function corrupt(path: string, message: string, seq: number | null, extra: { exp
   return new PlayoutError('PLAYOUT_FIXTURE_CORRUPT', `Cannot read fixture ${path}: ${message}`, { path, seq, ...extra });
 }
 
+/** One frame's bytes: kind || length || check || payload (payload = body || hash). */
+export function encodeFrame(kind: number, payload: Uint8Array): Uint8Array {
+  const out = new Uint8Array(FRAME_HEADER_BYTES + payload.length);
+  out[0] = kind;
+  new DataView(out.buffer).setUint32(1, payload.length);
+  out.set(payload.subarray(payload.length - HASH_BYTES, payload.length - HASH_BYTES + 4), 5);
+  out.set(payload, FRAME_HEADER_BYTES);
+  return out;
+}
+
+/** A canonical value sealed as a frame payload (header and end frames). */
+export function sealFramePayload(value: unknown): Uint8Array {
+  return sealValue(new CanonicalWriter(1 << 12), value);
+}
+
 /** Seal a canonical value as a frame payload: body || XXH3-128(body). */
 function sealValue(w: CanonicalWriter, value: unknown): Uint8Array {
   w.reset();
@@ -135,7 +151,7 @@ export class PlogWriter {
   readonly path: string;
   readonly header: PlogHeader;
   private readonly partialPath: string;
-  private fh: FileHandle | null;
+  private sink: ByteSink | null;
   private buf: Uint8Array;
   private view: DataView;
   private pos = 0;
@@ -146,10 +162,10 @@ export class PlogWriter {
   private count = 0;
   private closed = false;
 
-  private constructor(path: string, fh: FileHandle, header: PlogHeader, snapshot: Snapshot | null, bufferBytes: number) {
+  private constructor(path: string, sink: ByteSink, header: PlogHeader, snapshot: Snapshot | null, bufferBytes: number) {
     this.path = path;
     this.partialPath = `${path}.partial`;
-    this.fh = fh;
+    this.sink = sink;
     this.header = header;
     this.bufferBytes = bufferBytes;
     this.buf = new Uint8Array(bufferBytes + FRAME_HEADER_BYTES);
@@ -194,7 +210,9 @@ export class PlogWriter {
       });
     }
     const fh = await open(`${path}.partial`, 'w');
-    const w = new PlogWriter(path, fh, header, snapshot, Math.max(1 << 12, options.bufferBytes ?? 1 << 20));
+    // A name ending in .gz is written gzip-compressed (see plog-bytes.ts).
+    const sink = path.endsWith('.gz') ? new GzipSink(fh) : new FileSink(fh);
+    const w = new PlogWriter(path, sink, header, snapshot, Math.max(1 << 12, options.bufferBytes ?? 1 << 20));
     w.put(PLOG_MAGIC);
     w.ensure(2);
     w.view.setUint16(w.pos, PLOG_FORMAT);
@@ -240,19 +258,22 @@ export class PlogWriter {
     const end: PlogEnd = { entries: this.count, lastSeq: this.lastSeq, lastTick: this.lastTick, lastHash: this.lastHash };
     this.frame(FRAME_END, sealValue(new CanonicalWriter(256), end));
     await this.flush();
-    const fh = this.fh!;
-    this.fh = null;
-    await fh.sync();
-    await fh.close();
+    const sink = this.sink!;
+    this.sink = null;
+    try {
+      await sink.finish();
+    } finally {
+      await sink.close();
+    }
     await rename(this.partialPath, this.path);
   }
 
   /** Give up: remove the partial file. */
   async abort(): Promise<void> {
     this.closed = true;
-    const fh = this.fh;
-    this.fh = null;
-    if (fh !== null) await fh.close();
+    const sink = this.sink;
+    this.sink = null;
+    if (sink !== null) await sink.close();
     await rm(this.partialPath, { force: true });
   }
 
@@ -294,11 +315,7 @@ export class PlogWriter {
   }
 
   private async flush(): Promise<void> {
-    let off = 0;
-    while (off < this.pos) {
-      const { bytesWritten } = await this.fh!.write(this.buf, off, this.pos - off);
-      off += bytesWritten;
-    }
+    if (this.pos > 0) await this.sink!.write(this.buf.subarray(0, this.pos));
     this.pos = 0;
   }
 }
@@ -375,10 +392,10 @@ export class PlogReader {
   /** The snapshot the log starts from (decoded and hash-checked), or null. */
   readonly snapshot: Snapshot | null;
   readonly stats: PlogStats;
-  private fh: FileHandle | null;
+  private src: ByteSource | null;
   private buf: Uint8Array;
   private view: DataView;
-  /** Valid bytes are buf[start, end); `fileOffset` is the file position of buf[end]. */
+  /** Valid bytes are buf[start, end); `fileOffset` is the stream position of buf[end] (uncompressed). */
   private start: number;
   private end: number;
   private fileOffset: number;
@@ -387,9 +404,9 @@ export class PlogReader {
   private readonly onProblem: ((problem: PlogProblem) => void) | null;
   private started = false;
 
-  private constructor(path: string, fh: FileHandle, header: PlogHeader, snapshot: Snapshot | null, state: { buf: Uint8Array; start: number; end: number; fileOffset: number; fileBytes: number; snapshotBytes: number }, options: PlogReaderOptions) {
+  private constructor(path: string, src: ByteSource, header: PlogHeader, snapshot: Snapshot | null, state: { buf: Uint8Array; start: number; end: number; fileOffset: number; fileBytes: number; snapshotBytes: number }, options: PlogReaderOptions) {
     this.path = path;
-    this.fh = fh;
+    this.src = src;
     this.header = header;
     this.snapshot = snapshot;
     this.buf = state.buf;
@@ -424,15 +441,24 @@ export class PlogReader {
     } catch (err) {
       throw sourceNotFound(path, err);
     }
+    let src: ByteSource;
     try {
-      return await PlogReader.openHandle(path, fh, fileBytes, options);
+      const head = new Uint8Array(2);
+      const { bytesRead } = await fh.read(head, 0, 2, 0);
+      src = bytesRead === 2 && head[0] === GZIP_MAGIC[0] && head[1] === GZIP_MAGIC[1] ? new GzipBytes(fh, path) : new FileBytes(fh);
     } catch (err) {
       await fh.close();
+      throw sourceNotFound(path, err);
+    }
+    try {
+      return await PlogReader.openSource(path, src, fileBytes, options);
+    } catch (err) {
+      await src.close();
       throw err;
     }
   }
 
-  private static async openHandle(path: string, fh: FileHandle, fileBytes: number, options: PlogReaderOptions): Promise<PlogReader> {
+  private static async openSource(path: string, src: ByteSource, fileBytes: number, options: PlogReaderOptions): Promise<PlogReader> {
     const readBytes = options.readBytes ?? 1 << 20;
     let buf = new Uint8Array(Math.max(readBytes, 1 << 12));
     let end = 0;
@@ -445,7 +471,7 @@ export class PlogReader {
           next.set(buf.subarray(0, end));
           buf = next;
         }
-        const { bytesRead } = await fh.read(buf, end, buf.length - end, fileOffset);
+        const bytesRead = await src.read(buf, end, buf.length - end);
         if (bytesRead === 0) return;
         end += bytesRead;
         fileOffset += bytesRead;
@@ -510,7 +536,7 @@ export class PlogReader {
     } else if (header.firstSeq !== 1) {
       throw corrupt(path, `header.firstSeq is ${header.firstSeq} without a snapshot; a log without a snapshot starts at seq 1`, null);
     }
-    return new PlogReader(path, fh, header, snapshot, { buf, start: pos, end, fileOffset, fileBytes, snapshotBytes }, options);
+    return new PlogReader(path, src, header, snapshot, { buf, start: pos, end, fileOffset, fileBytes, snapshotBytes }, options);
   }
 
   /**
@@ -528,6 +554,7 @@ export class PlogReader {
     let ended = false;
     // Lenient mode after a skipped corrupt entry: the next entry's link cannot be checked.
     let linkUnknown = false;
+    let entryFrames = 0;
     const stats = this.stats;
     let batch: Entry[] = [];
     try {
@@ -552,6 +579,7 @@ export class PlogReader {
           stats.bytesRead = this.fileOffset - (this.end - this.start);
           if (ended) throw corrupt(this.path, `found a frame after the end frame at byte ${frameOffset}`, null);
           if (kind === FRAME_ENTRY) {
+            entryFrames++;
             let e: Entry;
             try {
               e = decodeEntry(b, at, length, prevSeq + 1);
@@ -610,10 +638,10 @@ export class PlogReader {
             }
           } else if (kind === FRAME_END) {
             const endFrame = decodeEnd(this.path, b, at, length);
-            if (endFrame.entries !== stats.entries || endFrame.lastSeq !== prevSeq || !hashEquals(endFrame.lastHash, prevHash)) {
-              const err = corrupt(this.path, `its end frame records ${endFrame.entries} entries up to seq ${endFrame.lastSeq}, but ${stats.entries} entries up to seq ${prevSeq} were read`, prevSeq + 1, {
+            if (endFrame.entries !== entryFrames || endFrame.lastSeq !== prevSeq || (!linkUnknown && !hashEquals(endFrame.lastHash, prevHash))) {
+              const err = corrupt(this.path, `its end frame records ${endFrame.entries} entries up to seq ${endFrame.lastSeq}, but ${entryFrames} entries up to seq ${prevSeq} were read`, prevSeq + 1, {
                 expected: `${endFrame.entries} entries, last seq ${endFrame.lastSeq}`,
-                received: `${stats.entries} entries, last seq ${prevSeq}`,
+                received: `${entryFrames} entries, last seq ${prevSeq}`,
               });
               if (this.strict) throw err;
               this.problem(err.code, prevSeq + 1, err.message, frameOffset);
@@ -633,6 +661,15 @@ export class PlogReader {
         throw corrupt(this.path, `the file ends after entry ${prevSeq} without its end frame (truncated copy, or a capture that did not finish); the first entry not read is seq ${prevSeq + 1}`, prevSeq + 1);
       }
       if (batch.length > 0) yield batch;
+    } catch (err) {
+      // Hand over the entries verified before the damage, then report it: a consumer sees
+      // every good entry and learns exactly where the file stops being readable.
+      if (batch.length > 0) {
+        const good = batch;
+        batch = [];
+        yield good;
+      }
+      throw err;
     } finally {
       await this.close();
     }
@@ -644,9 +681,19 @@ export class PlogReader {
   }
 
   async close(): Promise<void> {
-    const fh = this.fh;
-    this.fh = null;
-    if (fh !== null) await fh.close();
+    const src = this.src;
+    this.src = null;
+    if (src !== null) await src.close();
+  }
+
+  /** Bytes of the file consumed so far (compressed bytes for a .gz file): progress against `stats.fileBytes`. */
+  fileBytesConsumed(): number {
+    return this.src === null ? this.stats.fileBytes : this.src.consumed();
+  }
+
+  /** True when the file is gzip-compressed. */
+  get compressed(): boolean {
+    return this.src?.compressed ?? false;
   }
 
   /** A genesis entry must say what the header says (the header is what tools show before reading). */
@@ -681,14 +728,14 @@ export class PlogReader {
 
   /** Shift the unread bytes to the front and read more. False at the end of the file. */
   private async fill(): Promise<boolean> {
-    if (this.fh === null) return false;
+    if (this.src === null) return false;
     if (this.start > 0) {
       this.buf.copyWithin(0, this.start, this.end);
       this.end -= this.start;
       this.start = 0;
     }
     const room = this.buf.length - this.end;
-    const { bytesRead } = await this.fh.read(this.buf, this.end, room, this.fileOffset);
+    const bytesRead = await this.src.read(this.buf, this.end, room);
     if (bytesRead === 0) return false;
     this.end += bytesRead;
     this.fileOffset += bytesRead;

@@ -9,7 +9,7 @@
 import { stat } from 'node:fs/promises';
 import { isAbsolute, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { PlayoutError, type Entry, type Snapshot } from '../core/index.js';
+import { ENTRY_FORMAT, GenesisPayloadSchema, HASH_NAME, PlayoutError, cloneCanonical, decodeSnapshot, toHex, type Entry, type Snapshot } from '../core/index.js';
 import { PlogReader, type PlogReaderOptions } from './plog.js';
 
 export interface SourceInfo {
@@ -59,8 +59,14 @@ export interface ReadOptions {
 
 export interface ReplaySource {
   readonly info: SourceInfo;
-  /** The snapshot the entries start after, decoded and hash-checked; null when they start at genesis. */
+  /**
+   * The snapshot the entries start after, decoded and hash-checked; null when they start at
+   * genesis. For reading only: a machine restored from a snapshot adopts its records and
+   * changes them, so restore from `freshSnapshot()`.
+   */
   readonly snapshot: Snapshot | null;
+  /** A private copy of `snapshot` to restore a machine from. */
+  freshSnapshot(): Snapshot | null;
   /** A new pass over the entries from the first one. A source can be read any number of times. */
   read(options?: ReadOptions): Promise<EntryStream>;
   close(): Promise<void>;
@@ -78,10 +84,10 @@ export type SourceOpener = (spec: string, location: string, options: OpenOptions
 /** Openers by URL scheme (with the colon). Later issues add `http:`, `https:` and `kafka:`. */
 const SCHEMES = new Map<string, SourceOpener>([['file:', (spec, location, options) => openPath(spec, fileURLToPath(location), options)]]);
 
-/** Openers for a bare path, by what it names. The store opener lands with the lmdb store. */
+/** Openers for a bare path, by what it names. */
 const PATH_KINDS: { fixture: SourceOpener; store: SourceOpener | null } = {
   fixture: openFixture,
-  store: null,
+  store: openStore,
 };
 
 /** Make a scheme (e.g. `kafka:`) available to every tool. */
@@ -173,15 +179,17 @@ async function openFixture(spec: string, location: string, options: OpenOptions)
     bytes: first.stats.fileBytes,
   };
   const open = new Set<PlogReader>();
+  const snapshot = first.snapshot;
   return {
     info,
-    snapshot: first.snapshot,
+    snapshot,
+    freshSnapshot: () => (snapshot === null ? null : cloneCanonical(snapshot)),
     async read(readOptions: ReadOptions = {}): Promise<EntryStream> {
-      const reader = await PlogReader.open(location, { strict: readOptions.strict ?? true, onProblem: readOptions.onProblem ?? null, batchEntries: readOptions.batchEntries ?? 1024 });
+      const reader = await PlogReader.open(location, { strict: readOptions.strict ?? true, onProblem: readOptions.onProblem ?? null, batchEntries: readOptions.batchEntries ?? 256 });
       open.add(reader);
       return {
         [Symbol.asyncIterator]: () => reader.batches(),
-        progress: () => ({ done: reader.stats.bytesRead, total: reader.stats.fileBytes, unit: 'bytes' }),
+        progress: () => ({ done: reader.fileBytesConsumed(), total: reader.stats.fileBytes, unit: 'bytes' }),
         close: async () => {
           open.delete(reader);
           await reader.close();
@@ -193,4 +201,119 @@ async function openFixture(spec: string, location: string, options: OpenOptions)
       open.clear();
     },
   };
+}
+
+/**
+ * A node's store directory, opened read-only (a running node may be writing it; reads see the
+ * durable state at open). The entries start at genesis when the store still holds seq 1, else
+ * after the retained snapshot the log was truncated below.
+ */
+async function openStore(spec: string, location: string, options: OpenOptions): Promise<ReplaySource> {
+  // Loaded here, not at the top: reading a fixture should not load lmdb's native module.
+  const { LmdbLogStore } = await import('./lmdb-store.js');
+  const store = await LmdbLogStore.open(location, { readOnly: true });
+  try {
+    const shards = store.shards();
+    let shard: string;
+    if (options.shard != null) {
+      if (!shards.includes(options.shard)) {
+        throw new PlayoutError('PLAYOUT_SHARD_NOT_FOUND', `Cannot read shard "${options.shard}" from the store ${spec}: it holds ${shards.length === 0 ? 'no shard' : `shards ${shards.join(', ')}`}`, {
+          path: '--shard',
+          shard: options.shard,
+          expected: shards.join(', ') || 'none',
+          received: options.shard,
+        });
+      }
+      shard = options.shard;
+    } else if (shards.length === 1) shard = shards[0]!;
+    else {
+      throw new PlayoutError(shards.length === 0 ? 'PLAYOUT_SHARD_NOT_FOUND' : 'PLAYOUT_INVALID_ARGUMENT', `Cannot choose a shard in the store ${spec}: ${shards.length === 0 ? 'it holds none' : `it holds ${shards.join(', ')}; pass --shard`}`, {
+        path: '--shard',
+        expected: shards.join(', ') || 'a store with a shard',
+        received: 'no --shard',
+      });
+    }
+    const head = store.head(shard);
+    const first = store.firstSeq(shard);
+    if (head === null || first === null) throw new PlayoutError('PLAYOUT_SHARD_NOT_FOUND', `Cannot read shard "${shard}" from the store ${spec}: it holds no entries of it`, { shard, path: '--shard' });
+    const firstSeq = first;
+    const headSeq = head.seq;
+    let snapshot: Snapshot | null = null;
+    let reducer: string;
+    let reducerVersion: number;
+    let seed: number;
+    let tickMs: number;
+    if (firstSeq === 1) {
+      const g = store.get(shard, 1);
+      const parsed = GenesisPayloadSchema.safeParse(g?.payload);
+      if (g === null || g.kind !== 'genesis' || !parsed.success) {
+        throw new PlayoutError('PLAYOUT_STORE_CORRUPT', `Cannot read shard "${shard}" from the store ${spec}: its entry 1 is not a valid genesis entry`, { shard, seq: 1 });
+      }
+      ({ reducer, reducerVersion, seed, tickMs } = parsed.data);
+    } else {
+      // The retained log continues the snapshot that sits right below it.
+      const info = store.snapshots(shard).find((x) => x.seq === firstSeq - 1);
+      const stored = info === undefined ? null : store.snapshot(shard, info.tick);
+      if (stored === null || stored.seq !== firstSeq - 1) {
+        throw new PlayoutError('PLAYOUT_TICK_NOT_RETAINED', `Cannot replay shard "${shard}" from the store ${spec}: its log starts at seq ${firstSeq} and no snapshot ends at seq ${firstSeq - 1}`, { shard, seq: firstSeq });
+      }
+      snapshot = decodeSnapshot(stored.bytes);
+      ({ reducer, reducerVersion, seed, tickMs } = snapshot);
+    }
+    const info: SourceInfo = {
+      spec,
+      kind: 'store',
+      location,
+      shard,
+      reducer,
+      reducerVersion,
+      seed,
+      tickMs,
+      engineVersion: null,
+      entryFormat: ENTRY_FORMAT,
+      hash: HASH_NAME,
+      createdBy: null,
+      description: null,
+      firstSeq,
+      snapshot: snapshot === null ? null : { tick: snapshot.tick, seq: snapshot.seq, digest: toHex(snapshot.digest) },
+      bytes: null,
+    };
+    const total = headSeq - firstSeq + 1;
+    const start = snapshot;
+    return {
+      info,
+      snapshot,
+      freshSnapshot: () => (start === null ? null : cloneCanonical(start)),
+      async read(readOptions: ReadOptions = {}): Promise<EntryStream> {
+        const batchEntries = readOptions.batchEntries ?? 256;
+        let done = 0;
+        let closed = false;
+        async function* batches(): AsyncGenerator<Entry[], void, undefined> {
+          let batch: Entry[] = [];
+          // The store checks every record and link as it reads; a lenient read has nothing to add.
+          for (const e of store.iterate(shard, firstSeq, headSeq)) {
+            if (closed) return;
+            batch.push(e);
+            done++;
+            if (batch.length >= batchEntries) {
+              yield batch;
+              batch = [];
+            }
+          }
+          if (batch.length > 0) yield batch;
+        }
+        return {
+          [Symbol.asyncIterator]: () => batches(),
+          progress: () => ({ done, total, unit: 'entries' }),
+          close: async () => {
+            closed = true;
+          },
+        };
+      },
+      close: () => store.close(),
+    };
+  } catch (err) {
+    await store.close();
+    throw err;
+  }
 }

@@ -277,6 +277,8 @@ export class DesyncDetector {
   private autoResyncStreak = 0;
   private lastResyncTick: number | null = null;
   private resyncNeedsCommand = false;
+  /** When every candidate failed: the moment to try them again, else null. */
+  private resyncRetryAtMs: number | null = null;
   /** Peers already tried for the current resync (next one on failure). */
   private resyncTried: string[] = [];
   private nextId = 1;
@@ -324,9 +326,9 @@ export class DesyncDetector {
 
   /** A peer's heartbeat/status: its published digest. */
   onPeerStatus(status: PeerShardStatus, nowMs: number): DesyncAction[] {
-    if (status.shard !== this.config.shard || status.region === this.config.region || status.digest === null) return this.flush();
+    if (status.shard !== this.config.shard || status.region === this.config.region) return this.flush();
     if (status.region === this.leader) {
-      if (!status.quarantined) this.leaderDigest(status.digest.tick, status.digest.digest, null, nowMs);
+      if (!status.quarantined && status.digest !== null) this.leaderDigest(status.digest.tick, status.digest.digest, null, nowMs);
       return this.flush();
     }
     let w = this.peerDigests.get(status.region);
@@ -336,10 +338,12 @@ export class DesyncDetector {
       this.peersKnown.push(status.region);
     }
     if (status.quarantined) {
-      // Its own detector already knows; its digests are not evidence either way.
-      this.peerUnhealthy.set(status.region, status.digest.tick);
+      // Its own detector already knows; its digests are not evidence either way, and it is
+      // no source for a resync until it recovers.
+      this.peerUnhealthy.set(status.region, status.digest?.tick ?? -1);
       return this.flush();
     }
+    if (status.digest === null) return this.flush();
     w.set(status.digest.tick, status.digest.digest);
     this.comparePeer(status.region, status.digest.tick);
     return this.flush();
@@ -598,15 +602,17 @@ export class DesyncDetector {
   }
 
   private startResync(nowMs: number, tried: readonly string[]): void {
-    if (!this.quarantined || this.isLeader) return;
+    this.resyncRetryAtMs = null;
+    if (!this.quarantined || this.isLeader || this.resyncing !== null) return;
     const candidates = [this.leader, ...this.peersKnown.filter((p) => p !== this.leader && !this.peerUnhealthy.has(p))].filter((p) => p !== this.config.region);
-    let peer = candidates.find((p) => !tried.includes(p)) ?? null;
+    const peer = candidates.find((p) => !tried.includes(p)) ?? null;
     if (peer === null) {
-      // Every candidate failed once: start over (they may be back), after the alert above.
+      // Every candidate failed once: start over after a pause (they may have a snapshot, or
+      // be reachable, by then) rather than spinning through them.
       this.resyncTried = [];
-      peer = candidates[0] ?? null;
+      this.resyncRetryAtMs = nowMs + this.config.requestTimeoutMs;
+      return;
     }
-    if (peer === null) return;
     const id = this.nextId++;
     this.resyncing = new Resync(id, peer, nowMs + this.config.requestTimeoutMs);
     this.out.push({ op: 'resync', requestId: id, peer, tickMax: this.logTickClosed, timeoutMs: this.config.requestTimeoutMs });
@@ -638,6 +644,7 @@ export class DesyncDetector {
     if (r !== null && r.deadlineMs <= nowMs) {
       this.failResync(r, new PlayoutError('PLAYOUT_PEER_UNAVAILABLE', `no snapshot within ${this.config.requestTimeoutMs} ms`, { shard: this.config.shard }), nowMs);
     }
+    if (this.resyncRetryAtMs !== null && this.resyncRetryAtMs <= nowMs && this.resyncing === null) this.startResync(nowMs, []);
     return this.flush();
   }
 
@@ -645,6 +652,7 @@ export class DesyncDetector {
     let wake = Number.POSITIVE_INFINITY;
     if (this.comparison !== null) for (const p of this.comparison.pending.values()) wake = Math.min(wake, p.deadlineMs);
     if (this.resyncing !== null) wake = Math.min(wake, this.resyncing.deadlineMs);
+    if (this.resyncRetryAtMs !== null) wake = Math.min(wake, this.resyncRetryAtMs);
     return Number.isFinite(wake) ? wake : null;
   }
 

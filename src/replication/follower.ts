@@ -28,6 +28,12 @@ export interface FollowerConfig {
   /** Regions that may serve ranges and snapshots; the order breaks ties between equal peers. */
   readonly peers: readonly string[];
   /**
+   * The leader region of the current epoch (null when unknown). Its stream is the log's
+   * authority: an entry from it that does not chain to the local head proves that the local
+   * log holds another history (a fork), not merely a bad entry.
+   */
+  readonly leader: string | null;
+  /**
    * Early entries (seq > head+1) held while the gap before them is repaired. Beyond it the
    * highest seqs are dropped (counted): they are the last to be needed and are fetched again.
    */
@@ -71,7 +77,7 @@ export const FOLLOWER_DEFAULTS = {
   backoffMsMax: 10_000,
   penaltyMs: 60_000,
   bootstrapTimeoutMs: 60_000,
-} as const satisfies Omit<FollowerConfig, 'shard' | 'region' | 'peers'>;
+} as const satisfies Omit<FollowerConfig, 'shard' | 'region' | 'peers' | 'leader'>;
 
 /** What the follower reads from the node's store, synchronously (LogStore reads are). */
 export interface FollowerLog {
@@ -270,6 +276,7 @@ class PeerState {
   /** Config order: the last tie-break, so equal peers are always tried in the same order. */
   readonly order: number;
   head: number | null = null;
+  epoch = 0;
   /** The tick of the peer's head entry, when it reported one. */
   tick: number | null = null;
   headHash: Uint8Array | null = null;
@@ -335,10 +342,13 @@ class HeldRange {
 class Buffered {
   readonly entry: Entry;
   readonly atMs: number;
+  /** The region that sent it, when known. */
+  readonly region: string | null;
 
-  constructor(entry: Entry, atMs: number) {
+  constructor(entry: Entry, atMs: number, region: string | null) {
     this.entry = entry;
     this.atMs = atMs;
+    this.region = region;
   }
 }
 
@@ -364,6 +374,13 @@ class Bootstrap {
   }
 }
 
+/**
+ * A peer that failed this many times in a row counts as down: it no longer holds back a
+ * bootstrap from a peer that answers (a region lost with an old log must not keep a follower
+ * from ever catching up).
+ */
+const PEER_DOWN_FAILURES = 3;
+
 /** Smoothing of the round-trip estimate (TCP's SRTT uses 1/8). */
 const RTT_ALPHA = 0.125;
 
@@ -373,6 +390,9 @@ export class Follower {
   private readonly rng: Rng;
 
   private mode: FollowerMode = 'following';
+  /** Set by quarantine(), cleared by restored(); survives a bootstrap in between. */
+  private quarantined = false;
+  private leader: string | null;
   private stopError: PlayoutError | null = null;
   private head: number;
   private headHash: Uint8Array;
@@ -439,6 +459,7 @@ export class Follower {
     this.config = config;
     this.log = log;
     this.rng = rng;
+    this.leader = config.leader;
     this.head = start.head;
     this.headHash = start.headHash;
     this.accepted = start.head;
@@ -506,12 +527,16 @@ export class Follower {
   onPeerStatus(status: PeerShardStatus, nowMs: number): FollowerAction[] {
     const peer = this.peers.get(status.region);
     if (peer !== undefined && status.shard === this.config.shard) {
-      // A status is the peer's own word and fresher than anything inferred: take it as is
-      // (its head may even go down after a failover truncated a divergent suffix).
-      peer.head = status.head;
-      peer.tick = status.tick;
-      peer.headHash = status.headHash;
-      peer.firstSeq = status.firstSeq;
+      // Statuses may arrive out of order (a poll answer racing a heartbeat): a head only
+      // grows within an epoch. A new epoch may have truncated a divergent suffix, so its
+      // word is taken as is.
+      if (status.epoch > peer.epoch || peer.head === null || status.head >= peer.head) {
+        peer.head = status.head;
+        peer.tick = status.tick;
+        peer.headHash = status.headHash;
+      }
+      if (status.epoch > peer.epoch || status.firstSeq === null || peer.firstSeq === null || status.firstSeq >= peer.firstSeq) peer.firstSeq = status.firstSeq;
+      if (status.epoch > peer.epoch) peer.epoch = status.epoch;
       peer.lastHeardMs = nowMs;
       this.planDirty = true;
     }
@@ -632,8 +657,14 @@ export class Follower {
     return this.finish(nowMs);
   }
 
+  /** After a failover: the new leader's stream is the authority. */
+  setLeader(region: string | null): void {
+    this.leader = region;
+  }
+
   /** Stop applying (a desync): entries are still received, checked and stored. */
   quarantine(nowMs: number): FollowerAction[] {
+    this.quarantined = true;
     if (this.mode === 'following') this.mode = 'quarantined';
     return this.finish(nowMs);
   }
@@ -650,6 +681,7 @@ export class Follower {
       assert(this.appends.length === 0, 'a snapshot beyond the head is restored with no append in flight');
       this.cancelAll();
       this.bootstrap = null;
+      this.quarantined = false;
       this.rebase(seq, hash, tick, nowMs);
       return this.finish(nowMs);
     }
@@ -658,6 +690,7 @@ export class Follower {
       this.alert('critical', new PlayoutError('PLAYOUT_FORK', `Cannot resync shard "${this.config.shard}" from a snapshot at seq ${seq}: its last hash ${toHex(hash)} is not the local entry's ${toHex(mine)}; the snapshot belongs to another history`, { shard: this.config.shard, seq, expected: toHex(mine), received: toHex(hash) }));
       return this.finish(nowMs);
     }
+    this.quarantined = false;
     this.mode = 'following';
     this.applied = seq;
     if (seq < this.head) this.out.push({ op: 'applyStored', seqFrom: seq + 1, seqTo: this.head });
@@ -786,7 +819,7 @@ export class Follower {
           this.accept(b.entry);
           this.lastSourceProgressMs = nowMs;
         } else {
-          this.chainBreak(b.entry, null, null, nowMs);
+          this.chainBreak(b.entry, b.region, b.region === null ? null : (this.peers.get(b.region) ?? null), nowMs);
         }
         continue;
       }
@@ -808,6 +841,12 @@ export class Follower {
         this.checkDuplicate(b.entry, null);
       }
     }
+  }
+
+  /** The first entry of a held range starting at `seq`, as a buffered-like anchor. */
+  private heldFrom(seq: number): { entry: Entry } | undefined {
+    for (const h of this.held) if (h.seqFrom === seq) return { entry: h.entries[0]! };
+    return undefined;
   }
 
   private bufferHasStale(): boolean {
@@ -842,11 +881,13 @@ export class Follower {
       return;
     }
     const last = entries[entries.length - 1]!;
-    const next = this.buffer.get(last.seq + 1);
+    const next = this.buffer.get(last.seq + 1) ?? this.heldFrom(last.seq + 1);
     if (next !== undefined && !hashEquals(next.entry.prev, last.hash)) {
       // One of the two is wrong and nothing tells which: refuse the range, drop the buffered
       // entry too, and fetch both again (the penalised peer is asked last).
       this.buffer.delete(last.seq + 1);
+      const hi = this.held.findIndex((h) => h.seqFrom === last.seq + 1);
+      if (hi >= 0) this.held.splice(hi, 1);
       this.counters.chainBreaks++;
       this.refuse(peer, first.seq, last.seq, `entry ${last.seq} has hash ${toHex(last.hash)} but the entry after it, received earlier, has prev ${toHex(next.entry.prev)}`, nowMs);
       return;
@@ -921,6 +962,12 @@ export class Follower {
   /** An entry at accepted+1 whose prev is not our head's hash: refused, never stored. */
   private chainBreak(e: Entry, region: string | null, peer: PeerState | null, nowMs: number): void {
     this.counters.chainBreaks++;
+    if (region !== null && region === this.leader) {
+      // The leader's entry after ours names another predecessor: the local log diverged
+      // (a re-chained forgery accepted where nothing anchored it, or a lost failover fence).
+      this.fork(this.accepted, this.acceptedHash, e.prev, region);
+      return;
+    }
     if (peer !== null) peer.penalisedUntilMs = nowMs + this.config.penaltyMs;
     this.alert('warning', new PlayoutError('PLAYOUT_CHAIN_BROKEN', `Refused entry ${e.seq} of shard "${this.config.shard}" from ${region ?? 'a source'}: its prev ${toHex(e.prev)} is not the hash of entry ${this.accepted}, ${toHex(this.acceptedHash)}`, {
       shard: this.config.shard,
@@ -955,7 +1002,7 @@ export class Follower {
       this.counters.gaps++;
       this.planDirty = true;
     }
-    this.buffer.set(e.seq, new Buffered(e, nowMs));
+    this.buffer.set(e.seq, new Buffered(e, nowMs, region));
     if (e.seq > this.bufferSeqMax) this.bufferSeqMax = e.seq;
     if (this.config.gapDelayMs === 0) this.planDirty = true;
   }
@@ -1008,7 +1055,7 @@ export class Follower {
 
   private failBootstrap(b: Bootstrap, error: PlayoutError, nowMs: number): void {
     this.bootstrap = null;
-    this.mode = 'following';
+    this.mode = this.quarantined ? 'quarantined' : 'following';
     this.counters.bootstrapsFailed++;
     this.peerFailed(b.peer, nowMs);
     this.alert('warning', new PlayoutError('PLAYOUT_GAP_UNREPAIRABLE', `Bootstrap of shard "${this.config.shard}" from ${b.peer.region} failed; retrying: ${error.message}`, { shard: this.config.shard, seq: this.accepted + 1, cause: error }));
@@ -1022,7 +1069,9 @@ export class Follower {
     this.accepted = seq;
     this.acceptedHash = hash;
     this.applied = seq;
-    this.mode = 'following';
+    // A bootstrap does not end a quarantine: only a resync (`restored`) does, once the
+    // detector has checked the state it restores.
+    this.mode = this.quarantined ? 'quarantined' : 'following';
     for (const s of [...this.buffer.keys()]) if (s <= seq) this.buffer.delete(s);
     this.lastSourceProgressMs = nowMs;
     this.stuckReported = false;
@@ -1098,11 +1147,19 @@ export class Follower {
       const limit = Math.min(windowEnd, ci < covered.length ? covered[ci]![0] - 1 : windowEnd);
       while (end < limit && !this.buffer.has(end + 1)) end++;
       const after = this.buffer.get(end + 1);
+      // A run that ends right before an entry we hold is anchored at both ends: it is asked
+      // for whole (not cut at the peer's last reported head), so the answer can be checked
+      // against that entry's prev.
       let wantTo: number;
-      if (after !== undefined && nowMs - after.atMs >= this.config.gapDelayMs) wantTo = end;
-      else if (ci < covered.length && covered[ci]![0] === end + 1 && this.isHeld(end + 1)) wantTo = end;
-      else wantTo = Math.min(end, aheadTarget);
-      if (wantTo >= seq && !this.requestRun(seq, wantTo, nowMs)) return;
+      let anchored = false;
+      if (after !== undefined && nowMs - after.atMs >= this.config.gapDelayMs) {
+        wantTo = end;
+        anchored = true;
+      } else if (ci < covered.length && covered[ci]![0] === end + 1 && this.isHeld(end + 1)) {
+        wantTo = end;
+        anchored = true;
+      } else wantTo = Math.min(end, aheadTarget);
+      if (wantTo >= seq && !this.requestRun(seq, wantTo, anchored, nowMs)) return;
       seq = end + 1;
       if (after === undefined && end >= limit && limit === windowEnd) break;
     }
@@ -1123,7 +1180,7 @@ export class Follower {
   }
 
   /** Request [seqFrom, seqTo] in batches from the best peers. False when no peer can be asked now. */
-  private requestRun(seqFrom: number, seqTo: number, nowMs: number): boolean {
+  private requestRun(seqFrom: number, seqTo: number, anchored: boolean, nowMs: number): boolean {
     let a = seqFrom;
     while (a <= seqTo && this.requests.size < this.config.repairInflightMax) {
       const peer = this.choosePeer(a, nowMs);
@@ -1132,7 +1189,7 @@ export class Follower {
         return false;
       }
       let b = Math.min(seqTo, a + this.config.batchMax - 1);
-      if (peer.head !== null) b = Math.min(b, peer.head);
+      if (peer.head !== null && !(anchored && b === seqTo)) b = Math.min(b, peer.head);
       const id = this.nextRequestId++;
       const req = new RangeRequest(id, peer, a, b, nowMs, nowMs + this.config.requestTimeoutMs);
       this.requests.set(id, req);
@@ -1147,9 +1204,15 @@ export class Follower {
   /** The healthiest, fastest peer that may hold `seq` and is not backing off. */
   private choosePeer(seq: number, nowMs: number): PeerState | null {
     let best: PeerState | null = null;
+    let bestKnown = false;
     for (const p of this.peerList) {
       if (p.backoffUntilMs > nowMs || !p.mayHold(seq)) continue;
-      if (best === null || comparePeers(p, best, nowMs) < 0) best = p;
+      // A peer known to hold seq beats one never heard from (asked only when nobody else can be).
+      const known = p.head !== null;
+      if (best === null || (known && !bestKnown) || (known === bestKnown && comparePeers(p, best, nowMs) < 0)) {
+        best = p;
+        bestKnown = known;
+      }
     }
     return best;
   }
@@ -1161,9 +1224,9 @@ export class Follower {
     for (const p of this.peerList) {
       const truncatedPast = p.firstSeq !== null && p.firstSeq > seq && p.head !== null && p.head >= p.firstSeq - 1;
       if (truncatedPast) {
-        if (p.backoffUntilMs > nowMs) waiting = true;
+        if (p.backoffUntilMs > nowMs) waiting = waiting || p.failures < PEER_DOWN_FAILURES;
         else if (snapshotPeer === null || (p.head ?? 0) > (snapshotPeer.head ?? 0) || ((p.head ?? 0) === (snapshotPeer.head ?? 0) && comparePeers(p, snapshotPeer, nowMs) < 0)) snapshotPeer = p;
-      } else if (p.backoffUntilMs > nowMs && (p.head === null || p.head >= seq)) {
+      } else if (p.backoffUntilMs > nowMs && (p.head === null || p.head >= seq) && p.failures < PEER_DOWN_FAILURES) {
         waiting = true; // it may hold the range once it answers again
       }
     }

@@ -131,6 +131,24 @@ export function logStoreContract(name: string, make: () => Promise<StoreHarness>
       expect(hex(store.range('s1', 1, 20))).toEqual(hex(E.slice(0, 20)));
     });
 
+    it('orders many small writes issued in bursts and across turns', async () => {
+      const long = buildCounterLog({ shard: 's1', ticks: 150, seed: 9 }).entries;
+      const writes: Promise<unknown>[] = [];
+      let i = 0;
+      while (i < long.length) {
+        // A burst of single-entry appends with metadata between, then sometimes a pause.
+        const burst = 1 + (i % 7);
+        for (let k = 0; k < burst && i < long.length; k++, i++) writes.push(store.append('s1', [long[i]!]));
+        writes.push(store.putMeta('s1', 'applied', i));
+        if (i % 3 === 0) await writes[writes.length - 1];
+        else if (i % 5 === 0) await new Promise((r) => setImmediate(r));
+      }
+      await Promise.all(writes);
+      expect(store.head('s1')!.seq).toBe(long.length);
+      expect(hex(store.range('s1', 1, long.length))).toEqual(hex(long));
+      expect(store.getMeta('s1', 'applied')).toBe(long.length);
+    });
+
     it('refuses one conflicting append among several in flight, alone', async () => {
       const ok1 = store.append('s1', E.slice(0, 5));
       const bad = store.append('s1', E.slice(6, 8));
@@ -316,6 +334,15 @@ export function logStoreContract(name: string, make: () => Promise<StoreHarness>
       await expectCode(() => s.rangeRaw('s1', 12, 20, 1 << 20), 'PLAYOUT_STORE_CORRUPT', 12);
       expect(hex(s.range('s1', 1, 11))).toEqual(hex(E.slice(0, 11)));
       expect(hex(s.range('s1', 13, 20))).toEqual(hex(E.slice(12, 20)));
+    });
+
+    it('reports a corrupt head with its seq instead of inventing one', async () => {
+      await store.append('s1', E.slice(0, 20));
+      const s = await h.corruptEntry('s1', 20);
+      await expectCode(() => s.head('s1'), 'PLAYOUT_STORE_CORRUPT', 20);
+      await expectCode(() => s.range('s1', 19, 20), 'PLAYOUT_STORE_CORRUPT', 20);
+      expect(s.range('s1', 1, 19)).toHaveLength(19);
+      expect(s.shards()).toEqual(['s1']);
     });
   });
 }

@@ -14,6 +14,8 @@ logStoreContract('MemoryLogStore', async () => {
     },
     corruptEntry: async (shard, seq) => {
       store.corruptEntry(shard, seq);
+      // As with lmdb, the store is read again after a restart.
+      store.crash();
       return store;
     },
     cleanup: async () => store.close(),

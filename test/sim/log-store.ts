@@ -70,6 +70,8 @@ class ShardData {
   first = 0;
   last = 0;
   lastHead: StoredHead | null = null;
+  /** The last entry failed its checks when the store was (re)opened: `head` throws it. */
+  headError: PlayoutError | null = null;
   base: StoredHead | null = null;
   readonly snapshots = new Map<number, Snap>();
   readonly digests = new Map<number, StoredDigest>();
@@ -81,6 +83,7 @@ class ShardData {
     c.first = this.first;
     c.last = this.last;
     c.lastHead = this.lastHead;
+    c.headError = this.headError;
     c.base = this.base;
     for (const [k, v] of this.snapshots) c.snapshots.set(k, v);
     for (const [k, v] of this.digests) c.digests.set(k, v);
@@ -147,6 +150,7 @@ class State {
     const lastEntry = entries[entries.length - 1]!;
     d.last = lastEntry.seq;
     d.lastHead = headOfEntry(lastEntry);
+    d.headError = null;
     d.exists = true;
   }
 
@@ -223,6 +227,7 @@ class State {
     } else {
       d.last = seqMax;
       d.lastHead = headOfEntry(decodeStoredEntry(shard, seqMax, d.entries.get(seqMax)!));
+      d.headError = null;
     }
     if (removed.length > 0) {
       for (const s of d.snapshotList()) if (s.point.seq > seqMax) d.snapshots.delete(s.point.tick);
@@ -306,6 +311,17 @@ export class MemoryLogStore implements LogStore {
       this.writesFailed++;
       p.reject(new PlayoutError('PLAYOUT_STORE_WRITE_FAILED', `Cannot ${p.op.kind} on shard "${p.op.shard}": the process crashed before the write was durable`, { shard: p.op.shard, seq: p.op.seqFrom }));
     }
+    // Like lmdb on open: read every head back from the disk, so bit rot there shows.
+    for (const [shard, d] of this.durable.shards) {
+      if (d.last === 0) continue;
+      try {
+        d.lastHead = headOfEntry(decodeStoredEntry(shard, d.last, d.entries.get(d.last)!));
+        d.headError = null;
+      } catch (err) {
+        if (!(err instanceof PlayoutError)) throw err;
+        d.headError = err;
+      }
+    }
     this.working = this.durable.clone();
     this.closed = false;
   }
@@ -322,11 +338,13 @@ export class MemoryLogStore implements LogStore {
 
   shards(): string[] {
     this.checkOpen();
-    return [...this.durable.shards].filter(([, d]) => d.head() !== null).map(([s]) => s).sort();
+    return [...this.durable.shards].filter(([, d]) => d.head() !== null || d.headError !== null).map(([s]) => s).sort();
   }
 
   head(shard: string): StoredHead | null {
-    return this.data(shard)?.head() ?? null;
+    const d = this.data(shard);
+    if (d?.headError) throw d.headError;
+    return d?.head() ?? null;
   }
 
   firstSeq(shard: string): number | null {

@@ -23,7 +23,23 @@ export interface BuildEntry {
   load(): Promise<ReducerRegistry>;
 }
 
-const TABLE: BuildEntry[] = [];
+const TABLE: BuildEntry[] = [
+  {
+    name: 'treasure-hunt',
+    summary: 'the example game, reducer versions 1 and 2',
+    knownBad: false,
+    load: async () => (await import('../../games/treasure-hunt/index.js')).treasureHuntRegistry(),
+  },
+  {
+    name: 'treasure-hunt-nondeterministic',
+    summary: 'a known-bad build of treasure-hunt 1 (loot split in arrival order, cache outside the tables), with version 2',
+    knownBad: true,
+    load: async () => {
+      const g = await import('../../games/treasure-hunt/index.js');
+      return new ReducerRegistry([g.treasureHuntNondeterministicV1, g.treasureHuntV2]);
+    },
+  },
+];
 
 /** Add a named build (games register theirs; tests register test reducers). */
 export function registerBuild(entry: BuildEntry): void {

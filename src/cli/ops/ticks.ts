@@ -36,7 +36,10 @@ export async function* tickGroups(stream: AsyncIterable<Entry[]>): AsyncGenerato
 
 /** A machine positioned where the source starts: before genesis, or at its snapshot. */
 export function startMachine(source: ReplaySource, registry: ReducerRegistry, options: MachineOptions = {}): ShardMachine {
-  return source.snapshot === null ? new ShardMachine(registry, options) : ShardMachine.fromSnapshot(registry, source.snapshot, options);
+  // Tools never read the outputs reducers emit for clients: do not keep them.
+  const o: MachineOptions = { keepOutputs: false, ...options };
+  const snapshot = source.freshSnapshot();
+  return snapshot === null ? new ShardMachine(registry, o) : ShardMachine.fromSnapshot(registry, snapshot, o);
 }
 
 /** Apply a whole tick group. */
@@ -61,7 +64,7 @@ export class Checkpoints {
   readonly since: TickGroup[] = [];
   private older: { bytes: Uint8Array | null; tick: number | null; since: TickGroup[] } | null = null;
 
-  constructor(everyEntries = 16_384) {
+  constructor(everyEntries = 2048) {
     this.everyEntries = Math.max(1, everyEntries);
   }
 
@@ -102,7 +105,7 @@ export interface Checkpoint {
  * snapshot's record objects and mutates them.
  */
 export function machineAt(source: ReplaySource, registry: ReducerRegistry, cp: Checkpoint, options: MachineOptions = {}): ShardMachine {
-  return cp.bytes === null ? startMachine(source, registry, options) : ShardMachine.fromSnapshot(registry, decodeSnapshot(cp.bytes), options);
+  return cp.bytes === null ? startMachine(source, registry, options) : ShardMachine.fromSnapshot(registry, decodeSnapshot(cp.bytes), { keepOutputs: false, ...options });
 }
 
 /** Read a whole stream, closing it even when the consumer stops early. */

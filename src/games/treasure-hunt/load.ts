@@ -14,7 +14,7 @@
 // the Sequencer refuses before they reach the log (schema violations, unknown types, a v2
 // payload before the upgrade). `retryRate` > 0 re-sends earlier inputs with their ingestId,
 // as clients retrying after a lost acknowledgement do.
-import { Rng, type InputSubmission } from '../../core/index.js';
+import { PlayoutError, Rng, describe, type InputSubmission } from '../../core/index.js';
 import { dist2 } from './geo.js';
 import { POWER_KINDS, type Rules, type TreasureHuntParamsInput } from './schemas.js';
 import { resolveRules } from './treasure-hunt.js';
@@ -104,14 +104,24 @@ export class LoadGenerator {
   private questsPublished = 0;
   private opsInputs = 0;
   private badInputs = 0;
-  private radar: number;
+  private readonly radar: number;
+  /** Within the tick being generated (the view shows the state at its start): digs sent per item, and surface items claimed. */
+  private readonly digsThisTick = new Map<string, number>();
+  private readonly claimedThisTick = new Set<string>();
   /** Inputs produced so far, by intent. */
   readonly produced: Record<LoadIntent, number> = { valid: 0, rejected: 0, invalid: 0, retry: 0 };
 
   constructor(options: LoadOptions) {
     const o = options;
-    if (!Number.isInteger(o.players) || o.players < 1 || o.players > 1_000_000) throw new RangeError(`LoadGenerator: players must be an integer in [1, 1000000], received ${o.players}`);
-    if (!Number.isInteger(o.inputsPerTick) || o.inputsPerTick < 0) throw new RangeError(`LoadGenerator: inputsPerTick must be a non-negative integer, received ${o.inputsPerTick}`);
+    checkInt('players', o.players, 1, 1_000_000);
+    checkInt('inputsPerTick', o.inputsPerTick, 0, 1_000_000);
+    if (o.guildSize !== undefined) checkInt('guildSize', o.guildSize, 1, 1_000_000);
+    if (o.questEveryTicks !== undefined) checkInt('questEveryTicks', o.questEveryTicks, 0, 1_000_000_000);
+    if (o.leavePerMille !== undefined) checkInt('leavePerMille', o.leavePerMille, 0, 1000);
+    if (o.digV2FromTick != null) checkInt('digV2FromTick', o.digV2FromTick, 0, Number.MAX_SAFE_INTEGER);
+    checkRate('invalidRate', o.invalidRate ?? 0);
+    checkRate('retryRate', o.retryRate ?? 0);
+    checkInt('seed', o.seed, -0x80000000, 0xffffffff);
     this.options = {
       seed: o.seed,
       players: o.players,
@@ -141,6 +151,8 @@ export class LoadGenerator {
   next(tick: number, view: WorldView | null = null): LoadInput[] {
     const out: LoadInput[] = [];
     const o = this.options;
+    this.digsThisTick.clear();
+    this.claimedThisTick.clear();
     if (o.questEveryTicks > 0 && tick > 0 && tick % o.questEveryTicks === 0) out.push(this.publishQuest(tick));
     while (out.length < o.inputsPerTick) {
       if (o.invalidRate > 0 && this.rng.float() < o.invalidRate) {
@@ -194,11 +206,18 @@ export class LoadGenerator {
     }
     if (view !== null) {
       const surface = view.nearestSurface(p.x, p.y, r.pickupRadius);
-      if (surface !== null) return this.submission(p, 'item.pickup', 1, { player: p.id, item: surface.id });
+      if (surface !== null && !this.claimedThisTick.has(surface.id)) {
+        this.claimedThisTick.add(surface.id);
+        return this.submission(p, 'item.pickup', 1, { player: p.id, item: surface.id });
+      }
     }
     if (p.quest !== null) {
       if (p.quest.endTick < tick) {
         p.quest = null;
+      } else if (p.questStep >= p.quest.waypoints.length) {
+        // Live ops shortened the quest below the step reached: the reducer completes it on the next move.
+        p.quest = null;
+        return this.wander(p);
       } else {
         const wp = p.quest.waypoints[p.questStep]!;
         return this.moveToward(p, wp.x, wp.y, () => {
@@ -216,10 +235,14 @@ export class LoadGenerator {
     }
     const g = p.guild;
     if (view !== null) {
-      if (g.target !== null && view.item(g.target) === null) g.target = null;
+      if (g.target !== null) {
+        // Gone, or dug open earlier in this tick (a guild digs one item together).
+        const seen = view.item(g.target);
+        if (seen === null || (this.digsThisTick.get(g.target) ?? 0) >= seen.hp) g.target = null;
+      }
       if (g.target === null || dist2(p.x, p.y, g.targetX, g.targetY) > 4 * this.radar * this.radar) {
         const seen = view.nearestBuried(p.x, p.y, this.radar);
-        if (seen !== null) {
+        if (seen !== null && (this.digsThisTick.get(seen.id) ?? 0) < seen.hp) {
           g.target = seen.id;
           g.targetX = seen.x;
           g.targetY = seen.y;
@@ -241,6 +264,7 @@ export class LoadGenerator {
   }
 
   private dig(p: SimPlayer, tick: number, item: string | null, x: number, y: number): LoadInput {
+    if (item !== null) this.digsThisTick.set(item, (this.digsThisTick.get(item) ?? 0) + 1);
     const v2From = this.options.digV2FromTick;
     if (item !== null && v2From !== null && tick >= v2From && this.rng.int(0, 1) === 1) return this.submission(p, 'item.dig', 2, { player: p.id, item });
     return this.submission(p, 'item.dig', 1, { player: p.id, x, y });
@@ -365,6 +389,16 @@ export class LoadGenerator {
         return bad('player.join', 1, { player: 'p000000', name: 'x', x: 1, y: 1, admin: true }, 'invalid');
     }
   }
+}
+
+function checkInt(path: string, v: number, min: number, max: number): void {
+  if (Number.isInteger(v) && v >= min && v <= max) return;
+  throw new PlayoutError('PLAYOUT_INVALID_ARGUMENT', `LoadGenerator: ${path} must be an integer in [${min}, ${max}], received ${describe(v)}`, { path, expected: `integer in [${min}, ${max}]`, received: describe(v) });
+}
+
+function checkRate(path: string, v: number): void {
+  if (typeof v === 'number' && v >= 0 && v <= 1) return;
+  throw new PlayoutError('PLAYOUT_INVALID_ARGUMENT', `LoadGenerator: ${path} must be a number in [0, 1], received ${describe(v)}`, { path, expected: 'number in [0, 1]', received: describe(v) });
 }
 
 export function playerId(index: number): string {

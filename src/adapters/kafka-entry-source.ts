@@ -1,0 +1,294 @@
+// KafkaEntrySource: a follower's stream of entries from `playout.log` — the leader region's
+// topic, or its MirrorMaker 2 mirror in this region's cluster (`eu-fra.playout.log`).
+//
+// Each record is decoded and verified (decodeEntry: format, shape, XXH3-128 hash) and its key
+// must be the entry's shard. A record that fails is reported to onCorrupt with its topic,
+// partition and offset, and is never handed over as an entry; consumption goes on past it
+// (the Follower repairs the seq it would have carried over HTTP).
+//
+// Delivery is at least once: Kafka redelivers after a rebalance or a restart from the last
+// committed offset, MirrorMaker 2 duplicates records when it restarts, a seek re-reads. The
+// Follower drops duplicates by seq and hash; this class does not try to.
+//
+// Entries reach onEntries grouped by shard, one call per shard per fetched batch of a
+// partition, in partition order. onEntries is awaited; with commit 'auto' the offset is
+// committed once every group of the batch was handed over. With 'manual' the caller commits
+// (commit(topic, partition, offsetNext)) when it has made the entries durable.
+//
+// Decoding is pipelined with fetching: up to prefetchBatchesMax fetched batches wait while one
+// is decoded and handed over. A pause, seek, failed hand-off or lost partition drops the
+// partition's waiting batches and seeks it back to its first record not handed over.
+import type { EachBatchPayload, KafkaMessage } from 'kafkajs';
+import { z } from 'zod';
+import { PlayoutError, decodeEntry, type Entry } from '../core/index.js';
+import { GroupConsumerOptionsSchema, KafkaGroupConsumer, nextOffset, type GroupConsumerHandlers } from './kafka-group-consumer.js';
+import { parseOptions } from './kafka-client.js';
+import { LOG_TOPIC, TopicNameSchema } from './kafka-topics.js';
+
+export const KafkaEntrySourceOptionsSchema = GroupConsumerOptionsSchema.extend({
+  /** `playout.log`, or mirror topics such as `eu-fra.playout.log`. */
+  topics: z.array(TopicNameSchema).min(1).default([LOG_TOPIC]),
+  commit: z.enum(['auto', 'manual']).default('auto'),
+  /** Fetched batches waiting to be decoded at most; kafkajs fetches ahead until then. */
+  prefetchBatchesMax: z.number().int().min(1).max(1_000).default(2),
+});
+export type KafkaEntrySourceOptions = z.input<typeof KafkaEntrySourceOptionsSchema>;
+
+/** Entries of one shard from one fetched batch of one partition, in partition order. */
+export class ShardEntries {
+  readonly topic: string;
+  readonly partition: number;
+  readonly shard: string;
+  readonly entries: Entry[] = [];
+  /** Kafka offset of each entry: offsets[i] is where entries[i] was read. */
+  readonly offsets: string[] = [];
+  /** The partition's high watermark when the batch was fetched (its lag is this minus the last offset, minus one). */
+  readonly highWatermark: string;
+
+  constructor(topic: string, partition: number, shard: string, highWatermark: string) {
+    this.topic = topic;
+    this.partition = partition;
+    this.shard = shard;
+    this.highWatermark = highWatermark;
+  }
+}
+
+export interface CorruptRecord {
+  readonly topic: string;
+  readonly partition: number;
+  readonly offset: string;
+  /** The record key as text, or null when it had none. */
+  readonly key: string | null;
+  /** What is wrong: PLAYOUT_ENTRY_HASH_MISMATCH, PLAYOUT_ENTRY_MALFORMED, PLAYOUT_ENTRY_FORMAT_UNKNOWN … */
+  readonly error: PlayoutError;
+}
+
+export interface KafkaEntrySourceHandlers extends GroupConsumerHandlers {
+  /** Awaited. Throwing re-reads the partition from the first group not handed over, after a backoff. */
+  onEntries(batch: ShardEntries): void | Promise<void>;
+  /** A record that is not a valid entry. Default: console.error. */
+  onCorrupt?(record: CorruptRecord): void;
+}
+
+/** True when the record key's bytes spell `shard` (shard ids are ASCII, so no decoding is needed). */
+function keyIs(key: Buffer | null, shard: string): boolean {
+  if (key === null || key.length !== shard.length) return false;
+  for (let i = 0; i < key.length; i++) if (key[i] !== shard.charCodeAt(i)) return false;
+  return true;
+}
+
+/** A fetched batch waiting in the pipeline, tagged with its partition's generation. */
+class QueuedBatch {
+  constructor(
+    readonly topic: string,
+    readonly partition: number,
+    readonly messages: KafkaMessage[],
+    readonly highWatermark: string,
+    readonly generation: number,
+  ) {}
+}
+
+const tp = (topic: string, partition: number): string => `${topic}\u0000${partition}`;
+
+export class KafkaEntrySource extends KafkaGroupConsumer {
+  private readonly handlers: KafkaEntrySourceHandlers;
+  private readonly autoCommit: boolean;
+  private readonly prefetchBatchesMax: number;
+  // The pipeline: kafkajs fetches the next batch while this one is decoded (decoding costs
+  // about three times what kafkajs spends per record, bench/kafka.bench.ts). A partition's
+  // generation changes when its queued batches must be dropped (seek, pause, failed
+  // hand-off, revocation); the partition is then re-read from its first undelivered offset.
+  private readonly queue: QueuedBatch[] = [];
+  private readonly generations = new Map<string, number>();
+  private pumping = false;
+  private queueShrunk: (() => void) | null = null;
+  private readonly commitsPending = new Map<string, { topic: string; partition: number; offset: string }>();
+  private committing: Promise<void> | null = null;
+  /** Entries handed over, records reported corrupt, and batches handled, since start. */
+  entriesDelivered = 0;
+  corruptRecords = 0;
+  batchesHandled = 0;
+
+  constructor(options: KafkaEntrySourceOptions, handlers: KafkaEntrySourceHandlers) {
+    const { topics, commit, prefetchBatchesMax, ...group } = parseOptions(KafkaEntrySourceOptionsSchema, options, 'KafkaEntrySource');
+    super('KafkaEntrySource', group, topics, handlers);
+    this.handlers = handlers;
+    this.autoCommit = commit === 'auto';
+    this.prefetchBatchesMax = prefetchBatchesMax;
+  }
+
+  override seek(topic: string, partition: number, offset: string | number | bigint): void {
+    super.seek(topic, partition, offset);
+    this.invalidate(topic, partition);
+  }
+
+  override async stop(): Promise<void> {
+    this.queue.length = 0;
+    this.queueShrunk?.();
+    await this.flushCommits();
+    await super.stop();
+  }
+
+  protected async handleBatch(payload: EachBatchPayload): Promise<void> {
+    const { batch } = payload;
+    const messages = batch.messages;
+    if (messages.length === 0 || payload.isStale()) return;
+    const { topic, partition } = batch;
+    // The next fetch starts after this batch; if it is not handed over after all, the pump
+    // seeks the partition back (rewind).
+    payload.resolveOffset(messages[messages.length - 1]!.offset);
+    this.queue.push(new QueuedBatch(topic, partition, messages, batch.highWatermark, this.generation(topic, partition)));
+    if (!this.pumping) void this.pump();
+    // Backpressure: kafkajs fetches again only when this returns.
+    while (this.queue.length > this.prefetchBatchesMax && this.isRunning) {
+      await new Promise<void>((resolve) => (this.queueShrunk = resolve));
+    }
+    await payload.heartbeat();
+  }
+
+  private generation(topic: string, partition: number): number {
+    return this.generations.get(tp(topic, partition)) ?? 0;
+  }
+
+  /** Drop the partition's queued batches (they are re-read from wherever it is sought to). */
+  private invalidate(topic: string, partition: number): void {
+    const k = tp(topic, partition);
+    this.generations.set(k, (this.generations.get(k) ?? 0) + 1);
+    this.commitsPending.delete(k);
+  }
+
+  /** Re-read the partition from `offset` (the first record not handed over). */
+  private rewind(topic: string, partition: number, offset: string): void {
+    this.invalidate(topic, partition);
+    try {
+      super.seek(topic, partition, offset);
+    } catch {
+      // No longer assigned: its next owner reads it from the committed offset.
+    }
+  }
+
+  private async pump(): Promise<void> {
+    this.pumping = true;
+    try {
+      while (this.queue.length > 0 && this.isRunning) {
+        const qb = this.queue[0]!;
+        if (qb.generation === this.generation(qb.topic, qb.partition) && this.isAssigned(qb.topic, qb.partition)) {
+          await this.deliver(qb);
+        }
+        this.queue.shift();
+        this.queueShrunk?.();
+        this.queueShrunk = null;
+        // Let kafkajs read the next fetch response between batches.
+        await new Promise<void>((resolve) => setImmediate(resolve));
+      }
+    } finally {
+      this.pumping = false;
+    }
+  }
+
+  private async deliver(qb: QueuedBatch): Promise<void> {
+    const { topic, partition, messages } = qb;
+    const n = messages.length;
+    if (this.isPaused(topic, partition)) return this.rewind(topic, partition, messages[0]!.offset);
+
+    // Decode and group by shard. `first` remembers the index of each group's first record: if
+    // the hand-off stops before group g, every record before first[g] is settled (handed over
+    // or reported corrupt) and reading resumes at first[g].
+    const groups: ShardEntries[] = [];
+    const first: number[] = [];
+    const byShard = new Map<string, ShardEntries>();
+    let last: ShardEntries | null = null;
+    for (let i = 0; i < n; i++) {
+      const m = messages[i]!;
+      const entry = this.decode(topic, partition, m);
+      if (entry === null) continue;
+      let group: ShardEntries | undefined = last !== null && last.shard === entry.shard ? last : byShard.get(entry.shard);
+      if (group === undefined) {
+        group = new ShardEntries(topic, partition, entry.shard, qb.highWatermark);
+        byShard.set(entry.shard, group);
+        groups.push(group);
+        first.push(i);
+      }
+      group.entries.push(entry);
+      group.offsets.push(m.offset);
+      last = group;
+    }
+
+    for (let g = 0; g < groups.length; g++) {
+      // Sought elsewhere, revoked or stopping meanwhile: drop the rest.
+      if (qb.generation !== this.generation(topic, partition) || !this.isAssigned(topic, partition) || !this.isRunning) return;
+      // Paused: re-read from here after resume.
+      if (this.isPaused(topic, partition)) return this.rewind(topic, partition, messages[first[g]!]!.offset);
+      try {
+        await this.handlers.onEntries(groups[g]!);
+      } catch (err) {
+        this.rewind(topic, partition, messages[first[g]!]!.offset);
+        const e = err instanceof Error ? err : new Error(String(err));
+        this.backOff(topic, partition, new Error(`KafkaEntrySource: onEntries failed for shard "${groups[g]!.shard}" at ${topic}/${partition}@${groups[g]!.offsets[0]}; re-reading after a backoff: ${e.message}`, { cause: e }));
+        return;
+      }
+      this.entriesDelivered += groups[g]!.entries.length;
+    }
+    this.batchesHandled++;
+    this.succeeded(topic, partition);
+    if (this.autoCommit) this.commitSoon(topic, partition, nextOffset(messages[n - 1]!.offset));
+  }
+
+  // Commits run beside the pipeline, one request at a time, the latest offset per partition:
+  // waiting for each one would stall delivery for a round trip per batch.
+  private commitSoon(topic: string, partition: number, offset: string): void {
+    this.commitsPending.set(tp(topic, partition), { topic, partition, offset });
+    if (this.committing === null) this.committing = this.commitLoop();
+  }
+
+  private async commitLoop(): Promise<void> {
+    try {
+      while (this.commitsPending.size > 0) {
+        const batch = [...this.commitsPending.values()];
+        this.commitsPending.clear();
+        await this.commitAll(batch);
+      }
+    } finally {
+      this.committing = null;
+    }
+  }
+
+  private async flushCommits(): Promise<void> {
+    while (this.committing !== null) await this.committing;
+  }
+
+  private decode(topic: string, partition: number, m: KafkaMessage): Entry | null {
+    const v = m.value;
+    let error: PlayoutError;
+    if (v === null || v.length === 0) {
+      error = new PlayoutError('PLAYOUT_ENTRY_MALFORMED', `Cannot decode the record at ${topic}/${partition}@${m.offset}: it has no value (a tombstone?)`, {
+        path: 'value',
+        expected: 'entry bytes',
+        received: v === null ? 'null' : '0 bytes',
+      });
+    } else {
+      try {
+        // The entry keeps a view of kafkajs' fetch buffer rather than a copy: entries are
+        // written to the store and dropped, and copying every record costs the hot path.
+        const entry = decodeEntry(v, 0, v.length);
+        if (keyIs(m.key, entry.shard)) return entry;
+        const got = m.key === null ? 'no key' : `key "${m.key.toString('utf8')}"`;
+        error = new PlayoutError('PLAYOUT_ENTRY_MALFORMED', `Cannot accept entry ${entry.seq} of shard "${entry.shard}" at ${topic}/${partition}@${m.offset}: the record key must be the shard, received ${got}`, {
+          path: 'key',
+          seq: entry.seq,
+          shard: entry.shard,
+          expected: entry.shard,
+          received: got,
+        });
+      } catch (err) {
+        if (!(err instanceof PlayoutError)) throw err;
+        error = err;
+      }
+    }
+    this.corruptRecords++;
+    const record: CorruptRecord = { topic, partition, offset: m.offset, key: m.key === null ? null : m.key.toString('utf8'), error };
+    if (this.handlers.onCorrupt) this.handlers.onCorrupt(record);
+    else console.error(`KafkaEntrySource: skipped corrupt record ${topic}/${partition}@${m.offset}: ${error.code} ${error.message}`);
+    return null;
+  }
+}

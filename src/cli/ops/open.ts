@@ -1,0 +1,53 @@
+// Opening what the commands name: sources with their shard, builds, snapshot files.
+import { readFile } from 'node:fs/promises';
+import { isAbsolute, resolve } from 'node:path';
+import { PlogReader, PLOG_MAGIC } from '../../adapters/plog.js';
+import { openSource, type ReplaySource } from '../../adapters/replay-source.js';
+import { PlayoutError, decodeSnapshot, type Snapshot } from '../../core/index.js';
+import { defaultBuild, knownBuilds, loadBuild, recorderCandidates, type Build } from './builds.js';
+
+export async function openNamed(spec: string, shard: string | undefined, cwd: string): Promise<ReplaySource> {
+  return openSource(spec, { shard: shard ?? null, cwd });
+}
+
+export async function buildNamed(spec: string | undefined, cwd: string): Promise<Build> {
+  return spec === undefined ? defaultBuild() : loadBuild(spec, cwd);
+}
+
+/** Candidates for a log's recorder: the named builds, or every known build running its reducer with other code. */
+export async function recordersFor(source: ReplaySource, reference: Build, named: string | undefined, cwd: string): Promise<Build[]> {
+  if (named !== undefined) return Promise.all(named.split(',').map((n) => loadBuild(n.trim(), cwd)));
+  return recorderCandidates(source.info.reducer, source.info.reducerVersion, reference.registry);
+}
+
+export function buildList(): string {
+  return knownBuilds()
+    .map((b) => `  ${b.name}${b.knownBad ? ' (known bad)' : ''}: ${b.summary}`)
+    .join('\n');
+}
+
+/** A snapshot file: encoded snapshot bytes, or a .plog fixture whose leading snapshot is used. */
+export async function readSnapshotFile(spec: string, cwd: string): Promise<Snapshot> {
+  const path = isAbsolute(spec) ? spec : resolve(cwd, spec);
+  let bytes: Uint8Array;
+  try {
+    bytes = await readFile(path);
+  } catch (err) {
+    const code = (err as NodeJS.ErrnoException).code;
+    throw new PlayoutError('PLAYOUT_SOURCE_NOT_FOUND', `Cannot read snapshot file ${spec}: ${code === 'ENOENT' ? 'no such file' : code === 'EISDIR' ? 'it is a directory' : (err as Error).message}`, {
+      path: '--from-snapshot',
+      expected: 'a snapshot file',
+      received: spec,
+      cause: err,
+    });
+  }
+  if (bytes.length >= PLOG_MAGIC.length && PLOG_MAGIC.every((b, i) => bytes[i] === b)) {
+    const reader = await PlogReader.open(path);
+    await reader.close();
+    if (reader.snapshot === null) {
+      throw new PlayoutError('PLAYOUT_INVALID_ARGUMENT', `Cannot use ${spec} as a snapshot: the fixture starts at genesis, not from a snapshot`, { path: '--from-snapshot', expected: 'a fixture with a snapshot', received: 'a fixture from genesis' });
+    }
+    return reader.snapshot;
+  }
+  return decodeSnapshot(bytes);
+}

@@ -1,0 +1,478 @@
+// FollowerRole: the glue between a shard's pure state machines (Follower, DesyncDetector in
+// src/replication/) and the world (the ShardHost's store and machine, peer clients, the clock).
+//
+// The state machines return actions; this class performs them and feeds the outcomes back,
+// always with the clock's `nowMs`. It adds no protocol logic of its own: ordering, dedupe,
+// gaps, repair planning, backoff and the desync decisions are the state machines'.
+import { PlayoutError, isPlayoutError } from '../core/errors.js';
+import type { Entry } from '../core/entry.js';
+import { decodeSnapshot } from '../core/snapshot.js';
+import { hashEquals, toHex } from '../core/hash.js';
+import type { Rng } from '../core/rng.js';
+import type { TickDigest } from '../core/shard-machine.js';
+import type { Clock, Timer } from '../ports/clock.js';
+import type { PeerShardStatus } from '../ports/entry-source.js';
+import { Follower, type FollowerAction, type FollowerConfig } from '../replication/follower.js';
+import { DesyncDetector, type DesyncAction, type DesyncConfig, type DesyncReport } from '../replication/desync-detector.js';
+import { stateAtTick, tickStateOf } from '../replication/state-at-tick.js';
+import { rangeNotRetainedOf, type HttpPeerClient } from '../adapters/http-peer-client.js';
+import type { EntrySource } from '../ports/entry-source.js';
+import type { PeerStatus } from '../adapters/http-schemas.js';
+import type { ShardHost } from './shard-host.js';
+
+export interface FollowerRoleOptions {
+  follower: Omit<FollowerConfig, 'shard' | 'region' | 'peers'>;
+  desync: Omit<DesyncConfig, 'shard' | 'region' | 'leader'>;
+  /** Retry delay of a failed durable report to the leader. */
+  reportRetryMs: number;
+}
+
+interface PeerView {
+  head: number | null;
+  digestTick: number | null;
+  digest: Uint8Array | null;
+  lastHeardMs: number | null;
+  /** Since when this node has been behind the peer's known head (null: level or ahead). */
+  behindSinceMs: number | null;
+}
+
+export class FollowerRole {
+  readonly host: ShardHost;
+  readonly follower: Follower;
+  readonly detector: DesyncDetector;
+  readonly leader: string;
+  lastReport: DesyncReport | null = null;
+  private readonly clock: Clock;
+  private readonly clients: ReadonlyMap<string, HttpPeerClient>;
+  private readonly source: EntrySource;
+  private readonly options: FollowerRoleOptions;
+  private readonly inflight = new Map<number, AbortController>();
+  private readonly views = new Map<string, PeerView>();
+  private localTicks: TickDigest[] = [];
+  private wake: Timer | null = null;
+  private wakeAtMs: number | null = null;
+  private reporting = false;
+  private reportAgain = false;
+  private closed = false;
+
+  constructor(host: ShardHost, leader: string, clients: ReadonlyMap<string, HttpPeerClient>, source: EntrySource, clock: Clock, rng: Rng, options: FollowerRoleOptions) {
+    this.host = host;
+    this.leader = leader;
+    this.clients = clients;
+    this.source = source;
+    this.clock = clock;
+    this.options = options;
+    const region = host.ctx.region;
+    const peers = [...clients.keys()];
+    // The leader first: with equal health it is the peer most likely to hold everything.
+    peers.sort((a, b) => (a === leader ? -1 : b === leader ? 1 : a < b ? -1 : 1));
+    for (const p of peers) this.views.set(p, { head: null, digestTick: null, digest: null, lastHeardMs: null, behindSinceMs: null });
+    host.autoApply = false;
+    host.onLocalTick = (d) => this.localTicks.push(d);
+    this.follower = new Follower({ ...options.follower, shard: host.shard, region, peers }, { hashAt: (seq) => this.hashAt(seq) }, rng, {
+      head: host.durableSeq,
+      headHash: host.durableHash ?? new Uint8Array(16),
+      headTick: host.durableTick,
+      applied: host.machine?.head ?? 0,
+    });
+    this.detector = new DesyncDetector({ ...options.desync, shard: host.shard, region, leader });
+  }
+
+  private hashAt(seq: number): Uint8Array | null {
+    if (seq === this.host.durableSeq && this.host.durableHash !== null) return this.host.durableHash;
+    return this.host.ctx.store.get(this.host.shard, seq)?.hash ?? null;
+  }
+
+  start(): void {
+    this.run(this.follower.start(this.clock.nowMs()));
+    this.source.follow(this.host.shard, this.host.durableSeq + 1);
+  }
+
+  close(): void {
+    if (this.closed) return;
+    this.closed = true;
+    this.wake?.cancel();
+    for (const a of this.inflight.values()) a.abort();
+    this.inflight.clear();
+    this.source.unfollow(this.host.shard);
+  }
+
+  // --- inputs from the world -----------------------------------------------------------------
+
+  onEntries(entries: readonly Entry[], region: string | null): void {
+    if (this.closed) return;
+    if (region !== null) this.heard(region, entries[entries.length - 1]!.seq, null);
+    this.run(this.follower.onEntries(entries, region, this.clock.nowMs()));
+  }
+
+  onPeerStatus(status: PeerShardStatus): void {
+    if (this.closed || !this.views.has(status.region)) return;
+    this.heard(status.region, status.head, status.digest);
+    const now = this.clock.nowMs();
+    this.run(this.follower.onPeerStatus(status, now));
+    this.runDesync(this.detector.onPeerStatus(status, now));
+  }
+
+  onSourceError(error: PlayoutError): void {
+    this.host.log.debug({ shard: this.host.shard, code: error.code }, error.message);
+  }
+
+  /** POST /v1/shards/:shard/resync. */
+  resync(): void {
+    this.runDesync(this.detector.resync(this.clock.nowMs()));
+  }
+
+  private heard(region: string, head: number, digest: { tick: number; digest: Uint8Array } | null): void {
+    const v = this.views.get(region);
+    if (v === undefined) return;
+    v.head = Math.max(v.head ?? 0, head);
+    v.lastHeardMs = Date.now();
+    if (digest !== null) {
+      v.digestTick = digest.tick;
+      v.digest = digest.digest;
+    }
+    this.updateBehind();
+  }
+
+  private updateBehind(): void {
+    const now = Date.now();
+    for (const v of this.views.values()) {
+      if (v.head !== null && v.head > this.host.durableSeq) v.behindSinceMs ??= now;
+      else v.behindSinceMs = null;
+    }
+  }
+
+  // --- actions --------------------------------------------------------------------------------
+
+  private run(actions: readonly FollowerAction[]): void {
+    for (const a of actions) {
+      if (this.closed) return;
+      switch (a.op) {
+        case 'append':
+          this.append(a.appendId, a.entries);
+          break;
+        case 'apply':
+          this.apply(a.entries);
+          break;
+        case 'applyStored':
+          this.apply(this.host.applyStored(a.seqFrom, a.seqTo), true);
+          break;
+        case 'requestRange':
+          this.requestRange(a.requestId, a.peer, a.seqFrom, a.seqTo, a.timeoutMs);
+          break;
+        case 'cancel':
+          this.inflight.get(a.requestId)?.abort();
+          this.inflight.delete(a.requestId);
+          break;
+        case 'bootstrap':
+          this.bootstrap(a.requestId, a.peer, a.seqMin, a.timeoutMs);
+          break;
+        case 'follow':
+          this.source.follow(this.host.shard, a.seqFrom);
+          break;
+        case 'alert':
+          this.alert(a.level, a.error);
+          break;
+        case 'stop':
+          this.host.stop(a.error);
+          break;
+      }
+    }
+    this.arm();
+  }
+
+  private append(appendId: number, entries: readonly Entry[]): void {
+    const last = entries[entries.length - 1]!.seq;
+    try {
+      this.host.enqueue(entries, 'stream');
+    } catch (err) {
+      this.run(this.follower.appendFailed(appendId, asPlayoutError(err), this.clock.nowMs()));
+      return;
+    }
+    this.host.waitDurable(last).then(
+      () => {
+        if (this.closed) return;
+        this.updateBehind();
+        this.run(this.follower.appended(appendId, this.clock.nowMs()));
+        this.reportDurable();
+      },
+      (err) => {
+        if (!this.closed) this.run(this.follower.appendFailed(appendId, asPlayoutError(err), this.clock.nowMs()));
+      },
+    );
+  }
+
+  /** Apply durable entries, then tell the detector what closed locally and what the log carried. */
+  private apply(entries: readonly Entry[], alreadyApplied = false): void {
+    if (!alreadyApplied) this.host.applyBatch(entries);
+    const now = this.clock.nowMs();
+    const ticks = this.localTicks;
+    this.localTicks = [];
+    for (const d of ticks) this.runDesync(this.detector.onLocalDigest({ tick: d.tick, seq: d.seq, digest: d.digest }, now));
+    this.runDesync(this.detector.onLogEntries(entries, now));
+  }
+
+  private requestRange(requestId: number, peer: string, seqFrom: number, seqTo: number, timeoutMs: number): void {
+    const client = this.clients.get(peer);
+    if (client === undefined) {
+      this.run(this.follower.onRangeFailure(requestId, new PlayoutError('PLAYOUT_PEER_UNAVAILABLE', `No client for region ${peer}`, { shard: this.host.shard }), null, this.clock.nowMs()));
+      return;
+    }
+    const abort = new AbortController();
+    const timer = setTimeout(() => abort.abort(), timeoutMs);
+    this.inflight.set(requestId, abort);
+    const metrics = this.host.ctx.metrics;
+    client.entries(this.host.shard, seqFrom, seqTo, { signal: abort.signal }).then(
+      (entries) => {
+        clearTimeout(timer);
+        this.inflight.delete(requestId);
+        if (this.closed) return;
+        metrics.repairs.inc({ shard: this.host.shard, peer, outcome: 'ok' });
+        metrics.repairEntries.inc({ shard: this.host.shard, peer }, entries.length);
+        if (entries.length > 0) this.heard(peer, entries[entries.length - 1]!.seq, null);
+        this.run(this.follower.onRangeResponse(requestId, entries, this.clock.nowMs()));
+      },
+      (err) => {
+        clearTimeout(timer);
+        this.inflight.delete(requestId);
+        if (this.closed) return;
+        const e = asPlayoutError(err);
+        metrics.repairs.inc({ shard: this.host.shard, peer, outcome: e.code });
+        this.run(this.follower.onRangeFailure(requestId, e, rangeNotRetainedOf(err), this.clock.nowMs()));
+      },
+    );
+  }
+
+  private bootstrap(requestId: number, peer: string, seqMin: number, timeoutMs: number): void {
+    const client = this.clients.get(peer);
+    const fail = (err: unknown): void => {
+      if (!this.closed) this.run(this.follower.bootstrapFailed(requestId, asPlayoutError(err), this.clock.nowMs()));
+    };
+    if (client === undefined) {
+      fail(new PlayoutError('PLAYOUT_PEER_UNAVAILABLE', `No client for region ${peer}`, { shard: this.host.shard }));
+      return;
+    }
+    const abort = new AbortController();
+    const timer = setTimeout(() => abort.abort(), timeoutMs);
+    this.inflight.set(requestId, abort);
+    void (async () => {
+      try {
+        const snap = await client.snapshot(this.host.shard, null, { signal: abort.signal });
+        const r = await this.host.bootstrapFrom(snap.bytes, seqMin);
+        if (this.closed) return;
+        this.host.ctx.metrics.repairs.inc({ shard: this.host.shard, peer, outcome: 'bootstrap' });
+        this.run(this.follower.bootstrapped(requestId, r.seq, r.hash, r.tick, this.clock.nowMs()));
+      } catch (err) {
+        fail(err);
+      } finally {
+        clearTimeout(timer);
+        this.inflight.delete(requestId);
+      }
+    })();
+  }
+
+  private alert(level: 'warning' | 'critical', error: PlayoutError): void {
+    const log = this.host.log;
+    const fields = { shard: this.host.shard, code: error.code, seq: error.seq, tick: error.tick };
+    if (level === 'critical') log.error(fields, error.message);
+    else log.warn(fields, error.message);
+    if (error.code === 'PLAYOUT_FORK') this.host.ctx.metrics.forks.inc({ shard: this.host.shard });
+  }
+
+  private runDesync(actions: readonly DesyncAction[]): void {
+    for (const a of actions) {
+      if (this.closed) return;
+      const now = this.clock.nowMs();
+      switch (a.op) {
+        case 'quarantine':
+          this.host.enterQuarantine({
+            firstDivergingTick: a.tick,
+            expected: null,
+            actual: null,
+            sinceMs: Date.now(),
+            records: [],
+            reason: a.error.message,
+          });
+          this.run(this.follower.quarantine(now));
+          break;
+        case 'alert':
+          this.alert(a.level, a.error);
+          break;
+        case 'captureLocal':
+          try {
+            const m = stateAtTick(this.host.ctx.store, this.host.ctx.registry, this.host.shard, a.tick);
+            this.runDesync(this.detector.onLocalState(a.compareId, tickStateOf(m), now));
+          } catch (err) {
+            this.runDesync(this.detector.onLocalStateFailure(a.compareId, asPlayoutError(err), now));
+          }
+          break;
+        case 'fetchBuckets':
+          this.peerCall(a.peer, a.requestId, a.timeoutMs, (c, signal) => c.buckets(this.host.shard, a.query, { signal }), (ans) => this.detector.onBucketsAnswer(a.requestId, ans, this.clock.nowMs()));
+          break;
+        case 'fetchRecords':
+          this.peerCall(a.peer, a.requestId, a.timeoutMs, (c, signal) => c.records(this.host.shard, a.query, { signal }), (ans) => this.detector.onRecordsAnswer(a.requestId, ans, this.clock.nowMs()));
+          break;
+        case 'report':
+          this.report(a.report);
+          break;
+        case 'resync':
+          this.resyncFrom(a.requestId, a.peer, a.tickMax, a.timeoutMs);
+          break;
+      }
+    }
+    this.arm();
+  }
+
+  private peerCall<T>(peer: string, requestId: number, timeoutMs: number, call: (c: HttpPeerClient, signal: AbortSignal) => Promise<T>, done: (answer: T) => DesyncAction[]): void {
+    const client = this.clients.get(peer);
+    const fail = (err: unknown): void => {
+      if (!this.closed) this.runDesync(this.detector.onRequestFailure(requestId, asPlayoutError(err), this.clock.nowMs()));
+    };
+    if (client === undefined) {
+      fail(new PlayoutError('PLAYOUT_PEER_UNAVAILABLE', `No client for region ${peer}`, { shard: this.host.shard }));
+      return;
+    }
+    call(client, AbortSignal.timeout(timeoutMs)).then((answer) => {
+      if (!this.closed) this.runDesync(done(answer));
+    }, fail);
+  }
+
+  private report(r: DesyncReport): void {
+    this.lastReport = r;
+    const q = this.host.quarantine;
+    const records = r.tables.flatMap((t) => t.records.map((d) => `${t.table}["${(d as { key?: string }).key ?? '?'}"]`));
+    if (q !== null) {
+      q.records = records;
+      q.expected = r.expected;
+      q.actual = r.actual;
+      q.firstDivergingTick = r.tick;
+    }
+    this.host.log.error(
+      { shard: this.host.shard, tick: r.tick, seq: r.seq, peer: r.peer, reproduced: r.reproduced, records, incomplete: r.incomplete, expected: toHex(r.expected), actual: toHex(r.actual) },
+      `desync of shard ${this.host.shard} at tick ${r.tick}: ${records.length > 0 ? `records ${records.join(', ')} differ` : 'no differing record named'}${r.incomplete ? ` (${r.incomplete})` : ''}`,
+    );
+  }
+
+  private resyncFrom(requestId: number, peer: string, tickMax: number | null, timeoutMs: number): void {
+    const client = this.clients.get(peer);
+    const fail = (err: unknown): void => {
+      if (!this.closed) this.runDesync(this.detector.resyncFailed(requestId, asPlayoutError(err), this.clock.nowMs()));
+    };
+    if (client === undefined) {
+      fail(new PlayoutError('PLAYOUT_PEER_UNAVAILABLE', `No client for region ${peer}`, { shard: this.host.shard }));
+      return;
+    }
+    void (async () => {
+      try {
+        const snap = await client.snapshot(this.host.shard, tickMax, { signal: AbortSignal.timeout(timeoutMs) });
+        const decoded = decodeSnapshot(snap.bytes);
+        const expected = this.detector.expectedDigest(decoded.tick);
+        if (expected !== null && !hashEquals(expected, decoded.digest)) {
+          throw new PlayoutError('PLAYOUT_SNAPSHOT_CORRUPT', `Region ${peer} sent a snapshot of shard "${this.host.shard}" at tick ${decoded.tick} whose digest ${toHex(decoded.digest)} is not the leader's ${toHex(expected)}`, {
+            shard: this.host.shard,
+            tick: decoded.tick,
+            expected: toHex(expected),
+            received: toHex(decoded.digest),
+          });
+        }
+        if (this.closed) return;
+        const r = this.host.restoreFrom(snap.bytes);
+        const now = this.clock.nowMs();
+        // The detector first, so that it judges the digests of the replay that follows (a
+        // reducer that diverges again must be caught again, not forgotten).
+        this.runDesync(this.detector.resynced(requestId, r.tick, now));
+        this.run(this.follower.restored(r.seq, r.hash, r.tick, now));
+      } catch (err) {
+        fail(err);
+      }
+    })();
+  }
+
+  // --- durable reports to the leader ------------------------------------------------------------
+
+  /** Tell the leader what is durable here (quorum acks, its view of our lag); one request in flight. */
+  private reportDurable(): void {
+    if (this.reporting) {
+      this.reportAgain = true;
+      return;
+    }
+    const leader = this.clients.get(this.leader);
+    if (leader === undefined || this.host.durableHash === null) return;
+    this.reporting = true;
+    this.reportAgain = false;
+    const d = this.host.latestDigest;
+    leader
+      .reportDurable(this.host.shard, {
+        region: this.host.ctx.region,
+        seq: this.host.durableSeq,
+        hash: toHex(this.host.durableHash),
+        digestTick: d === null ? null : d.tick,
+        digest: d === null ? null : toHex(d.digest),
+      })
+      .then(
+        () => {
+          this.reporting = false;
+          if (this.reportAgain && !this.closed) this.reportDurable();
+        },
+        (err) => {
+          this.host.log.debug({ shard: this.host.shard, code: (err as PlayoutError).code }, `durable report to ${this.leader} failed`);
+          setTimeout(() => {
+            this.reporting = false;
+            if (!this.closed) this.reportDurable();
+          }, this.options.reportRetryMs);
+        },
+      );
+  }
+
+  // --- timers ---------------------------------------------------------------------------------
+
+  private arm(): void {
+    if (this.closed) return;
+    const a = this.follower.nextWakeMs();
+    const b = this.detector.nextWakeMs();
+    const at = a === null ? b : b === null ? a : Math.min(a, b);
+    if (at === null) {
+      this.wake?.cancel();
+      this.wake = null;
+      this.wakeAtMs = null;
+      return;
+    }
+    if (this.wakeAtMs !== null && this.wakeAtMs <= at && this.wake !== null) return;
+    this.wake?.cancel();
+    this.wakeAtMs = at;
+    this.wake = this.clock.after(Math.max(0, at - this.clock.nowMs()), () => {
+      this.wake = null;
+      this.wakeAtMs = null;
+      if (this.closed) return;
+      const now = this.clock.nowMs();
+      this.run(this.follower.onTimer(now));
+      this.runDesync(this.detector.onTimer(now));
+    });
+  }
+
+  // --- status -----------------------------------------------------------------------------------
+
+  peerStatus(): PeerStatus[] {
+    const now = Date.now();
+    const out: PeerStatus[] = [];
+    for (const [region, v] of this.views) {
+      const ours = v.digestTick === null ? null : this.host.digestAt(v.digestTick);
+      out.push({
+        region,
+        head: v.head,
+        lagEntries: v.head === null ? null : Math.max(0, v.head - this.host.durableSeq),
+        lagMs: v.head === null ? null : v.behindSinceMs === null ? 0 : Math.max(0, Math.round(now - v.behindSinceMs)),
+        digestTick: v.digestTick,
+        digest: v.digest === null ? null : toHex(v.digest),
+        agrees: ours === null || v.digest === null ? null : hashEquals(ours, v.digest),
+        lastHeardMs: v.lastHeardMs === null ? null : Math.max(0, Math.round(now - v.lastHeardMs)),
+      });
+    }
+    return out;
+  }
+}
+
+function asPlayoutError(err: unknown): PlayoutError {
+  if (isPlayoutError(err)) return err;
+  return new PlayoutError('PLAYOUT_PEER_UNAVAILABLE', (err as Error)?.message ?? String(err), { cause: err });
+}

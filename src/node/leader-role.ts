@@ -1,0 +1,330 @@
+// LeaderRole: the sequencing side of a shard at its leader region.
+//
+// Ingress → validate (a batch is validated whole before any input is sequenced, so a refused
+// batch changes nothing) → Sequencer (dedupe by ingestId, stamp seq/epoch/tick/prev/hash) →
+// group commit in the ShardHost → acknowledge once durable here (ack mode `leader`) or at a
+// majority of regions (`quorum`, counted from the durable reports followers POST back).
+//
+// The tick timer closes the open tick every tickMs with the leader's digest of the previous
+// tick. That digest exists only once the previous tick entry is durable and applied; when it
+// is not yet (a slow disk), the close waits for it rather than carrying a wrong or absent digest.
+import { PlayoutError, isPlayoutError } from '../core/errors.js';
+import { fromHex, hashEquals, toHex } from '../core/hash.js';
+import { validateInput } from '../core/reducer.js';
+import { Sequencer } from '../core/sequencer.js';
+import type { AckMode, DurableReport, InputRequest, InputResult, PeerStatus } from '../adapters/http-schemas.js';
+import type { ShardHost } from './shard-host.js';
+
+export interface LeaderOptions {
+  ack: AckMode;
+  /** Regions of the peers that hold the shard (the quorum counts them and this region). */
+  peers: readonly string[];
+  tickMs: number;
+  pendingInputsMax: number;
+  ackTimeoutMs: number;
+  dedupeWindowTicks: number;
+}
+
+interface QuorumWaiter {
+  seq: number;
+  resolve: () => void;
+  reject: (err: unknown) => void;
+}
+
+export interface PeerDurable {
+  seq: number;
+  atMs: number;
+  digestTick: number | null;
+  digest: Uint8Array | null;
+}
+
+export class LeaderRole {
+  readonly host: ShardHost;
+  readonly sequencer: Sequencer;
+  readonly options: LeaderOptions;
+  readonly peerDurable = new Map<string, PeerDurable>();
+  pendingInputs = 0;
+  sequenced = 0;
+  duplicates = 0;
+  rejected = 0;
+  private quorumSeq = 0;
+  private quorumWaiters: QuorumWaiter[] = [];
+  private timer: NodeJS.Timeout | null = null;
+  private nextTickAtMs = 0;
+  private tickDue = false;
+  private closed = false;
+  private readonly unsubscribe: () => void;
+
+  constructor(host: ShardHost, sequencer: Sequencer, options: LeaderOptions) {
+    this.host = host;
+    this.sequencer = sequencer;
+    this.options = options;
+    this.unsubscribe = host.onAppend(() => this.onDurable());
+  }
+
+  /** A leader continuing the shard's stored log (after genesis or a restart). */
+  static resume(host: ShardHost, options: LeaderOptions): LeaderRole {
+    const m = host.machine;
+    if (m === null || m.reducer === null || host.durableHash === null) {
+      throw new PlayoutError('PLAYOUT_GENESIS_INVALID', `Cannot lead shard "${host.shard}": it has no genesis in the store`, { shard: host.shard });
+    }
+    if (m.head !== host.durableSeq) {
+      throw new PlayoutError('PLAYOUT_SHARD_STOPPED', `Cannot lead shard "${host.shard}": applied ${m.head} of ${host.durableSeq} durable entries (${host.stopped?.message ?? 'quarantined'})`, { shard: host.shard, seq: m.head });
+    }
+    const seq = new Sequencer(
+      host.ctx.registry,
+      { shard: host.shard, seq: host.durableSeq, hash: host.durableHash, tick: m.tick, epoch: host.epoch, reducer: m.reducer.name, reducerVersion: m.reducer.version },
+      { region: host.ctx.region, dedupeWindowTicks: options.dedupeWindowTicks },
+    );
+    // Rebuild the dedupe window from the log: an ingestId acknowledged before a crash must
+    // still be recognised after it.
+    const tickMin = m.tick - options.dedupeWindowTicks;
+    let from = host.firstSeq() ?? 1;
+    if (tickMin > 0) {
+      const rows = host.ctx.store.digests(host.shard, tickMin - 1, tickMin - 1);
+      if (rows.length > 0) from = Math.max(from, rows[0]!.seq + 1);
+    }
+    let remembered = 0;
+    for (const e of host.ctx.store.iterate(host.shard, from)) {
+      if (e.kind === 'input' && e.ingestId !== null && e.tick >= tickMin) {
+        seq.remember(e.ingestId, e.seq, e.tick);
+        remembered++;
+      }
+    }
+    host.log.info({ shard: host.shard, head: host.durableSeq, tick: m.tick, remembered }, `leading shard ${host.shard} from seq ${host.durableSeq}`);
+    return new LeaderRole(host, seq, options);
+  }
+
+  start(): void {
+    this.nextTickAtMs = Date.now() + this.options.tickMs;
+    this.schedule();
+  }
+
+  close(reason: PlayoutError): void {
+    if (this.closed) return;
+    this.closed = true;
+    if (this.timer !== null) clearTimeout(this.timer);
+    this.timer = null;
+    this.unsubscribe();
+    for (const w of this.quorumWaiters) w.reject(reason);
+    this.quorumWaiters = [];
+  }
+
+  get majority(): number {
+    return Math.floor((1 + this.options.peers.length) / 2) + 1;
+  }
+
+  // --- ticks ---------------------------------------------------------------------------------
+
+  private schedule(): void {
+    if (this.closed) return;
+    const delay = Math.max(0, this.nextTickAtMs - Date.now());
+    this.timer = setTimeout(() => {
+      this.timer = null;
+      this.nextTickAtMs += this.options.tickMs;
+      // After a long pause (GC, a stopped process) restart the cadence instead of firing a burst.
+      if (this.nextTickAtMs < Date.now()) this.nextTickAtMs = Date.now() + this.options.tickMs;
+      this.tickDue = true;
+      this.tryCloseTick();
+      this.schedule();
+    }, delay);
+  }
+
+  private tryCloseTick(): void {
+    if (!this.tickDue || this.closed || this.host.stopped !== null) return;
+    const open = this.sequencer.tick;
+    let digestPrev: Uint8Array | null = null;
+    if (open > 0) {
+      const d = this.host.latestDigest;
+      // The previous tick entry is not durable and applied yet: close when it is (onDurable).
+      if (d === null || d.tick !== open - 1) return;
+      digestPrev = d.digest;
+    }
+    this.tickDue = false;
+    try {
+      const entry = this.sequencer.closeTick(digestPrev);
+      this.host.enqueue([entry], 'sequencer');
+    } catch (err) {
+      this.host.stop(err);
+    }
+  }
+
+  // --- ingress ------------------------------------------------------------------------------
+
+  async submit(inputs: readonly InputRequest[], pathOf: (index: number) => string): Promise<InputResult[]> {
+    const host = this.host;
+    if (host.stopped !== null) throw host.stopped;
+    if (this.closed || this.sequencer.isFenced) {
+      throw new PlayoutError('PLAYOUT_SEQUENCER_FENCED', `Cannot sequence inputs for shard "${host.shard}": this region no longer leads it`, { shard: host.shard });
+    }
+    if (this.pendingInputs + inputs.length > this.options.pendingInputsMax) {
+      this.host.ctx.metrics.inputs.inc({ shard: host.shard, status: 'overloaded' }, inputs.length);
+      throw new PlayoutError('PLAYOUT_OVERLOADED', `Cannot accept ${inputs.length} input(s) for shard "${host.shard}": ${this.pendingInputs} await acknowledgement (limit ${this.options.pendingInputsMax})`, {
+        shard: host.shard,
+        expected: `at most ${this.options.pendingInputsMax} pending`,
+        received: String(this.pendingInputs + inputs.length),
+      });
+    }
+    const t0 = performance.now();
+    // A batch is validated whole first: one bad input refuses the batch and sequences nothing.
+    if (inputs.length > 1) {
+      const reducer = host.ctx.registry.get(host.machine!.reducer!.name, this.sequencer.reducerVersion);
+      for (let i = 0; i < inputs.length; i++) {
+        const input = inputs[i]!;
+        try {
+          validateInput(reducer, input.type, input.version, input.payload);
+        } catch (err) {
+          this.rejected += inputs.length;
+          host.ctx.metrics.inputs.inc({ shard: host.shard, status: 'rejected' }, inputs.length);
+          throw prefixPath(err, pathOf(i));
+        }
+      }
+    }
+    const results: InputResult[] = new Array(inputs.length);
+    const entries = [];
+    let seqMax = 0;
+    for (let i = 0; i < inputs.length; i++) {
+      const input = inputs[i]!;
+      let r;
+      try {
+        r = this.sequencer.submit({ type: input.type, version: input.version, payload: input.payload, ingestId: input.ingestId });
+      } catch (err) {
+        // Only reachable for a single input (a batch was validated above): nothing sequenced.
+        this.rejected++;
+        host.ctx.metrics.inputs.inc({ shard: host.shard, status: 'rejected' });
+        throw prefixPath(err, pathOf(i));
+      }
+      if (r.status === 'sequenced') {
+        entries.push(r.entry);
+        results[i] = { status: 'sequenced', seq: r.entry.seq, tick: r.entry.tick };
+        if (r.entry.seq > seqMax) seqMax = r.entry.seq;
+        this.sequenced++;
+      } else {
+        results[i] = { status: 'duplicate', seq: r.seq, tick: null };
+        if (r.seq > seqMax) seqMax = r.seq;
+        this.duplicates++;
+      }
+    }
+    host.ctx.metrics.inputs.inc({ shard: host.shard, status: 'sequenced' }, entries.length);
+    if (entries.length < inputs.length) host.ctx.metrics.inputs.inc({ shard: host.shard, status: 'duplicate' }, inputs.length - entries.length);
+    host.enqueue(entries, 'sequencer');
+    this.pendingInputs += inputs.length;
+    try {
+      await this.withTimeout(this.options.ack === 'quorum' ? this.waitQuorum(seqMax) : host.waitDurable(seqMax), seqMax);
+    } finally {
+      this.pendingInputs -= inputs.length;
+    }
+    host.ctx.metrics.ackSeconds.observe({ shard: host.shard, mode: this.options.ack }, (performance.now() - t0) / 1000);
+    return results;
+  }
+
+  private withTimeout(p: Promise<void>, seq: number): Promise<void> {
+    return new Promise((resolve, reject) => {
+      const t = setTimeout(() => {
+        const durable = this.host.durableSeq >= seq;
+        reject(
+          new PlayoutError(
+            'PLAYOUT_PEER_UNAVAILABLE',
+            `Input(s) of shard "${this.host.shard}" were sequenced up to seq ${seq} and are ${durable ? 'durable at the leader' : 'not yet durable'} but not acknowledged by ${this.options.ack === 'quorum' ? `a quorum of ${this.majority} regions` : 'the store'} within ${this.options.ackTimeoutMs} ms; retry with the same ingestId`,
+            { shard: this.host.shard, seq },
+          ),
+        );
+      }, this.options.ackTimeoutMs);
+      p.then(
+        () => {
+          clearTimeout(t);
+          resolve();
+        },
+        (err) => {
+          clearTimeout(t);
+          reject(err);
+        },
+      );
+    });
+  }
+
+  // --- quorum -------------------------------------------------------------------------------
+
+  private waitQuorum(seq: number): Promise<void> {
+    if (seq <= this.quorumSeq) return Promise.resolve();
+    return new Promise((resolve, reject) => {
+      let i = this.quorumWaiters.length;
+      while (i > 0 && this.quorumWaiters[i - 1]!.seq > seq) i--;
+      this.quorumWaiters.splice(i, 0, { seq, resolve, reject });
+    });
+  }
+
+  /** A follower reports what it holds durably. A report from another history is refused. */
+  reportDurable(report: DurableReport, nowMs: number): void {
+    const host = this.host;
+    if (!this.options.peers.includes(report.region)) {
+      throw new PlayoutError('PLAYOUT_INVALID_ARGUMENT', `Cannot take a durable report for shard "${host.shard}": body.region: expected a peer region (${this.options.peers.join(', ')}), received ${report.region}`, {
+        path: 'body.region',
+        expected: this.options.peers.join(', '),
+        received: report.region,
+      });
+    }
+    if (report.seq > host.durableSeq) {
+      throw new PlayoutError('PLAYOUT_FORK', `Region ${report.region} reports seq ${report.seq} of shard "${host.shard}" durable, beyond this leader's head ${host.durableSeq}`, { shard: host.shard, seq: report.seq, expected: `<= ${host.durableSeq}`, received: String(report.seq) });
+    }
+    if (report.seq > 0) {
+      const ours = host.ctx.store.get(host.shard, report.seq);
+      if (ours !== null && !hashEquals(ours.hash, fromHex(report.hash))) {
+        host.ctx.metrics.forks.inc({ shard: host.shard });
+        throw new PlayoutError('PLAYOUT_FORK', `Region ${report.region} holds entry ${report.seq} of shard "${host.shard}" with hash ${report.hash}, this leader has ${toHex(ours.hash)}`, {
+          shard: host.shard,
+          seq: report.seq,
+          expected: toHex(ours.hash),
+          received: report.hash,
+        });
+      }
+    }
+    const prev = this.peerDurable.get(report.region);
+    if (prev === undefined || report.seq >= prev.seq) {
+      this.peerDurable.set(report.region, { seq: report.seq, atMs: nowMs, digestTick: report.digestTick, digest: report.digest === null ? null : fromHex(report.digest) });
+    }
+    this.updateQuorum();
+  }
+
+  private onDurable(): void {
+    this.updateQuorum();
+    if (this.tickDue) this.tryCloseTick();
+  }
+
+  private updateQuorum(): void {
+    const seqs = [this.host.durableSeq];
+    for (const p of this.options.peers) seqs.push(this.peerDurable.get(p)?.seq ?? 0);
+    seqs.sort((a, b) => b - a);
+    const q = seqs[this.majority - 1] ?? 0;
+    if (q <= this.quorumSeq) return;
+    this.quorumSeq = q;
+    let n = 0;
+    while (n < this.quorumWaiters.length && this.quorumWaiters[n]!.seq <= q) this.quorumWaiters[n++]!.resolve();
+    if (n > 0) this.quorumWaiters.splice(0, n);
+  }
+
+  peerStatus(nowMs: number): PeerStatus[] {
+    return this.options.peers.map((region) => {
+      const p = this.peerDurable.get(region);
+      if (p === undefined) return { region, head: null, lagEntries: null, lagMs: null, digestTick: null, digest: null, agrees: null, lastHeardMs: null };
+      const ours = p.digestTick === null ? null : this.host.digestAt(p.digestTick);
+      return {
+        region,
+        head: p.seq,
+        // The leader is never behind a follower.
+        lagEntries: 0,
+        lagMs: 0,
+        digestTick: p.digestTick,
+        digest: p.digest === null ? null : toHex(p.digest),
+        agrees: ours === null || p.digest === null ? null : hashEquals(ours, p.digest),
+        lastHeardMs: Math.max(0, nowMs - p.atMs),
+      };
+    });
+  }
+}
+
+function prefixPath(err: unknown, prefix: string): unknown {
+  if (!isPlayoutError(err)) return err;
+  const path = err.path === null ? prefix.replace(/\.$/, '') : `${prefix}${err.path}`;
+  return new PlayoutError(err.code, err.message.replace(/: (payload|type|version)([.:])/, `: ${prefix}$1$2`), { path, expected: err.expected, received: err.received, seq: err.seq, tick: err.tick, shard: err.shard, cause: err });
+}

@@ -1,0 +1,484 @@
+// ShardHost: one shard on one node, whatever its role. It owns the shard's durable log (through
+// the LogStore), its ShardMachine, and the things both roles share:
+//
+// - group commit: entries handed to `enqueue` while an append is in flight are appended
+//   together by the next one, so one fsync covers many entries at high rates and a lone entry
+//   still goes out at once (no batching delay);
+// - applying durable entries in order, recording tick digests, tracking agreement with the
+//   leader's digests carried by the log, taking snapshots every N ticks, truncating;
+// - serving the log to peers (ShardFeed: ranges, streams, heartbeats).
+//
+// Leader and follower logic live in leader-role.ts and follower-role.ts; timers live in the roles.
+import type { FastifyBaseLogger } from 'fastify';
+import { decodeSnapshot, encodeSnapshot } from '../core/snapshot.js';
+import { Entry, type EpochPayload } from '../core/entry.js';
+import { PlayoutError, assert, isPlayoutError } from '../core/errors.js';
+import { hashEquals, toHex } from '../core/hash.js';
+import type { ReducerRegistry } from '../core/reducer.js';
+import { ShardMachine, type MachineOptions, type TickDigest } from '../core/shard-machine.js';
+import type { LogStore, SnapshotInfo, StoredDigest } from '../ports/log-store.js';
+import type { Heartbeat } from '../adapters/http-frames.js';
+import type { ShardFeed } from '../adapters/http-server.js';
+import type { AckMode } from '../adapters/http-schemas.js';
+import type { NodeMetrics } from '../adapters/metrics.js';
+
+export interface HostContext {
+  readonly region: string;
+  readonly store: LogStore;
+  readonly registry: ReducerRegistry;
+  readonly metrics: NodeMetrics;
+  readonly log: FastifyBaseLogger;
+  readonly snapshotEveryTicks: number;
+  readonly snapshotsKept: number;
+  readonly retainEntriesMin: number;
+  machineOptions(onTick: (d: TickDigest) => void): MachineOptions;
+  nowMs(): number;
+}
+
+/** What the node remembers about a shard beyond its log (store meta key `shard`). */
+export interface ShardMeta {
+  leader: string;
+  ack: AckMode;
+  reducer: string;
+  createdBy: 'config' | 'api' | 'peer';
+}
+
+export interface Quarantine {
+  firstDivergingTick: number;
+  expected: Uint8Array | null;
+  actual: Uint8Array | null;
+  sinceMs: number;
+  records: string[];
+  reason: string;
+}
+
+export type AppendSource = 'sequencer' | 'stream' | 'repair';
+
+interface Waiter {
+  seq: number;
+  resolve: () => void;
+  reject: (err: unknown) => void;
+}
+
+export class ShardHost implements ShardFeed {
+  readonly shard: string;
+  readonly ctx: HostContext;
+  meta: ShardMeta;
+  machine: ShardMachine | null = null;
+  /** Highest durable seq (mirrors the store, kept here so the hot path does not read it). */
+  durableSeq = 0;
+  durableHash: Uint8Array | null = null;
+  durableTick = 0;
+  lastAgreedTick: number | null = null;
+  /**
+   * Leader: apply entries as soon as they are durable, and stop the shard when an append fails
+   * (the sequencer has stamped entries the store does not hold). Follower: the Follower state
+   * machine says when to apply, and a failed append is its to retry.
+   */
+  autoApply = true;
+  /** Called for every tick closed by the machine (the follower feeds its desync detector). */
+  onLocalTick: ((d: TickDigest) => void) | null = null;
+  quarantine: Quarantine | null = null;
+  stopped: PlayoutError | null = null;
+  epoch = 0;
+
+  private readonly listeners = new Set<() => void>();
+  private pending: Entry[] = [];
+  private pendingSource: AppendSource = 'sequencer';
+  private flushing = false;
+  private waiters: Waiter[] = [];
+  private tickDigests: StoredDigest[] = [];
+  private lastTick: TickDigest | null = null;
+  private snapshotting: Promise<void> = Promise.resolve();
+  private readonly onTickBound = (d: TickDigest): void => {
+    this.tickDigests.push({ tick: d.tick, seq: d.seq, digest: d.digest });
+    this.lastTick = d;
+    if (this.onLocalTick !== null) this.onLocalTick(d);
+  };
+
+  constructor(ctx: HostContext, shard: string, meta: ShardMeta) {
+    this.ctx = ctx;
+    this.shard = shard;
+    this.meta = meta;
+  }
+
+  get log(): FastifyBaseLogger {
+    return this.ctx.log;
+  }
+
+  // --- resume --------------------------------------------------------------------------------
+
+  /**
+   * Rebuild the machine from the store: the latest snapshot that decodes and restores (older
+   * ones if the latest is corrupt), then every entry after it. Digests of replayed ticks are
+   * written again, so a digest write lost in a crash comes back.
+   */
+  async resume(): Promise<void> {
+    const store = this.ctx.store;
+    const head = store.head(this.shard);
+    if (head === null) {
+      // Nothing yet: a follower applies the genesis when it arrives.
+      this.machine = new ShardMachine(this.ctx.registry, this.ctx.machineOptions(this.onTickBound));
+      return;
+    }
+    this.durableSeq = head.seq;
+    this.durableHash = head.hash;
+    this.durableTick = head.tick;
+    this.epoch = head.epoch;
+    let machine: ShardMachine | null = null;
+    const snaps = store.snapshots(this.shard).sort((a, b) => b.tick - a.tick);
+    for (const info of snaps) {
+      if (info.seq > head.seq) continue;
+      const s = store.snapshot(this.shard, info.tick);
+      if (s === null) continue;
+      try {
+        const snap = decodeSnapshot(s.bytes);
+        const at = store.get(this.shard, snap.seq);
+        if (at !== null && !hashEquals(at.hash, snap.lastHash)) {
+          throw new PlayoutError('PLAYOUT_SNAPSHOT_CORRUPT', `Snapshot at tick ${snap.tick} of shard "${this.shard}" does not end at the stored entry ${snap.seq}`, { seq: snap.seq, tick: snap.tick });
+        }
+        machine = ShardMachine.fromSnapshot(this.ctx.registry, snap, this.ctx.machineOptions(this.onTickBound));
+        break;
+      } catch (err) {
+        if (!isPlayoutError(err)) throw err;
+        this.log.warn({ shard: this.shard, tick: info.tick, code: err.code }, `skipping snapshot at tick ${info.tick}: ${err.message}`);
+      }
+    }
+    const first = store.firstSeq(this.shard);
+    if (machine === null) {
+      if (first !== null && first > 1) {
+        throw new PlayoutError('PLAYOUT_TICK_NOT_RETAINED', `Cannot resume shard "${this.shard}": entries start at ${first} and no usable snapshot precedes them`, { shard: this.shard, seq: first });
+      }
+      machine = new ShardMachine(this.ctx.registry, this.ctx.machineOptions(this.onTickBound));
+    }
+    this.machine = machine;
+    if (machine.lastDigest !== null) this.lastTick = machine.lastDigest;
+    let replayed = 0;
+    for (const entry of store.iterate(this.shard, machine.head + 1)) {
+      this.applyOne(entry);
+      replayed++;
+      if (this.tickDigests.length >= 4096) await this.flushDigests();
+    }
+    await this.flushDigests();
+    this.log.info({ shard: this.shard, head: this.durableSeq, applied: machine.head, replayed, tick: machine.tick }, `resumed shard ${this.shard} from the store`);
+  }
+
+  /** Start from a genesis entry (a new shard at its leader). */
+  async genesis(entry: Entry): Promise<void> {
+    assert(entry.kind === 'genesis' && entry.seq === 1, 'genesis is entry 1');
+    assert(this.durableSeq === 0, 'genesis of an empty shard');
+    this.machine ??= new ShardMachine(this.ctx.registry, this.ctx.machineOptions(this.onTickBound));
+    this.enqueue([entry], 'sequencer');
+    await this.waitDurable(1);
+  }
+
+  /**
+   * Start over from a peer's snapshot (bootstrap, when no peer retains the entries this node
+   * needs): decode it (its digest is recomputed from its records), store it as the new base
+   * and drop the local log below it, then restore the machine from it.
+   */
+  async bootstrapFrom(snapshotBytes: Uint8Array, seqMin: number): Promise<{ seq: number; hash: Uint8Array; tick: number }> {
+    const snap = decodeSnapshot(snapshotBytes);
+    if (snap.shard !== this.shard) {
+      throw new PlayoutError('PLAYOUT_SNAPSHOT_CORRUPT', `Cannot bootstrap shard "${this.shard}" from a snapshot of shard "${snap.shard}"`, { shard: this.shard, expected: this.shard, received: snap.shard });
+    }
+    if (snap.seq < seqMin - 1) {
+      throw new PlayoutError('PLAYOUT_SNAPSHOT_CORRUPT', `Cannot bootstrap shard "${this.shard}" from a snapshot at seq ${snap.seq}: entries from ${seqMin} are needed`, { shard: this.shard, seq: snap.seq, expected: `>= ${seqMin - 1}`, received: String(snap.seq) });
+    }
+    const machine = ShardMachine.fromSnapshot(this.ctx.registry, snap, this.ctx.machineOptions(this.onTickBound));
+    await this.ctx.store.putSnapshot(this.shard, snap.tick, snap.seq, snapshotBytes);
+    await this.ctx.store.truncateBelow(this.shard, snap.seq + 1);
+    this.machine = machine;
+    this.lastTick = machine.lastDigest;
+    this.quarantine = null;
+    this.durableSeq = snap.seq;
+    this.durableHash = snap.lastHash;
+    this.durableTick = snap.tick;
+    this.flushingSeq = snap.seq;
+    this.epoch = snap.epoch;
+    this.log.info({ shard: this.shard, tick: snap.tick, seq: snap.seq }, `bootstrapped shard ${this.shard} from a snapshot at tick ${snap.tick}`);
+    return { seq: snap.seq, hash: snap.lastHash, tick: snap.tick };
+  }
+
+  // --- group commit ------------------------------------------------------------------------
+
+  /** Queue entries (continuing the queue's last seq) for the next durable append. */
+  enqueue(entries: readonly Entry[], source: AppendSource): void {
+    if (this.stopped !== null) throw this.stopped;
+    if (entries.length === 0) return;
+    for (let i = 0; i < entries.length; i++) this.pending.push(entries[i]!);
+    this.pendingSource = source;
+    if (!this.flushing) this.flush();
+  }
+
+  /** Seq of the last entry handed to enqueue (durable or not). */
+  get queuedSeq(): number {
+    return this.pending.length > 0 ? this.pending[this.pending.length - 1]!.seq : this.flushingSeq;
+  }
+  private flushingSeq = 0;
+
+  private flush(): void {
+    this.flushing = true;
+    // Let every input that arrives in this turn of the event loop join the append.
+    setImmediate(() => void this.flushLoop());
+  }
+
+  private async flushLoop(): Promise<void> {
+    try {
+      while (this.pending.length > 0 && this.stopped === null) {
+        const batch = this.pending;
+        const source = this.pendingSource;
+        this.pending = [];
+        this.flushingSeq = batch[batch.length - 1]!.seq;
+        const t0 = performance.now();
+        await this.ctx.store.append(this.shard, batch);
+        this.ctx.metrics.appendSeconds.observe({ shard: this.shard }, (performance.now() - t0) / 1000);
+        this.ctx.metrics.entriesAppended.inc({ shard: this.shard, source }, batch.length);
+        this.onDurable(batch);
+      }
+    } catch (err) {
+      if (this.autoApply) this.stop(err);
+      else this.failAppends(err);
+    } finally {
+      this.flushing = false;
+    }
+    if (this.pending.length > 0 && this.stopped === null) this.flush();
+  }
+
+  /** A follower's append failed: everything queued after the durable head is dropped and its waiters fail. */
+  private failAppends(err: unknown): void {
+    this.pending = [];
+    this.flushingSeq = this.durableSeq;
+    const waiters = this.waiters;
+    this.waiters = [];
+    for (const w of waiters) w.reject(err);
+  }
+
+  /** Resolves once `seq` is durable here; rejects if the shard stops first. */
+  waitDurable(seq: number): Promise<void> {
+    if (seq <= this.durableSeq) return Promise.resolve();
+    if (this.stopped !== null) return Promise.reject(this.stopped);
+    return new Promise((resolve, reject) => {
+      const w: Waiter = { seq, resolve, reject };
+      // Almost always the highest seq so far: push; otherwise insert in order.
+      let i = this.waiters.length;
+      while (i > 0 && this.waiters[i - 1]!.seq > seq) i--;
+      this.waiters.splice(i, 0, w);
+    });
+  }
+
+  private onDurable(batch: Entry[]): void {
+    const last = batch[batch.length - 1]!;
+    this.durableSeq = last.seq;
+    this.durableHash = last.hash;
+    this.durableTick = last.tick;
+    if (this.autoApply) this.applyBatch(batch);
+    let n = 0;
+    while (n < this.waiters.length && this.waiters[n]!.seq <= this.durableSeq) this.waiters[n++]!.resolve();
+    if (n > 0) this.waiters.splice(0, n);
+    for (const l of this.listeners) l();
+    if (this.tickDigests.length > 0) void this.flushDigests().catch((err) => this.stop(err));
+  }
+
+  /** Apply durable entries the machine has not applied yet (no-op while quarantined or stopped). */
+  applyBatch(entries: readonly Entry[]): void {
+    const m = this.machine;
+    if (m === null || this.quarantine !== null || this.stopped !== null) return;
+    for (let i = 0; i < entries.length; i++) {
+      const e = entries[i]!;
+      if (e.seq <= m.head) continue;
+      if (e.seq !== m.head + 1) return; // applied later, from the store, by catchUpApply
+      this.applyOne(e);
+      if (this.quarantine !== null || this.stopped !== null) return;
+    }
+  }
+
+  /** Apply durable entries [seqFrom, seqTo] read from the store; returns the entries applied (for the desync detector). */
+  applyStored(seqFrom: number, seqTo: number): Entry[] {
+    const m = this.machine;
+    const out: Entry[] = [];
+    if (m === null || this.quarantine !== null || this.stopped !== null) return out;
+    for (const e of this.ctx.store.iterate(this.shard, Math.max(seqFrom, m.head + 1), seqTo)) {
+      this.applyOne(e);
+      out.push(e);
+      if (this.quarantine !== null || this.stopped !== null) break;
+    }
+    return out;
+  }
+
+  private applyOne(e: Entry): void {
+    const m = this.machine!;
+    const mismatchesBefore = m.mismatches;
+    const prev = m.lastDigest;
+    try {
+      m.apply(e);
+    } catch (err) {
+      this.stop(err);
+      return;
+    }
+    if (e.kind === 'epoch') {
+      const p = e.payload as EpochPayload;
+      this.epoch = p.epoch;
+      this.meta = { ...this.meta, leader: p.leader };
+      void this.ctx.store.putMeta(this.shard, 'shard', this.meta);
+    } else if (e.kind === 'genesis') {
+      this.epoch = e.epoch;
+    }
+    if (e.kind !== 'tick') return;
+    if (m.mismatches > mismatchesBefore) {
+      const mm = m.firstMismatch!;
+      this.ctx.metrics.digestMismatches.inc({ shard: this.shard });
+      this.enterQuarantine({
+        firstDivergingTick: mm.tick,
+        expected: mm.expected,
+        actual: mm.actual,
+        sinceMs: this.ctx.nowMs(),
+        records: [],
+        reason: `tick ${mm.tick} digests to ${toHex(mm.actual)} here but the leader's is ${toHex(mm.expected)} (carried by entry ${mm.reportedBySeq})`,
+      });
+    } else if (e.digest !== null && prev !== null && prev.tick === e.tick - 1) {
+      this.lastAgreedTick = prev.tick;
+    }
+    const d = m.lastDigest!;
+    if (this.ctx.snapshotEveryTicks > 0 && d.tick > 0 && d.tick % this.ctx.snapshotEveryTicks === 0) this.takeSnapshot();
+  }
+
+  enterQuarantine(q: Quarantine): void {
+    if (this.quarantine !== null) return;
+    this.quarantine = q;
+    this.log.error({ shard: this.shard, tick: q.firstDivergingTick, expected: toHex(q.expected), actual: toHex(q.actual) }, `desync: shard ${this.shard} quarantined: ${q.reason}`);
+  }
+
+  /**
+   * Resync: replace the machine with one restored from a healthy peer's snapshot (which must end
+   * at an entry this node holds) and lift the quarantine. The caller applies the rest.
+   */
+  restoreFrom(snapshotBytes: Uint8Array): { seq: number; hash: Uint8Array; tick: number } {
+    const snap = decodeSnapshot(snapshotBytes);
+    const local = this.ctx.store.get(this.shard, snap.seq);
+    if (local === null || !hashEquals(local.hash, snap.lastHash)) {
+      throw new PlayoutError('PLAYOUT_SNAPSHOT_CORRUPT', `Cannot resync shard "${this.shard}" from a snapshot ending at entry ${snap.seq}: ${local === null ? 'that entry is not held here' : 'its last hash differs from the entry held here'}`, {
+        shard: this.shard,
+        seq: snap.seq,
+        expected: local === null ? 'a held entry' : toHex(local.hash),
+        received: toHex(snap.lastHash),
+      });
+    }
+    const machine = ShardMachine.fromSnapshot(this.ctx.registry, snap, this.ctx.machineOptions(this.onTickBound));
+    this.machine = machine;
+    this.lastTick = machine.lastDigest;
+    this.quarantine = null;
+    this.lastAgreedTick = snap.tick;
+    this.log.info({ shard: this.shard, tick: snap.tick, seq: snap.seq }, `resynced shard ${this.shard} from a snapshot at tick ${snap.tick}`);
+    return { seq: snap.seq, hash: snap.lastHash, tick: snap.tick };
+  }
+
+  stop(err: unknown): void {
+    if (this.stopped !== null) return;
+    const e = isPlayoutError(err)
+      ? err
+      : new PlayoutError('PLAYOUT_SHARD_STOPPED', `Shard "${this.shard}" stopped: ${(err as Error)?.message ?? String(err)}`, { shard: this.shard, cause: err });
+    this.stopped = new PlayoutError('PLAYOUT_SHARD_STOPPED', `Shard "${this.shard}" stopped: ${e.code}: ${e.message}`, { shard: this.shard, seq: e.seq, cause: e });
+    if (e.code === 'PLAYOUT_FORK') this.ctx.metrics.forks.inc({ shard: this.shard });
+    this.log.error({ shard: this.shard, code: e.code, err }, `shard ${this.shard} stopped: ${e.message}`);
+    for (const w of this.waiters) w.reject(this.stopped);
+    this.waiters = [];
+    this.pending = [];
+  }
+
+  // --- digests and snapshots ---------------------------------------------------------------
+
+  private async flushDigests(): Promise<void> {
+    if (this.tickDigests.length === 0) return;
+    const batch = this.tickDigests;
+    this.tickDigests = [];
+    await this.ctx.store.putDigests(this.shard, batch);
+  }
+
+  private takeSnapshot(): void {
+    const m = this.machine!;
+    const snap = m.snapshot();
+    const bytes = encodeSnapshot(snap);
+    const prev = this.snapshotting;
+    this.snapshotting = prev
+      .then(async () => {
+        await this.ctx.store.putSnapshot(this.shard, snap.tick, snap.seq, bytes);
+        await this.retain();
+      })
+      .catch((err) => this.log.error({ shard: this.shard, err }, `snapshot at tick ${snap.tick} of shard ${this.shard} failed`));
+  }
+
+  /**
+   * Retention: truncate the log to the newest snapshot that still leaves `retainEntriesMin`
+   * entries behind the head (peers catching up read those; older ones need a bootstrap), and
+   * keep the newest `snapshotsKept` snapshots plus the base the log replays from.
+   */
+  private async retain(): Promise<void> {
+    const store = this.ctx.store;
+    const snaps = store.snapshots(this.shard);
+    const limit = this.durableSeq - this.ctx.retainEntriesMin;
+    let base: SnapshotInfo | null = null;
+    for (const s of snaps) if (s.seq + 1 <= limit) base = s;
+    const first = store.firstSeq(this.shard);
+    if (base !== null && first !== null && base.seq + 1 > first) await store.truncateBelow(this.shard, base.seq + 1);
+    const now = store.snapshots(this.shard);
+    const baseSeq = (store.firstSeq(this.shard) ?? 1) - 1;
+    for (let i = 0; i < now.length - this.ctx.snapshotsKept; i++) {
+      if (now[i]!.seq !== baseSeq) await store.deleteSnapshot(this.shard, now[i]!.tick);
+    }
+  }
+
+  /** Resolves when appends in flight, snapshots and digests taken so far are stored (shutdown, tests). */
+  async drain(): Promise<void> {
+    while (this.flushing) await new Promise((r) => setTimeout(r, 1));
+    await this.snapshotting;
+    await this.flushDigests();
+  }
+
+  // --- ShardFeed -------------------------------------------------------------------------
+
+  head(): number {
+    return this.durableSeq;
+  }
+
+  firstSeq(): number | null {
+    return this.ctx.store.firstSeq(this.shard);
+  }
+
+  rangeRaw(seqFrom: number, seqTo: number, bytesMax: number): Uint8Array[] {
+    return this.ctx.store.rangeRaw(this.shard, seqFrom, Math.min(seqTo, this.durableSeq), bytesMax);
+  }
+
+  heartbeat(): Heartbeat {
+    const d = this.latestDigest;
+    return {
+      region: this.ctx.region,
+      shard: this.shard,
+      head: this.durableSeq,
+      headHash: this.durableHash,
+      tick: this.durableTick,
+      firstSeq: this.firstSeq(),
+      epoch: this.epoch,
+      digest: d === null ? null : { tick: d.tick, digest: d.digest },
+      quarantined: this.quarantine !== null,
+      nowMs: Date.now(),
+    };
+  }
+
+  onAppend(listener: () => void): () => void {
+    this.listeners.add(listener);
+    return () => this.listeners.delete(listener);
+  }
+
+  /** The latest closed tick and its digest (null before the first tick or while quarantined). */
+  get latestDigest(): TickDigest | null {
+    return this.quarantine === null ? this.lastTick : null;
+  }
+
+  /** Our stored digest at a tick, or null. */
+  digestAt(tick: number): Uint8Array | null {
+    if (this.lastTick !== null && this.lastTick.tick === tick) return this.lastTick.digest;
+    const rows = this.ctx.store.digests(this.shard, tick, tick);
+    return rows.length > 0 ? rows[0]!.digest : null;
+  }
+}

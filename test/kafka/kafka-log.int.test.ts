@@ -1,0 +1,313 @@
+// The Kafka log transport against a real single-node KRaft broker: KafkaLogPublisher →
+// playout.log → KafkaEntrySource, and replay from kafka://.
+import { Kafka, logLevel } from 'kafkajs';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { PlayoutError, ZERO_HASH, sealEntry, toHex, type Entry } from '../../src/core/index.js';
+import { KafkaEntrySource, type CorruptRecord, type ShardEntries } from '../../src/adapters/kafka-entry-source.js';
+import { KafkaLogPublisher } from '../../src/adapters/kafka-log-publisher.js';
+import { partitionOf } from '../../src/adapters/kafka-partition.js';
+import { readShardFromKafka } from '../../src/adapters/kafka-replay-source.js';
+import { ensureTopics } from '../../src/adapters/kafka-topics.js';
+import { freePort, kafkaComponent, startKafka, waitFor, type KafkaCluster } from '../helpers/kafka.js';
+import { makeLog, replayDigests, type ShardLog } from './fixtures/counter-log.js';
+
+const kafka = kafkaComponent();
+const SEED = Number(process.env.SEED ?? Math.floor(Math.random() * 2 ** 31));
+const PARTITIONS = 4;
+
+/** Everything a source handed over, per shard, in delivery order. */
+class Collected {
+  readonly byShard = new Map<string, Entry[]>();
+  readonly offsets = new Map<string, string[]>();
+  readonly partitions = new Map<string, Set<number>>();
+  readonly corrupt: CorruptRecord[] = [];
+  total = 0;
+  onEntries = (b: ShardEntries): void => {
+    let list = this.byShard.get(b.shard);
+    if (!list) this.byShard.set(b.shard, (list = []));
+    let offs = this.offsets.get(b.shard);
+    if (!offs) this.offsets.set(b.shard, (offs = []));
+    let ps = this.partitions.get(b.shard);
+    if (!ps) this.partitions.set(b.shard, (ps = new Set()));
+    expect(b.entries.length).toBe(b.offsets.length);
+    list.push(...b.entries);
+    offs.push(...b.offsets);
+    ps.add(b.partition);
+    this.total += b.entries.length;
+  };
+  onCorrupt = (r: CorruptRecord): void => {
+    this.corrupt.push(r);
+  };
+  count(shard: string): number {
+    return this.byShard.get(shard)?.length ?? 0;
+  }
+}
+
+function hexes(entries: readonly Entry[]): string[] {
+  return entries.map((e) => `${e.seq}:${toHex(e.hash)}`);
+}
+
+describe.skipIf(kafka.skip)('Kafka log transport on a real broker', () => {
+  let cluster: KafkaCluster;
+  const client = () => ({ brokers: cluster.brokers, logLevel: 'nothing' as const });
+  const sources: KafkaEntrySource[] = [];
+  const publishers: KafkaLogPublisher[] = [];
+
+  async function topic(name: string, partitions = PARTITIONS): Promise<string> {
+    await ensureTopics(client(), [{ topic: name, partitions }]);
+    return name;
+  }
+
+  async function source(topicName: string, groupId: string, collected: Collected, extra: Partial<ConstructorParameters<typeof KafkaEntrySource>[0]> = {}): Promise<KafkaEntrySource> {
+    const s = new KafkaEntrySource({ client: client(), groupId, topics: [topicName], maxWaitMs: 100, ...extra }, { onEntries: collected.onEntries, onCorrupt: collected.onCorrupt });
+    sources.push(s);
+    await s.start();
+    return s;
+  }
+
+  async function publish(topicName: string, logs: readonly ShardLog[], chunk = 7): Promise<KafkaLogPublisher> {
+    const p = new KafkaLogPublisher({ client: client(), topic: topicName });
+    publishers.push(p);
+    // Interleave shards in chunks, as a leader serving several shards would; do not await
+    // between calls: the publisher must keep the order of calls.
+    const pending: Promise<void>[] = [];
+    const cursors = logs.map(() => 0);
+    for (let more = true; more; ) {
+      more = false;
+      logs.forEach((log, i) => {
+        const part = log.entries.slice(cursors[i], cursors[i]! + chunk);
+        cursors[i]! += part.length;
+        if (part.length > 0) {
+          more = true;
+          pending.push(p.publish(part));
+        }
+      });
+    }
+    await Promise.all(pending);
+    return p;
+  }
+
+  beforeAll(async () => {
+    kafka.require();
+    console.log(`kafka-log.int: reproduce with seed=${SEED}`);
+    cluster = await startKafka({ name: 'log' });
+  });
+
+  afterAll(async () => {
+    for (const s of sources) await s.stop();
+    for (const p of publishers) await p.close();
+    await cluster?.stop();
+  });
+
+  it('publishes every entry and a source reads back identical entries per shard, in order, with identical digests', async () => {
+    const t = await topic('e2e.playout.log');
+    const logs = Array.from({ length: 6 }, (_, i) => makeLog(`hunt-${i}`, SEED + i, 30));
+    const p = await publish(t, logs);
+    for (const log of logs) expect(p.lastPublished(log.shard)).toBe(log.entries.at(-1)!.seq);
+
+    const got = new Collected();
+    const s = await source(t, 'e2e', got);
+    expect(s.assignment()).toEqual([{ topic: t, partitions: [0, 1, 2, 3] }]);
+    const total = logs.reduce((n, l) => n + l.entries.length, 0);
+    await waitFor('every entry', () => (got.total >= total ? true : undefined));
+    expect(got.total).toBe(total);
+    expect(got.corrupt).toEqual([]);
+    for (const log of logs) {
+      const entries = got.byShard.get(log.shard)!;
+      expect(hexes(entries)).toEqual(hexes(log.entries));
+      entries.forEach((e, i) => expect(Buffer.from(e.bytes).equals(Buffer.from(log.entries[i]!.bytes))).toBe(true));
+      expect(entries.map((e) => e.toJSON())).toEqual(log.entries.map((e) => e.toJSON()));
+      expect(replayDigests(entries)).toEqual(log.digests);
+      // A shard lives in one partition, the one murmur2 gives it.
+      expect([...got.partitions.get(log.shard)!]).toEqual([partitionOf(log.shard, PARTITIONS)]);
+      expect(s.ownsShard(log.shard)).toBe(true);
+      // Offsets increase within a partition.
+      const offs = got.offsets.get(log.shard)!.map(BigInt);
+      for (let i = 1; i < offs.length; i++) expect(offs[i]! > offs[i - 1]!).toBe(true);
+    }
+  });
+
+  it('hands duplicates over as they come (at least once) and re-reads a shard after a seek', async () => {
+    const t = await topic('dup.playout.log');
+    const log = makeLog('dup-1', SEED ^ 0x55, 12);
+    const p = await publish(t, [log]);
+    // A leader that lost an acknowledgement republishes: Kafka now holds entries 5..9 twice.
+    await p.publish(log.entries.slice(4, 9));
+    const expected = log.entries.length + 5;
+
+    const got = new Collected();
+    const s = await source(t, 'dup', got);
+    await waitFor('entries and their duplicates', () => (got.count('dup-1') >= expected ? true : undefined));
+    const seqs = got.byShard.get('dup-1')!.map((e) => e.seq);
+    expect(seqs).toEqual([...log.entries.map((e) => e.seq), 5, 6, 7, 8, 9]);
+
+    // Seek back to the offset of seq 3: everything from there is delivered again.
+    const offsetOfSeq3 = got.offsets.get('dup-1')![2]!;
+    s.seekShard('dup-1', offsetOfSeq3);
+    await waitFor('re-delivery after the seek', () => (got.count('dup-1') >= expected * 2 - 2 ? true : undefined));
+    const again = got.byShard.get('dup-1')!.slice(expected).map((e) => e.seq);
+    expect(again).toEqual(seqs.slice(2));
+  });
+
+  it('a paused source delivers nothing across several fetches, then everything after resume', async () => {
+    const t = await topic('pause.playout.log');
+    const got = new Collected();
+    const s = await source(t, 'pause', got);
+    s.pause();
+    const log = makeLog('paused-1', SEED ^ 0x77, 10);
+    await publish(t, [log]);
+    const fetched = s.fetches;
+    await waitFor('three fetch rounds while paused', () => (s.fetches >= fetched + 3 ? true : undefined));
+    expect(got.total).toBe(0);
+    s.resume();
+    await waitFor('delivery after resume', () => (got.count('paused-1') >= log.entries.length ? true : undefined));
+    expect(hexes(got.byShard.get('paused-1')!)).toEqual(hexes(log.entries));
+  });
+
+  it('a pause in the middle of a batch stops the hand-off there; resume re-reads from the first entry not handed over', async () => {
+    const t = await topic('midpause.playout.log', 1);
+    const logs = [makeLog('mid-a', SEED ^ 0x21, 10), makeLog('mid-b', SEED ^ 0x22, 10)];
+    await publish(t, logs, 1); // a, b, a, b …: one batch holds both shards
+    const got = new Collected();
+    let paused = false;
+    let pausedAt = 0;
+    const s: KafkaEntrySource = new KafkaEntrySource(
+      { client: client(), groupId: 'midpause', topics: [t], maxWaitMs: 100 },
+      {
+        onEntries: (b) => {
+          got.onEntries(b);
+          if (!paused) {
+            paused = true;
+            s.pause();
+            pausedAt = s.fetches;
+          }
+        },
+      },
+    );
+    sources.push(s);
+    await s.start();
+    await waitFor('the first group and three fetch rounds', () => (paused && s.fetches >= pausedAt + 3 ? true : undefined));
+    // Only the first group of the first batch was handed over.
+    expect([...got.byShard.keys()]).toEqual(['mid-a']);
+    const before = got.total;
+    s.resume();
+    await waitFor('both shards complete', () => (logs.every((l) => new Set(got.byShard.get(l.shard)?.map((e) => e.seq)).size === l.entries.length) ? true : undefined));
+    expect(got.total).toBeGreaterThan(before);
+    // mid-b starts at its first entry; mid-a is re-read (duplicates) from the rewind point on.
+    expect(got.byShard.get('mid-b')!.map((e) => e.seq)).toEqual(logs[1]!.entries.map((e) => e.seq));
+    for (const l of logs) {
+      const firstCopies = new Map<number, Entry>();
+      for (const e of got.byShard.get(l.shard)!) if (!firstCopies.has(e.seq)) firstCopies.set(e.seq, e);
+      expect(hexes([...firstCopies.values()])).toEqual(hexes(l.entries));
+    }
+  });
+
+  it('a failing hand-off is retried from the first entry not handed over', async () => {
+    const t = await topic('retry.playout.log', 1);
+    const log = makeLog('retry-1', SEED ^ 0x99, 8);
+    await publish(t, [log]);
+    const got = new Collected();
+    const errors: Error[] = [];
+    let failuresLeft = 2;
+    const s = new KafkaEntrySource(
+      { client: client(), groupId: 'retry', topics: [t], maxWaitMs: 100, retryDelayMs: 20 },
+      {
+        onEntries: (b) => {
+          if (failuresLeft-- > 0) throw new Error('store is full');
+          got.onEntries(b);
+        },
+        onError: (e) => errors.push(e),
+      },
+    );
+    sources.push(s);
+    await s.start();
+    await waitFor('delivery after two failures', () => (got.count('retry-1') >= log.entries.length ? true : undefined));
+    expect(hexes(got.byShard.get('retry-1')!)).toEqual(hexes(log.entries));
+    expect(errors).toHaveLength(2);
+    expect(errors[0]!.message).toMatch(/onEntries failed for shard "retry-1".*store is full/);
+  });
+
+  it('reports corrupt records with their offset and never hands them over', async () => {
+    const t = await topic('corrupt.playout.log', 1);
+    const log = makeLog('bad-1', SEED ^ 0x33, 6);
+    const raw = new Kafka({ brokers: cluster.brokers, logLevel: logLevel.NOTHING }).producer();
+    await raw.connect();
+    const flipped = Buffer.from(log.entries[3]!.bytes);
+    const at = Math.floor(flipped.length / 2);
+    flipped[at] = flipped[at]! ^ 0x04;
+    const other = makeLog('other-1', 1, 1).entries[0]!;
+    await raw.send({
+      topic: t,
+      messages: [
+        ...log.entries.slice(0, 3).map((e) => ({ key: e.shard, value: Buffer.from(e.bytes) })),
+        { key: 'bad-1', value: flipped }, // offset 3: a flipped bit
+        { key: 'bad-1', value: Buffer.from(other.bytes) }, // offset 4: another shard's entry under this key
+        { key: 'bad-1', value: null }, // offset 5: a tombstone
+        { key: 'bad-1', value: Buffer.from([0x93, 0x01, 0x02]) }, // offset 6: truncated bytes
+        ...log.entries.slice(3).map((e) => ({ key: e.shard, value: Buffer.from(e.bytes) })),
+      ],
+    });
+    await raw.disconnect();
+
+    const got = new Collected();
+    await source(t, 'corrupt', got);
+    await waitFor('the valid entries', () => (got.count('bad-1') >= log.entries.length ? true : undefined));
+    await waitFor('four corrupt reports', () => (got.corrupt.length >= 4 ? true : undefined));
+    expect(hexes(got.byShard.get('bad-1')!)).toEqual(hexes(log.entries));
+    expect(got.byShard.has('other-1')).toBe(false);
+    expect(got.corrupt.map((c) => [c.offset, c.error.code, c.key])).toEqual([
+      ['3', 'PLAYOUT_ENTRY_HASH_MISMATCH', 'bad-1'],
+      ['4', 'PLAYOUT_ENTRY_MALFORMED', 'bad-1'],
+      ['5', 'PLAYOUT_ENTRY_MALFORMED', 'bad-1'],
+      ['6', 'PLAYOUT_ENTRY_MALFORMED', 'bad-1'],
+    ]);
+    expect(got.corrupt[0]!.error.seq).toBe(4);
+    expect(got.corrupt[1]!.error.path).toBe('key');
+    expect(got.corrupt.every((c) => c.topic === t && c.partition === 0)).toBe(true);
+
+    // Replay refuses the corrupt record, naming its offset.
+    const err = await readShardFromKafka(`kafka://${cluster.bootstrap}/${t}`, 'bad-1').catch((e: unknown) => e);
+    expect(err).toBeInstanceOf(PlayoutError);
+    expect((err as PlayoutError).code).toBe('PLAYOUT_ENTRY_HASH_MISMATCH');
+    expect((err as PlayoutError).message).toContain(`${t}/0@3`);
+  });
+
+  it('replays a shard from kafka:// equal to the original log, duplicates removed, up to the end offsets at the start', async () => {
+    const t = await topic('replay.playout.log');
+    const logs = [makeLog('replay-a', SEED ^ 0x11, 25), makeLog('replay-b', SEED ^ 0x12, 25)];
+    const p = await publish(t, logs);
+    await p.publish(logs[0]!.entries.slice(10, 20)); // duplicates
+    const url = `kafka://${cluster.bootstrap}/${t}`;
+    for (const log of logs) {
+      const entries = await readShardFromKafka(url, log.shard);
+      expect(hexes(entries)).toEqual(hexes(log.entries));
+      expect(replayDigests(entries)).toEqual(log.digests);
+    }
+    // An explicit partition that does not hold the shard finds nothing.
+    const wrong = (partitionOf('replay-a', PARTITIONS) + 1) % PARTITIONS;
+    await expect(readShardFromKafka(`${url}?partition=${wrong}`, 'replay-a')).rejects.toMatchObject({ code: 'PLAYOUT_SHARD_NOT_FOUND' });
+  });
+
+  it('names what is wrong: unknown topic, unknown shard, partition count mismatch, unreachable broker', async () => {
+    const url = `kafka://${cluster.bootstrap}/no.such.topic`;
+    await expect(readShardFromKafka(url, 'x')).rejects.toMatchObject({ code: 'PLAYOUT_SOURCE_NOT_FOUND' });
+    const t = await topic('names.playout.log', 2);
+    await expect(readShardFromKafka(`kafka://${cluster.bootstrap}/${t}`, 'nobody')).rejects.toMatchObject({ code: 'PLAYOUT_SHARD_NOT_FOUND' });
+    await expect(ensureTopics(client(), [{ topic: t, partitions: 3 }])).rejects.toMatchObject({ code: 'PLAYOUT_KAFKA_TOPIC_MISMATCH', expected: '3', received: '2' });
+    const src = new KafkaEntrySource({ client: client(), groupId: 'x', topics: ['no.such.topic'] }, { onEntries: () => undefined });
+    await expect(src.start()).rejects.toMatchObject({ code: 'PLAYOUT_SOURCE_NOT_FOUND' });
+
+    // An entry larger than the broker's message.max.bytes (1 MiB): refused for good, not retried.
+    const big = sealEntry({ shard: 'big-1', seq: 1, epoch: 1, tick: 0, kind: 'genesis', type: null, version: null, origin: null, ingestId: null, payload: { blob: 'x'.repeat(1_200_000) }, digest: null, prev: ZERO_HASH });
+    const bigPublisher = new KafkaLogPublisher({ client: client(), topic: t });
+    publishers.push(bigPublisher);
+    await expect(bigPublisher.publish([big])).rejects.toMatchObject({ code: 'PLAYOUT_KAFKA_REFUSED', retriable: false });
+    expect(bigPublisher.lastPublished('big-1')).toBeNull();
+
+    const closed = await freePort();
+    const p = new KafkaLogPublisher({ client: { brokers: [`127.0.0.1:${closed}`], retriesMax: 0, connectionTimeoutMs: 500, logLevel: 'nothing' } });
+    const err = await p.publish(makeLog('x', 1, 1).entries).catch((e: unknown) => e);
+    expect(err).toMatchObject({ code: 'PLAYOUT_KAFKA_UNAVAILABLE', retriable: true });
+    await p.close();
+  });
+});

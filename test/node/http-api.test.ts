@@ -1,0 +1,224 @@
+// The /v1 API of a region node over real HTTP: auth by scope, limits, refused bodies, ranges,
+// the stream's frames, the bucket protocol, time travel, OpenAPI, metrics. Every refused
+// request is checked to have changed nothing.
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { decodeSnapshot } from '../../src/core/snapshot.js';
+import { FrameDecoder, type Frame } from '../../src/adapters/http-frames.js';
+import { rangeNotRetainedOf } from '../../src/adapters/http-peer-client.js';
+import { isPlayoutError } from '../../src/core/errors.js';
+import { TOKENS, adminClient, startInProcessCluster, waitFor, type InProcessCluster } from '../helpers/cluster.js';
+
+let cluster: InProcessCluster;
+let leaderUrl = '';
+let followerUrl = '';
+
+beforeAll(async () => {
+  cluster = await startInProcessCluster({
+    regions: ['eu-fra', 'af-jnb'],
+    shards: [{ id: 'hunt-1', leader: 'eu-fra', tickMs: 10 }],
+    overrides: { limits: { bodyBytesMax: 4096, rangeEntriesMax: 20, batchInputsMax: 10 }, snapshots: { everyTicks: 10, kept: 3, retainEntriesMin: 1_000_000 } },
+  });
+  leaderUrl = cluster.nodes.get('eu-fra')!.url;
+  followerUrl = cluster.nodes.get('af-jnb')!.url;
+  const join = await call('POST', leaderUrl, '/v1/shards/hunt-1/inputs', TOKENS.ingest, { type: 'player.join', version: 1, payload: { player: 'p1', name: 'Ada', x: 5, y: 5 }, ingestId: 'j1' });
+  expect(join.status).toBe(200);
+  await waitFor('30 ticks and a snapshot', () => cluster.nodes.get('eu-fra')!.status().shards[0]!.tick > 30);
+  const head = cluster.nodes.get('eu-fra')!.status().shards[0]!.head;
+  await waitFor('the follower to catch up', () => cluster.nodes.get('af-jnb')!.status().shards[0]!.applied >= head);
+});
+afterAll(async () => cluster?.close());
+
+async function call(method: string, url: string, path: string, token: string | null, body?: unknown, headers: Record<string, string> = {}): Promise<{ status: number; json: Record<string, unknown>; headers: Headers; bytes: Uint8Array }> {
+  const h: Record<string, string> = { ...headers };
+  if (token !== null) h.authorization = `Bearer ${token}`;
+  let payload: string | undefined;
+  if (body !== undefined) {
+    payload = typeof body === 'string' ? body : JSON.stringify(body);
+    h['content-type'] ??= 'application/json';
+  }
+  const res = await fetch(url + path, { method, headers: h, body: payload });
+  const bytes = new Uint8Array(await res.arrayBuffer());
+  let json: Record<string, unknown> = {};
+  try {
+    json = JSON.parse(new TextDecoder().decode(bytes)) as Record<string, unknown>;
+  } catch {
+    // binary body
+  }
+  return { status: res.status, json, headers: res.headers, bytes };
+}
+
+const headOf = (): number => cluster.nodes.get('eu-fra')!.status().shards[0]!.head;
+const inputsOf = (): number => cluster.nodes.get('eu-fra')!.status().shards[0]!.inputs.sequenced;
+const move = { type: 'player.move', version: 1, payload: { player: 'p1', x: 6, y: 5 } };
+
+describe('auth', () => {
+  it.each([
+    ['no token', null, 401, 'PLAYOUT_UNAUTHENTICATED'],
+    ['an unknown token', 'not-a-token-of-this-region-0000', 401, 'PLAYOUT_UNAUTHENTICATED'],
+    ['a peer token', TOKENS.peer, 403, 'PLAYOUT_FORBIDDEN'],
+  ])('refuses inputs with %s and sequences nothing', async (_what, token, status, code) => {
+    const before = inputsOf();
+    const r = await call('POST', leaderUrl, '/v1/shards/hunt-1/inputs', token, move);
+    expect(r.status).toBe(status);
+    expect(r.json.code).toBe(code);
+    expect(inputsOf()).toBe(before);
+  });
+
+  it('refuses a malformed Authorization header', async () => {
+    const r = await call('GET', leaderUrl, '/v1/status', null, undefined, { authorization: 'Basic abc' });
+    expect(r.status).toBe(401);
+    expect(r.json.path).toBe('headers.authorization');
+  });
+
+  it.each([
+    ['GET', '/v1/status', TOKENS.ingest],
+    ['GET', '/v1/shards/hunt-1/entries?from=1', TOKENS.ingest],
+    ['GET', '/v1/shards/hunt-1/stream?from=1', TOKENS.ingest],
+    ['POST', '/v1/shards', TOKENS.peer],
+    ['POST', '/v1/shards/hunt-1/resync', TOKENS.peer],
+  ])('refuses %s %s to a token of the wrong scope', async (method, path, token) => {
+    const r = await call(method, followerUrl, path, token, method === 'POST' ? {} : undefined);
+    expect(r.status).toBe(403);
+    expect(r.json.code).toBe('PLAYOUT_FORBIDDEN');
+  });
+
+  it('lets the admin token read and write, and leaves health, metrics and OpenAPI open', async () => {
+    expect((await call('GET', leaderUrl, '/v1/status', TOKENS.admin)).status).toBe(200);
+    expect((await call('GET', leaderUrl, '/healthz', null)).status).toBe(200);
+    const metrics = await call('GET', leaderUrl, '/metrics', null);
+    expect(metrics.status).toBe(200);
+    expect(new TextDecoder().decode(metrics.bytes)).toMatch(/playout_shard_head\{.*shard="hunt-1".*\} \d+/);
+    const doc = (await call('GET', leaderUrl, '/v1/openapi.json', null)).json as { openapi: string; paths: Record<string, unknown> };
+    expect(doc.openapi).toBe('3.0.3');
+    expect(Object.keys(doc.paths)).toEqual(expect.arrayContaining(['/v1/shards/{shard}/inputs', '/v1/shards/{shard}/stream', '/v1/shards/{shard}/entries', '/v1/status']));
+  });
+});
+
+describe('bodies and limits', () => {
+  it('refuses a body over the limit with 413 and sequences nothing', async () => {
+    const before = inputsOf();
+    const r = await call('POST', leaderUrl, '/v1/shards/hunt-1/inputs', TOKENS.ingest, { ...move, payload: { ...move.payload, pad: 'x'.repeat(5000) } });
+    expect(r.status).toBe(413);
+    expect(r.json.code).toBe('PLAYOUT_BODY_TOO_LARGE');
+    expect(inputsOf()).toBe(before);
+  });
+
+  it.each([
+    ['invalid JSON', '{"type": "player.move",', 'application/json', 400, 'PLAYOUT_BODY_MALFORMED'],
+    ['a prototype-poisoning body', '{"__proto__": {"x": 1}, "type": "player.move", "version": 1, "payload": {}}', 'application/json', 400, 'PLAYOUT_BODY_MALFORMED'],
+    ['a text body', 'hello', 'text/plain', 415, 'PLAYOUT_BODY_MALFORMED'],
+    ['an unknown field', JSON.stringify({ ...move, colour: 'red' }), 'application/json', 400, 'PLAYOUT_INVALID_ARGUMENT'],
+    ['a version that is not an integer', JSON.stringify({ ...move, version: 'one' }), 'application/json', 400, 'PLAYOUT_INVALID_ARGUMENT'],
+    ['an empty batch', JSON.stringify({ inputs: [] }), 'application/json', 400, 'PLAYOUT_INVALID_ARGUMENT'],
+    ['a batch over the limit', JSON.stringify({ inputs: Array.from({ length: 11 }, () => move) }), 'application/json', 400, 'PLAYOUT_INVALID_ARGUMENT'],
+  ])('refuses %s with its code and sequences nothing', async (_what, body, type, status, code) => {
+    const before = inputsOf();
+    const r = await call('POST', leaderUrl, '/v1/shards/hunt-1/inputs', TOKENS.ingest, body, { 'content-type': type });
+    expect(r.status, JSON.stringify(r.json)).toBe(status);
+    expect(r.json.code).toBe(code);
+    expect(inputsOf()).toBe(before);
+  });
+
+  it('names the path of a bad field', async () => {
+    const r = await call('POST', leaderUrl, '/v1/shards/hunt-1/inputs', TOKENS.ingest, { ...move, ingestId: '' });
+    expect(r.status).toBe(400);
+    expect(r.json.path).toBe('body.ingestId');
+  });
+
+  it('answers 404 for an unknown shard or route and 421 with the leader at a follower', async () => {
+    expect((await call('POST', leaderUrl, '/v1/shards/nope/inputs', TOKENS.ingest, move)).json.code).toBe('PLAYOUT_SHARD_NOT_FOUND');
+    expect((await call('GET', leaderUrl, '/v1/nothing', TOKENS.admin)).json.code).toBe('PLAYOUT_ROUTE_NOT_FOUND');
+    const r = await call('POST', followerUrl, '/v1/shards/hunt-1/inputs', TOKENS.ingest, move);
+    expect(r.status).toBe(421);
+    expect(r.json).toMatchObject({ code: 'PLAYOUT_NOT_LEADER', leader: { region: 'eu-fra', url: leaderUrl } });
+  });
+
+  it('refuses a durable report from another history as a fork', async () => {
+    const r = await call('POST', leaderUrl, '/v1/shards/hunt-1/durable', TOKENS.peer, { region: 'af-jnb', seq: 2, hash: '0'.repeat(32), digestTick: null, digest: null });
+    expect(r.status).toBe(409);
+    expect(r.json.code).toBe('PLAYOUT_FORK');
+  });
+});
+
+describe('replication reads', () => {
+  it('serves an exact range, paged by the entry limit, and 416 with the available range', async () => {
+    const client = adminClient('eu-fra', leaderUrl);
+    try {
+      const page = await client.entries('hunt-1', 3, 200);
+      expect(page.length).toBe(20);
+      expect(page[0]!.seq).toBe(3);
+      expect(page[19]!.seq).toBe(22);
+      const head = headOf();
+      const err = await client.entries('hunt-1', head + 10, head + 20).catch((e: unknown) => e);
+      expect(isPlayoutError(err, 'PLAYOUT_RANGE_NOT_RETAINED')).toBe(true);
+      expect(rangeNotRetainedOf(err)).toMatchObject({ firstSeq: 1 });
+      const json = await call('GET', leaderUrl, '/v1/shards/hunt-1/entries?from=1&to=2&format=json', TOKENS.peer);
+      expect((json.json.entries as { kind: string }[]).map((e) => e.kind)).toEqual(['genesis', 'tick']);
+      const bad = await call('GET', leaderUrl, '/v1/shards/hunt-1/entries?from=zero', TOKENS.peer);
+      expect(bad.status).toBe(400);
+      expect(bad.json.path).toBe('query.from');
+    } finally {
+      await client.close();
+    }
+  });
+
+  it('streams entries from a seq, then heartbeats with the head and digest', async () => {
+    const ctl = new AbortController();
+    const res = await fetch(`${leaderUrl}/v1/shards/hunt-1/stream?from=5`, { headers: { authorization: `Bearer ${TOKENS.peer}` }, signal: ctl.signal });
+    expect(res.status).toBe(200);
+    const decoder = new FrameDecoder(1 << 20);
+    const frames: Frame[] = [];
+    const reader = res.body!.getReader();
+    while (!frames.some((f) => f.type === 'heartbeat') || frames.filter((f) => f.type === 'entry').length < 10) {
+      const { value, done } = await reader.read();
+      if (done) break;
+      decoder.push(value);
+      for (let f = decoder.next(); f !== null; f = decoder.next()) frames.push(f);
+    }
+    ctl.abort();
+    const entries = frames.flatMap((f) => (f.type === 'entry' ? [f.entry.seq] : []));
+    expect(entries.slice(0, 3)).toEqual([5, 6, 7]);
+    const hb = frames.find((f) => f.type === 'heartbeat');
+    expect(hb?.type === 'heartbeat' && hb.heartbeat.region === 'eu-fra' && hb.heartbeat.head >= 5).toBe(true);
+  });
+
+  it('serves digests, a snapshot that restores, state at a past tick, and the bucket protocol', async () => {
+    const client = adminClient('af-jnb', followerUrl);
+    try {
+      const digests = await client.digests('hunt-1', 0, 20);
+      expect(digests.map((d) => d.tick)).toEqual(Array.from({ length: 21 }, (_, i) => i));
+      const leaderDigests = await adminClient('eu-fra', leaderUrl).digests('hunt-1', 0, 20);
+      expect(digests).toEqual(leaderDigests);
+      const snap = await client.snapshot('hunt-1', 25);
+      expect(snap.tick).toBe(20);
+      expect(decodeSnapshot(snap.bytes).digest).toEqual(digests[20]!.digest);
+      const state = await call('GET', followerUrl, '/v1/shards/hunt-1/state?tick=12&table=players', TOKENS.peer);
+      expect(state.json).toMatchObject({ tick: 12 });
+      expect(Object.keys(state.json.tables as object)).toEqual(['players']);
+      const b = await client.buckets('hunt-1', { tick: 12, tableSums: null });
+      expect(b.digest).toEqual(digests[12]!.digest);
+      const players = b.tables.find((t) => t.table === 'players')!;
+      const nonEmpty: number[] = [];
+      for (let i = 0; i < 4096 && nonEmpty.length < 3; i++) if (players.bucketSums!.subarray(i * 16, i * 16 + 16).some((x) => x !== 0)) nonEmpty.push(i);
+      const recs = await client.records('hunt-1', { tick: 12, table: 'players', buckets: nonEmpty });
+      expect(recs.records.map((r) => r[0])).toContain('p1');
+      const notYet = await call('GET', followerUrl, '/v1/shards/hunt-1/state?tick=999999', TOKENS.peer);
+      expect(notYet.status).toBe(416);
+      expect(notYet.json.code).toBe('PLAYOUT_TICK_NOT_RETAINED');
+    } finally {
+      await client.close();
+    }
+  });
+
+  it('creates a shard over the API that the other region discovers and follows', async () => {
+    const r = await call('POST', leaderUrl, '/v1/shards', TOKENS.admin, { id: 'hunt-9', reducer: 'treasure-hunt@1', seed: 9, tickMs: 20 });
+    expect(r.status, JSON.stringify(r.json)).toBe(201);
+    expect(r.json).toMatchObject({ shard: 'hunt-9', role: 'leader', leader: 'eu-fra' });
+    const again = await call('POST', leaderUrl, '/v1/shards', TOKENS.admin, { id: 'hunt-9', reducer: 'treasure-hunt@1', seed: 9, tickMs: 20 });
+    expect(again.status).toBe(409);
+    const unknown = await call('POST', leaderUrl, '/v1/shards', TOKENS.admin, { id: 'hunt-8', reducer: 'chess@1', seed: 9, tickMs: 20 });
+    expect(unknown.status).toBe(400);
+    expect(unknown.json.code).toBe('PLAYOUT_REDUCER_UNKNOWN');
+    await waitFor('af-jnb to follow hunt-9', () => cluster.nodes.get('af-jnb')!.shards.get('hunt-9')?.host.durableSeq ?? 0 > 3);
+  });
+});

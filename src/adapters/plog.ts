@@ -414,7 +414,7 @@ export class PlogReader {
     this.start = state.start;
     this.end = state.end;
     this.fileOffset = state.fileOffset;
-    this.batchEntries = options.batchEntries ?? 1024;
+    this.batchEntries = options.batchEntries ?? 256;
     this.strict = options.strict ?? true;
     this.onProblem = options.onProblem ?? null;
     this.stats = {

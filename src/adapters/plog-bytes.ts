@@ -4,8 +4,8 @@
 // different zlib build producing other compressed bytes changes nothing.
 //
 // Gzip keeps large fixtures small in the repository (the 100,000-entry one shrinks about 3×:
-// entry hashes repeat as the next entry's prev); inflating costs about 5 ms per MB here,
-// against about 12 ms of replay per MB of entries (bench/replay.bench.ts).
+// entry hashes repeat as the next entry's prev). Inflating took about 5 ms per MB here, against
+// 70–120 ms of replay per MB of entries (bench/replay.bench.ts times both forms of that fixture).
 import type { FileHandle } from 'node:fs/promises';
 import { createGunzip, createGzip, constants as zlibConstants, type Gunzip, type Gzip } from 'node:zlib';
 import { PlayoutError } from '../core/index.js';

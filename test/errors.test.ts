@@ -74,6 +74,10 @@ describe('error codes', () => {
       const text = readFileSync(file, 'utf8');
       for (const m of text.matchAll(/PLAYOUT_[A-Z0-9_]+/g)) {
         const literal = m[0];
+        // Environment variables share the prefix but are not error codes: the token variables
+        // of the region config (`PLAYOUT_*_TOKEN`) and variables read as `env.PLAYOUT_*`,
+        // documented in README.md.
+        if (/^PLAYOUT_[A-Z]+_TOKEN$/.test(literal) || text.slice(Math.max(0, m.index! - 4), m.index) === 'env.') continue;
         const known = literal.endsWith('_') ? codes.some((c) => c.startsWith(literal)) : literal in ERROR_CODES;
         if (!known) unknown.push(`${file.slice(root.length + 1)}: ${literal}`);
       }

@@ -92,7 +92,11 @@ export type Frame = { type: 'entry'; entry: Entry } | { type: 'heartbeat'; heart
  * frames. Entries are verified (hash, format, field types) as they are decoded.
  */
 export class FrameDecoder {
-  private buf: Buffer;
+  // A plain Uint8Array, never a Buffer: decodeEntry copies an entry's bytes out with
+  // `slice`, which on a Buffer would return a view of this reused buffer, and the stored
+  // entry would change under its hash at the next push.
+  private buf: Uint8Array;
+  private view: DataView;
   private start = 0;
   private end = 0;
   private readonly frameBytesMax: number;
@@ -101,7 +105,8 @@ export class FrameDecoder {
   constructor(frameBytesMax: number, what = 'replication stream') {
     this.frameBytesMax = frameBytesMax;
     this.what = what;
-    this.buf = Buffer.allocUnsafe(1 << 16);
+    this.buf = new Uint8Array(1 << 16);
+    this.view = new DataView(this.buf.buffer);
   }
 
   /** Bytes received but not yet forming a whole frame. */
@@ -114,13 +119,14 @@ export class FrameDecoder {
     if (this.end + len > this.buf.length) {
       const live = this.end - this.start;
       if (live + len <= this.buf.length && this.start > 0) {
-        this.buf.copy(this.buf, 0, this.start, this.end);
+        this.buf.copyWithin(0, this.start, this.end);
       } else {
         let size = this.buf.length * 2;
         while (size < live + len) size *= 2;
-        const next = Buffer.allocUnsafe(size);
-        this.buf.copy(next, 0, this.start, this.end);
+        const next = new Uint8Array(size);
+        next.set(this.buf.subarray(this.start, this.end));
         this.buf = next;
+        this.view = new DataView(next.buffer);
       }
       this.start = 0;
       this.end = live;
@@ -132,7 +138,7 @@ export class FrameDecoder {
   /** The next whole frame, or null when more bytes are needed. Throws on a torn or oversized frame. */
   next(): Frame | null {
     if (this.end - this.start < 4) return null;
-    const length = this.buf.readUInt32BE(this.start);
+    const length = this.view.getUint32(this.start);
     if (length === 0 || length + 4 > this.frameBytesMax) {
       throw new PlayoutError('PLAYOUT_FRAME_TOO_LARGE', `Cannot read a frame of the ${this.what}: expected a length of 1 to ${this.frameBytesMax - 4} bytes, received ${length}`, {
         expected: `1..${this.frameBytesMax - 4} bytes`,

@@ -8,7 +8,7 @@
 // Order of checks on every request: route exists → token and scope (onRequest, before the body
 // is even read) → body size (fastify's bodyLimit) → body and query schema → the node. A request
 // refused at any step has changed nothing.
-import Fastify, { type FastifyInstance, type FastifyReply, type FastifyRequest } from 'fastify';
+import Fastify, { LogController, type FastifyInstance, type FastifyReply, type FastifyRequest } from 'fastify';
 import type { ServerResponse } from 'node:http';
 import { z } from 'zod';
 import { PlayoutError, describe, type ErrorCode } from '../core/errors.js';
@@ -174,6 +174,9 @@ export function buildHttpServer(opts: HttpServerOptions): FastifyInstance {
   const digestRowsMax = limits.digestRowsMax ?? 100_000;
   const app = Fastify({
     logger: opts.logger,
+    // Peers poll status and report durable heads several times a second: one log line per
+    // request would drown the lines that matter. Refusals and failures are logged below.
+    logController: new LogController({ disableRequestLogging: true }),
     bodyLimit: limits.bodyBytesMax,
     // Streams and long catch-ups must not be cut by fastify's own timers; peers detect
     // dead streams from missing heartbeats instead.

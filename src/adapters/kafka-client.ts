@@ -74,12 +74,43 @@ export function kafkaError(err: unknown, action: string, brokers: readonly strin
   if (err instanceof PlayoutError) return err;
   const e = err as { name?: string; message?: string; retriable?: boolean; type?: string } | null;
   const reason = e?.message ?? String(err);
+  const received = `${e?.name ?? 'error'}${e?.type ? ` ${e.type}` : ''}: ${reason}`;
+  // A broker's protocol answer that no retry can change (kafkajs marks it non-retriable and
+  // names its type): a record too large, an invalid config, not authorized …
+  if (e?.name === 'KafkaJSProtocolError' && e.retriable === false && e.type !== undefined && !RETRIABLE_TYPES.has(e.type)) {
+    return new PlayoutError('PLAYOUT_KAFKA_REFUSED', `Cannot ${action} on Kafka at ${brokers.join(',')}: the broker refused it (${e.type}): ${reason}`, {
+      expected: 'a request the broker accepts',
+      received,
+      cause: err,
+    });
+  }
   return new PlayoutError('PLAYOUT_KAFKA_UNAVAILABLE', `Cannot ${action} on Kafka at ${brokers.join(',')}: ${reason}`, {
     expected: 'a reachable broker that acknowledges',
-    received: `${e?.name ?? 'error'}${e?.type ? ` ${e.type}` : ''}: ${reason}`,
+    received,
     cause: err,
   });
 }
+
+// Protocol errors kafkajs reports as non-retriable after it gave up, but that describe a
+// state of the cluster rather than of the request: trying later can work.
+const RETRIABLE_TYPES: ReadonlySet<string> = new Set([
+  'UNKNOWN_TOPIC_OR_PARTITION',
+  'LEADER_NOT_AVAILABLE',
+  'NOT_LEADER_FOR_PARTITION',
+  'NOT_ENOUGH_REPLICAS',
+  'NOT_ENOUGH_REPLICAS_AFTER_APPEND',
+  'REQUEST_TIMED_OUT',
+  'NOT_COORDINATOR',
+  'COORDINATOR_NOT_AVAILABLE',
+  'COORDINATOR_LOAD_IN_PROGRESS',
+  'REBALANCE_IN_PROGRESS',
+  'OUT_OF_ORDER_SEQUENCE_NUMBER',
+  'UNKNOWN_PRODUCER_ID',
+  'INVALID_PRODUCER_EPOCH',
+  'CONCURRENT_TRANSACTIONS',
+  'UNKNOWN_SERVER_ERROR',
+  'NETWORK_EXCEPTION',
+]);
 
 /** True for the kafkajs error of a missing topic or partition. */
 export function isUnknownTopicError(err: unknown): boolean {

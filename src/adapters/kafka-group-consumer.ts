@@ -190,6 +190,10 @@ export abstract class KafkaGroupConsumer {
     return this.running;
   }
 
+  protected isAssigned(topic: string, partition: number): boolean {
+    return this.assignmentNow.get(topic)?.has(partition) ?? false;
+  }
+
   /** Partitions currently assigned to this member. */
   assignment(): TopicPartitions[] {
     return [...this.assignmentNow].map(([topic, ps]) => ({ topic, partitions: [...ps].sort((a, b) => a - b) }));
@@ -264,14 +268,20 @@ export abstract class KafkaGroupConsumer {
 
   /** Commit `offsetNext` (the next offset to read) for the group. */
   async commit(topic: string, partition: number, offsetNext: string): Promise<void> {
+    await this.commitAll([{ topic, partition, offset: offsetNext }]);
+  }
+
+  /** Commit several partitions' next offsets in one request. */
+  protected async commitAll(offsets: { topic: string; partition: number; offset: string }[]): Promise<void> {
     const consumer = this.consumer;
-    if (!consumer) return;
+    if (!consumer || offsets.length === 0) return;
     try {
-      await consumer.commitOffsets([{ topic, partition, offset: offsetNext }]);
+      await consumer.commitOffsets(offsets);
     } catch (err) {
       // A rebalance in progress refuses commits; the records are redelivered to whoever holds
       // the partition next, which at-least-once delivery allows.
-      this.reportError(kafkaError(err, `${this.what}: commit ${topic}/${partition}@${offsetNext}`, this.client.brokers));
+      const what = offsets.map((o) => `${o.topic}/${o.partition}@${o.offset}`).join(', ');
+      this.reportError(kafkaError(err, `${this.what}: commit ${what}`, this.client.brokers));
     }
   }
 

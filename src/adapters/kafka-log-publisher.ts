@@ -24,12 +24,20 @@ import { LOG_TOPIC, TopicNameSchema } from './kafka-topics.js';
 export const KafkaLogPublisherOptionsSchema = z.strictObject({
   client: KafkaClientOptionsSchema,
   topic: TopicNameSchema.default(LOG_TOPIC),
-  /** Bytes of entries coalesced into one produce request (at least one entry per request). */
-  batchBytesMax: z.number().int().min(1024).max(64 << 20).default(1 << 20),
+  /**
+   * Bytes of entries coalesced into one produce request (at least one entry per request).
+   * Below the broker's message.max.bytes (1 MiB by default), which bounds one partition's
+   * record batch: a request this size fits even when all its entries go to one partition.
+   */
+  batchBytesMax: z.number().int().min(1024).max(64 << 20).default(512 << 10),
   /** How long the broker may wait for the in-sync replicas before failing the request. */
   ackTimeoutMs: z.number().int().positive().default(30_000),
 });
 export type KafkaLogPublisherOptions = z.input<typeof KafkaLogPublisherOptionsSchema>;
+
+// Kafka's per-record framing (length, attributes, timestamp and offset deltas, key and value
+// lengths, header count), at most about 20 bytes: counted so a batch stays under the limit.
+const RECORD_OVERHEAD_BYTES = 20;
 
 class PendingBatch {
   readonly messages: Message[];
@@ -86,20 +94,35 @@ export class KafkaLogPublisher {
   publish(entries: readonly Entry[]): Promise<void> {
     if (this.closed) return Promise.reject(kafkaError(new Error('the publisher is closed'), `publish to "${this.topic}"`, this.client.brokers));
     if (entries.length === 0) return Promise.resolve();
-    const messages: Message[] = new Array(entries.length);
-    const last = new Map<string, number>();
+    // One call may exceed a request: split it into batches of at most batchBytesMax.
+    const done: Promise<void>[] = [];
+    let messages: Message[] = [];
+    let last = new Map<string, number>();
     let bytes = 0;
+    const seqs = new Map<string, number>();
     for (let i = 0; i < entries.length; i++) {
       const e = entries[i]!;
-      const prevSeq = last.get(e.shard);
+      const prevSeq = seqs.get(e.shard);
       assert(prevSeq === undefined || e.seq > prevSeq, 'entries of one shard are published in log order');
-      last.set(e.shard, e.seq);
+      seqs.set(e.shard, e.seq);
       const b = e.bytes;
+      const size = b.byteLength + e.shard.length + RECORD_OVERHEAD_BYTES;
+      if (bytes + size > this.options.batchBytesMax && messages.length > 0) {
+        done.push(this.enqueue(new PendingBatch(messages, bytes, last)));
+        messages = [];
+        last = new Map();
+        bytes = 0;
+      }
       // A view, not a copy: kafkajs writes the bytes straight into the request buffer.
-      messages[i] = { key: e.shard, value: Buffer.from(b.buffer, b.byteOffset, b.byteLength) };
-      bytes += b.byteLength + e.shard.length;
+      messages.push({ key: e.shard, value: Buffer.from(b.buffer, b.byteOffset, b.byteLength) });
+      last.set(e.shard, e.seq);
+      bytes += size;
     }
-    const batch = new PendingBatch(messages, bytes, last);
+    done.push(this.enqueue(new PendingBatch(messages, bytes, last)));
+    return done.length === 1 ? done[0]! : Promise.all(done).then(() => undefined);
+  }
+
+  private enqueue(batch: PendingBatch): Promise<void> {
     this.queue.push(batch);
     if (!this.sending) void this.drain();
     return batch.done;

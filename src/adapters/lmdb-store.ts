@@ -10,9 +10,10 @@
 //   meta           [shard, key]  → sealed canonical value
 //   (root)         'playout.store' → sealed { format }
 //
-// Keys use lmdb's ordered-binary encoding of [string, number] arrays: numbers sort
-// numerically (as doubles with the sign bit flipped), so a shard's entries are one contiguous
-// key range in seq order and a range read is one cursor walk. "sealed" = canonical msgpack
+// Keys sort numerically by seq within a shard, so a shard's entries are one contiguous key
+// range in seq order and a range read is one cursor walk: entries use their own key codec
+// (shard || 0 || seq as uint64 big-endian, ENTRY_KEYS below); the other databases use lmdb's
+// ordered-binary encoding of [string, number] arrays (numbers as doubles, sign bit flipped). "sealed" = canonical msgpack
 // || XXH3-128 of it (lmdb-records.ts), so every record read back is verified, not just entries.
 //
 // Durability. `overlappingSync: true` (the lmdb-js default on Linux): a transaction commits
@@ -51,6 +52,7 @@ import type { Entry } from '../core/entry.js';
 import { AssertionFailed, PlayoutError, assert, describe, isPlayoutError } from '../core/errors.js';
 import { HASH_BYTES } from '../core/hash.js';
 import type { LogStore, SnapshotInfo, StoredDigest, StoredHead, StoredSnapshot } from '../ports/log-store.js';
+import { ENTRY_KEYS, SlabCopier, type SeqKey } from './lmdb-codecs.js';
 import { openSealed, sealRecord } from './lmdb-records.js';
 import {
   checkAppend,
@@ -73,7 +75,6 @@ import {
 export const STORE_FORMAT = 1;
 const STORE_KEY = 'playout.store';
 
-type SeqKey = [string, number];
 type MetaKey = [string, string];
 
 export interface LmdbLogStoreOptions {
@@ -144,7 +145,7 @@ export class LmdbLogStore implements LogStore {
       compression: false,
     });
     const opts = { encoding: 'binary' as const, cache: false, compression: false };
-    this.entries = this.env.openDB<Uint8Array, SeqKey>({ name: 'entries', ...opts });
+    this.entries = this.env.openDB<Uint8Array, SeqKey>({ name: 'entries', ...opts, encoder: new SlabCopier(), keyEncoder: ENTRY_KEYS } as typeof opts & { name: string });
     this.snapshotBytes = this.env.openDB<Uint8Array, SeqKey>({ name: 'snapshots', ...opts });
     this.snapshotInfo = this.env.openDB<Uint8Array, SeqKey>({ name: 'snapshot-info', ...opts });
     this.digestDb = this.env.openDB<Uint8Array, SeqKey>({ name: 'digests', ...opts });
@@ -260,7 +261,7 @@ export class LmdbLogStore implements LogStore {
     let expected = seqFrom;
     let before: Entry | null = null;
     for (const { key, value } of this.entries.getRange({ start: [shard, seqFrom], end: [shard, last + 1] })) {
-      const seq = key[1];
+      const seq = key as unknown as number;
       if (seq !== expected) throw this.missing(shard, expected);
       const e = decodeStoredEntry(shard, seq, value);
       if (before !== null) checkStoredLink(shard, before, e);
@@ -283,7 +284,7 @@ export class LmdbLogStore implements LogStore {
     let expected = seqFrom;
     let total = 0;
     for (const { key, value } of this.entries.getRange({ start: [shard, seqFrom], end: [shard, last + 1] })) {
-      const seq = key[1];
+      const seq = key as unknown as number;
       if (seq !== expected) throw this.missing(shard, expected);
       if (out.length > 0 && total + value.length > bytesMax) return out;
       checkRawEntry(shard, seq, value);
@@ -457,7 +458,7 @@ export class LmdbLogStore implements LogStore {
       const snaps = this.snapshotsInTxn(shard);
       const base = snaps.find((s) => s.seq === seqMin - 1);
       if (base === undefined) throw refuseTruncateBelow(shard, seqMin, snaps.map((s) => s.seq));
-      for (const key of this.entries.getKeys({ start: [shard, 0], end: [shard, seqMin] })) this.entries.removeSync(key);
+      for (const key of this.entries.getKeys({ start: [shard, 0], end: [shard, seqMin] })) this.entries.removeSync([shard, key as unknown as number]);
       for (const s of snaps) {
         if (s.seq < base.seq) {
           this.snapshotBytes.removeSync([shard, s.tick]);
@@ -481,7 +482,7 @@ export class LmdbLogStore implements LogStore {
       const removed: Entry[] = [];
       let before: Entry | null = null;
       for (const { key, value } of this.entries.getRange({ start: [shard, seqMax + 1], end: [shard, Infinity] })) {
-        const e = decodeStoredEntry(shard, key[1], value);
+        const e = decodeStoredEntry(shard, key as unknown as number, value);
         if (before !== null) checkStoredLink(shard, before, e);
         before = e;
         removed.push(e);
@@ -583,12 +584,12 @@ export class LmdbLogStore implements LogStore {
   // `write` callbacks (seeing what is queued before), a read snapshot otherwise.
 
   private lastSeqInTxn(shard: string): number | null {
-    for (const key of this.entries.getKeys({ start: [shard, Infinity], end: [shard, 0], reverse: true, limit: 1 })) return key[1];
+    for (const key of this.entries.getKeys({ start: [shard, Infinity], end: [shard, 0], reverse: true, limit: 1 })) return key as unknown as number;
     return null;
   }
 
   private firstSeqInTxn(shard: string): number | null {
-    for (const key of this.entries.getKeys({ start: [shard, 0], end: [shard, Infinity], limit: 1 })) return key[1];
+    for (const key of this.entries.getKeys({ start: [shard, 0], end: [shard, Infinity], limit: 1 })) return key as unknown as number;
     return null;
   }
 

@@ -9,9 +9,10 @@
 //
 // Encoding is done by this writer rather than by a msgpackr Packr: msgpackr writes object
 // keys in insertion order and offers no option to sort them, so a Packr cannot promise that
-// `{a, b}` and `{b, a}` encode alike. Decoding uses one msgpackr Unpackr per format version,
-// with every option that changes what bytes mean set explicitly (see `unpackr` below).
+// `{a, b}` and `{b, a}` encode alike. Decoding is done by CanonicalReader, which refuses what
+// the writer would never write (see canonical-reader.ts).
 import { Unpackr } from 'msgpackr';
+import { CanonicalReader } from './canonical-reader.js';
 import { PlayoutError, describe } from './errors.js';
 
 /** A value the canonical codec accepts. */
@@ -30,6 +31,9 @@ export class CanonicalWriter {
   buf: Uint8Array;
   view: DataView;
   pos = 0;
+  /** The buffer given at construction, returned to at every reset (see hashArena); null when the writer owns its buffer. */
+  private readonly home: Uint8Array | null;
+  private readonly homeView: DataView | null;
   /**
    * Rewrite -0 to 0 inside the values written (state records at flush). The encoding already
    * writes -0 as 0; fixing the record too keeps a live state equal to one restored from a
@@ -37,13 +41,25 @@ export class CanonicalWriter {
    */
   fixNegativeZero = false;
 
-  constructor(bytesInitial = 4096) {
-    this.buf = new Uint8Array(bytesInitial);
-    this.view = new DataView(this.buf.buffer);
+  /** A writer with a buffer of `bytesInitial` bytes that grows by doubling, or one that writes into `buffer` and returns to it at every reset. */
+  constructor(bytesInitial: number | Uint8Array = 4096) {
+    if (typeof bytesInitial === 'number') {
+      this.buf = new Uint8Array(bytesInitial);
+      this.home = null;
+    } else {
+      this.buf = bytesInitial;
+      this.home = bytesInitial;
+    }
+    this.view = new DataView(this.buf.buffer, this.buf.byteOffset, this.buf.byteLength);
+    this.homeView = this.home === null ? null : this.view;
   }
 
   reset(): void {
     this.pos = 0;
+    if (this.home !== null && this.buf !== this.home) {
+      this.buf = this.home;
+      this.view = this.homeView!;
+    }
   }
 
   /** A copy of the bytes written since the last reset. */
@@ -235,6 +251,54 @@ export class CanonicalWriter {
     this.pos += length;
   }
 
+  /**
+   * A plain object: its keys in sorted order. Records of one kind share their key order, so the
+   * sorted order and the encoded keys are looked up by the object's key sequence (checked key
+   * by key with for-in, which allocates nothing) instead of Object.keys().sort() and a UTF-8
+   * encoding per key per record: that was the largest cost of a tick's digest (bench/core.bench.ts).
+   */
+  private writeObject(v: Record<string, unknown>): void {
+    let shape: KeyShape | undefined;
+    let n = 0;
+    for (const k in v) {
+      if (n === 0) {
+        shape = SHAPES.get(k);
+        if (shape === undefined) break;
+      }
+      if (n >= shape!.keys.length || shape!.keys[n] !== k) {
+        shape = undefined;
+        break;
+      }
+      n++;
+    }
+    if (shape === undefined || n !== shape.keys.length) {
+      if (n === 0 && shape === undefined && isEmpty(v)) {
+        this.writeMapHeader(0);
+        return;
+      }
+      shape = learnShape(v);
+    }
+    shape.write(this, v);
+  }
+
+  /** The fields of `v` in the order of `sorted` (encoded keys in `encoded` at `offsets`): the path for shapes without a generated writer. */
+  writeFields(v: Record<string, unknown>, sorted: readonly string[], encoded: Uint8Array, offsets: Int32Array): void {
+    this.writeMapHeader(sorted.length);
+    for (let i = 0; i < sorted.length; i++) {
+      const from = offsets[i]!;
+      const to = offsets[i + 1]!;
+      this.ensure(to - from);
+      const b = this.buf;
+      let p = this.pos;
+      for (let j = from; j < to; j++) b[p++] = encoded[j]!;
+      this.pos = p;
+      const k = sorted[i]!;
+      const x = v[k];
+      if (x === 0 && this.fixNegativeZero && Object.is(x, -0)) v[k] = 0;
+      this.writeValue(x);
+    }
+  }
+
   writeValue(v: unknown): void {
     switch (typeof v) {
       case 'number':
@@ -261,23 +325,81 @@ export class CanonicalWriter {
         {
           const proto = Object.getPrototypeOf(v);
           if (proto !== Object.prototype && proto !== null) throw notCanonical(v, 'a plain object');
-          const keys = Object.keys(v).sort();
-          this.writeMapHeader(keys.length);
-          for (let i = 0; i < keys.length; i++) {
-            const k = keys[i]!;
-            // msgpack readers (msgpackr among them) cannot give a plain object this key back.
-            if (k === '__proto__') throw notCanonical(k, 'an object key other than "__proto__"');
-            const x = (v as Record<string, unknown>)[k];
-            if (x === 0 && this.fixNegativeZero && Object.is(x, -0)) (v as Record<string, unknown>)[k] = 0;
-            this.writeString(k);
-            this.writeValue(x);
-          }
+          this.writeObject(v as Record<string, unknown>);
         }
         return;
       default:
         throw notCanonical(v, 'null, a boolean, a number, a string, bytes, an array or a plain object');
     }
   }
+}
+
+type ShapeWriter = (w: CanonicalWriter, v: Record<string, unknown>) => void;
+
+/** The sorted order of the keys of objects whose own keys are `keys` (in that order), and a writer for such objects. */
+class KeyShape {
+  readonly keys: string[];
+  readonly write: ShapeWriter;
+
+  constructor(keys: string[], write: ShapeWriter) {
+    this.keys = keys;
+    this.write = write;
+  }
+}
+
+/** Shapes by first key (the last one seen wins). Bounded: dictionary-like objects would otherwise fill it. */
+const SHAPES = new Map<string, KeyShape>();
+const SHAPES_MAX = 4096;
+const SHAPE_KEYS_MAX = 64;
+const shapeWriter = { w: null as CanonicalWriter | null };
+
+function isEmpty(v: object): boolean {
+  for (const _ in v) return false;
+  return Object.keys(v).length === 0;
+}
+
+function learnShape(v: Record<string, unknown>): KeyShape {
+  const keys = Object.keys(v);
+  const sorted = keys.slice().sort();
+  for (const k of sorted) {
+    // msgpack readers (msgpackr among them) cannot give a plain object this key back.
+    if (k === '__proto__') throw notCanonical(k, 'an object key other than "__proto__"');
+    if (!isWellFormed(k)) throw notCanonical(k, 'a well-formed UTF-16 string (no lone surrogates)');
+  }
+  const w = (shapeWriter.w ??= new CanonicalWriter(256));
+  w.reset();
+  const offsets = new Int32Array(sorted.length + 1);
+  for (let i = 0; i < sorted.length; i++) {
+    offsets[i] = w.pos;
+    w.writeString(sorted[i]!);
+  }
+  offsets[sorted.length] = w.pos;
+  const encoded = w.bytes();
+  if (keys.length === 0 || keys.length > SHAPE_KEYS_MAX) {
+    return new KeyShape(keys, (cw, o) => cw.writeFields(o, sorted, encoded, offsets));
+  }
+  const shape = new KeyShape(keys, compileShapeWriter(sorted, encoded, offsets));
+  if (SHAPES.size >= SHAPES_MAX) SHAPES.clear();
+  SHAPES.set(keys[0]!, shape);
+  return shape;
+}
+
+/**
+ * A writer specialised for one key set: straight-line code with each key's bytes as constants
+ * and each field read by name, so V8 gives every read a monomorphic inline cache. It wrote an
+ * item record in about half the time of the generic loop over `v[key]` (keyed loads that go
+ * megamorphic across keys). The generated source holds only the writer's method calls, byte
+ * constants, and the keys as JSON string literals.
+ */
+function compileShapeWriter(sorted: readonly string[], encoded: Uint8Array, offsets: Int32Array): ShapeWriter {
+  const lines = [`w.writeMapHeader(${sorted.length});`, 'let b, p, x;'];
+  for (let i = 0; i < sorted.length; i++) {
+    const bytes = Array.from(encoded.subarray(offsets[i]!, offsets[i + 1]!));
+    const k = JSON.stringify(sorted[i]!);
+    lines.push(`w.ensure(${bytes.length}); b = w.buf; p = w.pos; ${bytes.map((x) => `b[p++] = ${x};`).join(' ')} w.pos = p;`);
+    lines.push(`x = v[${k}]; if (x === 0 && w.fixNegativeZero && Object.is(x, -0)) v[${k}] = 0; w.writeValue(x);`);
+  }
+  return new Function('w', 'v', `"use strict";\n${lines.join('\n')}`) as ShapeWriter;
 }
 
 const isWellFormed: (s: string) => boolean = (s) => (s as unknown as { isWellFormed(): boolean }).isWellFormed();
@@ -346,10 +468,11 @@ export function withPath(err: unknown, value: unknown, what: string): unknown {
   });
 }
 
-// Decoding, format 1. Every option that changes the meaning of bytes is set: no records or
-// shared structures (a plain msgpack reader in any language must read our bytes), maps as
-// plain objects, 64-bit integers as numbers (the writer never emits unsafe ones), binary
-// copied out so a decoded entry does not pin the page it was read from.
+// A msgpackr reader for format 1, every option that changes the meaning of bytes set: no
+// records or shared structures (a plain msgpack reader in any language must read our bytes),
+// maps as plain objects, 64-bit integers as numbers, binary copied out. The core itself reads
+// with CanonicalReader (strict, and faster: see canonical-reader.ts); this stays for callers
+// that want msgpackr's leniency.
 export const unpackr = new Unpackr({
   useRecords: false,
   structures: [],
@@ -364,9 +487,15 @@ export const unpackr = new Unpackr({
   largeBigIntToFloat: false,
 });
 
-/** Decode canonical msgpack bytes. Throws PLAYOUT_ENTRY_MALFORMED-style errors are the caller's job. */
+const reader = new CanonicalReader();
+
+/**
+ * Decode the canonical msgpack value filling `bytes[start, end)`. Throws a MsgpackError for
+ * bytes that are not one canonical value (see canonical-reader.ts); turning that into a
+ * PlayoutError with the right code is the caller's job.
+ */
 export function decodeCanonical(bytes: Uint8Array, start = 0, end = bytes.length): unknown {
-  return unpackr.unpack(bytes as Buffer, { start, end });
+  return reader.decode(bytes, start, end);
 }
 
 /** Deep copy of a canonical value (plain data only). */

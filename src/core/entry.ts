@@ -12,9 +12,10 @@
 // Containers (fixture frames, HTTP frames, Kafka records, store values) carry the length,
 // so the hash is always the last 16 bytes and verifying it needs no re-encoding.
 import { z } from 'zod';
+import { CanonicalReader } from './canonical-reader.js';
 import { CanonicalWriter, decodeCanonical, withPath } from './codec.js';
 import { PlayoutError, describe } from './errors.js';
-import { HASH_BYTES, HASH_NAME, ZERO_HASH, hash128, hashEquals, toHex } from './hash.js';
+import { HASH_BYTES, HASH_NAME, HASH_RESULT, ZERO_HASH, hash128, hash128Raw, hashArena, hashEquals, hashResultEquals, toHex } from './hash.js';
 
 export const ENTRY_FORMAT = 1;
 export const ENTRY_FIELDS = 13;
@@ -143,7 +144,8 @@ export class Entry {
   }
 }
 
-const writer = new CanonicalWriter(1 << 16);
+// In a hash arena: the body is hashed where it was written (see hashArena).
+const writer = new CanonicalWriter(hashArena(16 * 1024));
 
 /** Encode the fields canonically, hash them, and return the sealed entry. */
 export function sealEntry(f: EntryFields): Entry {
@@ -155,12 +157,13 @@ export function sealEntry(f: EntryFields): Entry {
     throw withPath(err, f.payload, `entry ${f.seq} payload`);
   }
   const bodyLength = writer.pos;
-  const hash = hash128(writer.buf, 0, bodyLength);
   // The sealed entry carries its payload as every reader decodes it from the bytes (-0 as 0,
   // keys in canonical order, copies of bytes), so the leader applies exactly what followers do.
   const payload = decodeCanonical(writer.buf, payloadAt, payloadEnd);
-  writer.writeRaw(hash);
-  return new Entry({ ...f, payload }, hash, writer.bytes());
+  hash128Raw(writer.buf, 0, bodyLength);
+  writer.writeRaw(HASH_RESULT);
+  const bytes = writer.bytes();
+  return new Entry({ ...f, payload }, bytes.subarray(bodyLength), bytes);
 }
 
 let payloadEnd = 0;
@@ -203,55 +206,122 @@ function isStrOrNull(v: unknown): v is string | null {
   return v === null || typeof v === 'string';
 }
 
+const reader = new CanonicalReader();
+
 /**
  * Decode and verify one entry from `bytes[offset, offset+length)`.
  * Refuses truncated bytes, a wrong hash, an unknown format and wrong field types, each
  * with its own code and the seq when it can be read. `seqHint` names the entry in errors
- * when its own seq cannot be read.
+ * when its own seq cannot be read (or, for a hash mismatch, cannot be trusted).
+ *
+ * The hot path of every replay: the hash is checked in the wasm module's memory and the
+ * fields are read in order by one reader, with no intermediate array.
  */
 export function decodeEntry(bytes: Uint8Array, offset = 0, length = bytes.length - offset, seqHint: number | null = null): Entry {
   if (length <= HASH_BYTES) {
     throw new PlayoutError('PLAYOUT_ENTRY_MALFORMED', `Cannot decode entry${seqHint === null ? '' : ` ${seqHint}`}: expected more than ${HASH_BYTES} bytes, received ${length}`, {
       seq: seqHint,
+      path: 'bytes',
       expected: `> ${HASH_BYTES} bytes`,
       received: `${length} bytes`,
     });
   }
+  const bodyLength = length - HASH_BYTES;
+  hash128Raw(bytes, offset, bodyLength);
+  if (!hashResultEquals(bytes, offset + bodyLength)) throw hashMismatch(bytes, offset, length, seqHint);
+  // The entry keeps its own bytes (stored and forwarded as they are); its hash, prev and digest
+  // are views of them.
+  const own = offset === 0 && length === bytes.length ? bytes : bytes.slice(offset, offset + length);
+  const r = reader;
+  let format: unknown, shard: unknown, seq: unknown, epoch: unknown, tick: unknown, kind: unknown, type: unknown, version: unknown, origin: unknown, ingestId: unknown, payload: unknown, digest: unknown, prev: unknown;
+  let fields: number;
+  try {
+    r.reset(own, 0, bodyLength);
+    fields = r.arrayLength();
+    if (fields !== ENTRY_FIELDS) return slowDecode(own, bodyLength, seqHint);
+    format = r.value();
+    shard = r.valueCached();
+    seq = r.value();
+    epoch = r.value();
+    tick = r.value();
+    kind = r.valueCached();
+    type = r.valueCached();
+    version = r.value();
+    origin = r.valueCached();
+    ingestId = r.value();
+    payload = r.value();
+    digest = r.value();
+    prev = r.value();
+  } catch {
+    return slowDecode(own, bodyLength, seqHint);
+  }
+  if (
+    r.pos !== bodyLength ||
+    format !== ENTRY_FORMAT ||
+    typeof shard !== 'string' ||
+    !isUint(seq) ||
+    seq < 1 ||
+    !isUint(epoch) ||
+    !isUint(tick) ||
+    typeof kind !== 'string' ||
+    !KIND_SET.has(kind) ||
+    !isStrOrNull(type) ||
+    !(version === null || isUint(version)) ||
+    !isStrOrNull(origin) ||
+    !isStrOrNull(ingestId) ||
+    !(digest === null || isHash(digest)) ||
+    !isHash(prev)
+  ) {
+    return slowDecode(own, bodyLength, seqHint);
+  }
+  return new Entry(
+    { shard, seq, epoch, tick, kind: kind as EntryKind, type, version, origin, ingestId, payload, digest, prev },
+    own.subarray(bodyLength, length),
+    own,
+  );
+}
+
+/** The error for an entry whose bytes do not hash to its recorded hash, with what can be read of it. */
+function hashMismatch(bytes: Uint8Array, offset: number, length: number, seqHint: number | null): PlayoutError {
   const bodyEnd = offset + length - HASH_BYTES;
   const stored = bytes.subarray(bodyEnd, offset + length);
   const computed = hash128(bytes, offset, length - HASH_BYTES);
-  let raw: unknown;
-  let decodeError: unknown = null;
+  let raw: unknown = null;
   try {
     raw = decodeCanonical(bytes, offset, bodyEnd);
-  } catch (err) {
-    decodeError = err;
+  } catch {
+    // Corrupt bytes need not decode; the error then names the entry by seqHint alone.
   }
   const bodySeq = Array.isArray(raw) && isUint(raw[2]) ? (raw[2] as number) : null;
   const shard = Array.isArray(raw) && typeof raw[1] === 'string' ? (raw[1] as string) : null;
-  if (!hashEquals(stored, computed)) {
-    // The body is untrusted: name the entry by the position the caller read it from when it
-    // knows it, since a flipped bit may sit in the seq itself.
-    const seq = seqHint ?? bodySeq;
-    const claims = bodySeq !== null && bodySeq !== seq ? ` (its body claims seq ${bodySeq})` : '';
-    const format = Array.isArray(raw) && isUint(raw[0]) && raw[0] !== ENTRY_FORMAT ? `, or written in entry format ${raw[0]}, which this engine (format ${ENTRY_FORMAT}) cannot read` : '';
-    throw new PlayoutError(
-      'PLAYOUT_ENTRY_HASH_MISMATCH',
-      `Cannot accept ${seq === null ? 'entry' : `entry ${seq}`}${shard ? ` of shard "${shard}"` : ''}${claims}: its bytes hash to ${toHex(computed)} but it records ${toHex(stored)}; the entry is corrupt${format}`,
-      {
-        seq,
-        shard,
-        path: 'hash',
-        expected: toHex(stored),
-        received: toHex(computed),
-      },
-    );
+  // The body is untrusted: name the entry by the position the caller read it from when it
+  // knows it, since a flipped bit may sit in the seq itself.
+  const seq = seqHint ?? bodySeq;
+  const claims = bodySeq !== null && bodySeq !== seq ? ` (its body claims seq ${bodySeq})` : '';
+  const format = Array.isArray(raw) && isUint(raw[0]) && raw[0] !== ENTRY_FORMAT ? `, or written in entry format ${raw[0]}, which this engine (format ${ENTRY_FORMAT}) cannot read` : '';
+  return new PlayoutError(
+    'PLAYOUT_ENTRY_HASH_MISMATCH',
+    `Cannot accept ${seq === null ? 'entry' : `entry ${seq}`}${shard ? ` of shard "${shard}"` : ''}${claims}: its bytes hash to ${toHex(computed)} but it records ${toHex(stored)}; the entry is corrupt${format}`,
+    { seq, shard, path: 'hash', expected: toHex(stored), received: toHex(computed) },
+  );
+}
+
+/** An entry whose hash is right but whose body is not a format-1 entry: name what is wrong. Always throws. */
+function slowDecode(own: Uint8Array, bodyLength: number, seqHint: number | null): never {
+  let raw: unknown;
+  let decodeError: unknown = null;
+  try {
+    raw = decodeCanonical(own, 0, bodyLength);
+  } catch (err) {
+    decodeError = err;
   }
-  const seq = bodySeq ?? seqHint;
+  const seq = Array.isArray(raw) && isUint(raw[2]) ? (raw[2] as number) : seqHint;
   const name = seq === null ? 'entry' : `entry ${seq}`;
+  const shard = Array.isArray(raw) && typeof raw[1] === 'string' ? (raw[1] as string) : null;
   if (decodeError !== null || !Array.isArray(raw)) {
-    throw new PlayoutError('PLAYOUT_ENTRY_MALFORMED', `Cannot decode ${name}: expected a msgpack array of ${ENTRY_FIELDS} fields, received ${decodeError ? 'bytes that are not msgpack' : describe(raw)}`, {
+    throw new PlayoutError('PLAYOUT_ENTRY_MALFORMED', `Cannot decode ${name}: expected a msgpack array of ${ENTRY_FIELDS} fields, received ${decodeError ? `bytes that are not canonical msgpack (${(decodeError as Error).message})` : describe(raw)}`, {
       seq,
+      path: 'body',
       expected: `array of ${ENTRY_FIELDS}`,
       received: decodeError ? 'invalid msgpack' : describe(raw),
       cause: decodeError ?? undefined,
@@ -266,43 +336,7 @@ export function decodeEntry(bytes: Uint8Array, offset = 0, length = bytes.length
       received: describe(raw[0]),
     });
   }
-  const [, rShard, rSeq, rEpoch, rTick, rKind, rType, rVersion, rOrigin, rIngest, rPayload, rDigest, rPrev] = raw as unknown[];
-  if (
-    raw.length !== ENTRY_FIELDS ||
-    typeof rShard !== 'string' ||
-    !isUint(rSeq) ||
-    rSeq < 1 ||
-    !isUint(rEpoch) ||
-    !isUint(rTick) ||
-    typeof rKind !== 'string' ||
-    !KIND_SET.has(rKind) ||
-    !isStrOrNull(rType) ||
-    !(rVersion === null || isUint(rVersion)) ||
-    !isStrOrNull(rOrigin) ||
-    !isStrOrNull(rIngest) ||
-    !(rDigest === null || isHash(rDigest)) ||
-    !isHash(rPrev)
-  ) {
-    throw malformed(raw, seq);
-  }
-  return new Entry(
-    {
-      shard: rShard,
-      seq: rSeq,
-      epoch: rEpoch,
-      tick: rTick,
-      kind: rKind as EntryKind,
-      type: rType,
-      version: rVersion,
-      origin: rOrigin,
-      ingestId: rIngest,
-      payload: rPayload === undefined ? null : rPayload,
-      digest: rDigest,
-      prev: rPrev,
-    },
-    computed,
-    offset === 0 && length === bytes.length ? bytes : bytes.slice(offset, offset + length),
-  );
+  throw malformed(raw, seq);
 }
 
 const FIELD_NAMES = ['format', 'shard', 'seq', 'epoch', 'tick', 'kind', 'type', 'version', 'origin', 'ingestId', 'payload', 'digest', 'prev'] as const;

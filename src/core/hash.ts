@@ -1,22 +1,131 @@
 // 128-bit hashing and 128-bit sums.
 //
-// The hash function is XXH3-128 from hash-wasm, chosen by measurement (`npm run bench`,
-// "hash" section): on 40–200 byte inputs it ran at about 380–510 ns per call here, against
-// 550–1260 ns for the @node-rs/xxhash napi binding (which returns a BigInt we must split) and
-// 850–1000 ns for BLAKE3-128 from the same package. The name is recorded in the genesis
-// entry so a future engine can choose another one without breaking old logs.
-import { createXXHash128 } from 'hash-wasm';
+// The hash function is XXH3-128 (seed 0), chosen by measurement (bench/hash.bench.ts): on the
+// 40–200 byte inputs the core hashes, hash-wasm's XXH3-128 beat the @node-rs/xxhash napi binding
+// (which returns a BigInt we must split) and BLAKE3-128 from hash-wasm. The name is recorded in
+// the genesis entry so a future engine can choose another one without breaking old logs.
+//
+// The module is hash-wasm's own binary (src/core/xxh3-128-wasm.ts), called through its exports
+// rather than hash-wasm's wrapper: the wrapper allocates views and a result per call and made
+// a 120-byte hash cost about 450 ns here, against about 110 ns calling the exports directly
+// (bench/hash.bench.ts, "core hash128" vs "hash-wasm XXH3-128"). The protocol of the module:
+// the seed is read from the first 8 bytes of its buffer by Hash_Init; Hash_Update(n) hashes the
+// first n bytes of the buffer (at most 16 KiB); Hash_Final writes the 16-byte digest, big-endian
+// (as the xxHash reference prints it), to the start of the buffer.
+import { XXH3_128_WASM_BASE64 } from './xxh3-128-wasm.js';
 
 export const HASH_NAME = 'xxh3-128' as const;
 export const HASH_BYTES = 16;
 
-const hasher = await createXXHash128();
+interface Xxh3Exports {
+  memory: { readonly buffer: ArrayBuffer };
+  STATE_SIZE: { readonly value: number };
+  Hash_GetBuffer(): number;
+  Hash_GetState(): number;
+  Hash_Init(): void;
+  Hash_Update(length: number): void;
+  Hash_Final(): void;
+}
+
+function base64Bytes(b64: string): Uint8Array {
+  const s = atob(b64);
+  const out = new Uint8Array(s.length);
+  for (let i = 0; i < s.length; i++) out[i] = s.charCodeAt(i);
+  return out;
+}
+
+// The project's TypeScript lib has no WebAssembly types (no DOM lib): the little used is typed here.
+const WebAssemblyApi = (globalThis as unknown as { WebAssembly: { instantiate(bytes: Uint8Array, imports: object): Promise<{ instance: { exports: unknown } }> } }).WebAssembly;
+const { instance } = await WebAssemblyApi.instantiate(base64Bytes(XXH3_128_WASM_BASE64), {});
+const wasm = instance.exports as unknown as Xxh3Exports;
+/** The module's input buffer: 16 KiB at this offset of its memory, which never grows (the module does not allocate). */
+const AT = wasm.Hash_GetBuffer();
+const CHUNK_BYTES = 16 * 1024;
+
+// Arenas: the module's memory past its hash state, which it never touches (it has no heap;
+// its stack grows down from 64 KiB, below its constants, its input buffer and its state). The
+// core's encoders write what they hash there, so hashing copies it to the input buffer with
+// copyWithin (about 30 ns for 100 bytes) instead of from a JS buffer (about 90 ns with
+// set(subarray), which also allocates). The memory cannot grow (its maximum is its size).
+const memBuffer = wasm.memory.buffer;
+const mem = new Uint8Array(memBuffer);
+const memView = new DataView(memBuffer);
+const stateEnd = wasm.Hash_GetState() + memView.getUint32(wasm.STATE_SIZE.value, true);
+let arenaNext = (stateEnd + 63) & ~63;
+const arenaEnd = memBuffer.byteLength;
+/**
+ * A buffer for an encoder whose output is hashed (a CanonicalWriter's home): a region of the
+ * hash module's memory when one is left (the core reserves a few at load), else plain memory.
+ */
+export function hashArena(bytes: number): Uint8Array {
+  if (arenaNext + bytes > arenaEnd) return new Uint8Array(bytes);
+  const out = new Uint8Array(memBuffer, arenaNext, bytes);
+  arenaNext += bytes;
+  return out;
+}
+
+/**
+ * The digest of the last `hash128Raw` call: a view of the module's memory, overwritten by the
+ * next call. Copy what you keep.
+ */
+export const HASH_RESULT: Uint8Array = mem.subarray(AT, AT + HASH_BYTES);
+
+// Below this many bytes a JS loop copies the input into the module faster than
+// `mem.set(bytes.subarray(…))`, which allocates a view per call.
+const COPY_LOOP_BYTES = 32;
+
+/** XXH3-128 of `bytes[offset, offset+length)`; the digest is left in HASH_RESULT. Allocates nothing for inputs in an arena. */
+export function hash128Raw(bytes: Uint8Array, offset: number, length: number): void {
+  memView.setUint32(AT, 0);
+  memView.setUint32(AT + 4, 0);
+  wasm.Hash_Init();
+  if (bytes.buffer === memBuffer) {
+    let from = bytes.byteOffset + offset;
+    while (length > CHUNK_BYTES) {
+      mem.copyWithin(AT, from, from + CHUNK_BYTES);
+      wasm.Hash_Update(CHUNK_BYTES);
+      from += CHUNK_BYTES;
+      length -= CHUNK_BYTES;
+    }
+    mem.copyWithin(AT, from, from + length);
+  } else {
+    while (length > CHUNK_BYTES) {
+      mem.set(bytes.subarray(offset, offset + CHUNK_BYTES), AT);
+      wasm.Hash_Update(CHUNK_BYTES);
+      offset += CHUNK_BYTES;
+      length -= CHUNK_BYTES;
+    }
+    if (length <= COPY_LOOP_BYTES) {
+      for (let i = 0; i < length; i++) mem[AT + i] = bytes[offset + i]!;
+    } else {
+      mem.set(offset === 0 && length === bytes.length ? bytes : bytes.subarray(offset, offset + length), AT);
+    }
+  }
+  wasm.Hash_Update(length);
+  wasm.Hash_Final();
+}
+
+/** Word `w` (0 = least significant) of the digest in HASH_RESULT, as a uint32. */
+export function hashResultWord(w: number): number {
+  return memView.getUint32(AT + 12 - w * 4);
+}
 
 /** XXH3-128 of `bytes[offset, offset+length)`, as 16 bytes (big-endian, as the reference prints it). */
 export function hash128(bytes: Uint8Array, offset = 0, length = bytes.length - offset): Uint8Array {
-  hasher.init();
-  hasher.update(offset === 0 && length === bytes.length ? bytes : bytes.subarray(offset, offset + length));
-  return hasher.digest('binary');
+  hash128Raw(bytes, offset, length);
+  return HASH_RESULT.slice();
+}
+
+/** As hash128, writing the 16 bytes to `out[outOffset…]`. */
+export function hash128Into(bytes: Uint8Array, offset: number, length: number, out: Uint8Array, outOffset: number): void {
+  hash128Raw(bytes, offset, length);
+  for (let i = 0; i < HASH_BYTES; i++) out[outOffset + i] = mem[AT + i]!;
+}
+
+/** True when `bytes[offset, offset+16)` equals the digest in HASH_RESULT. */
+export function hashResultEquals(bytes: Uint8Array, offset: number): boolean {
+  for (let i = 0; i < HASH_BYTES; i++) if (bytes[offset + i] !== mem[AT + i]) return false;
+  return true;
 }
 
 export const ZERO_HASH: Uint8Array = new Uint8Array(HASH_BYTES);
@@ -69,6 +178,28 @@ export function sub128(sums: Uint32Array, at: number, h: Uint8Array): void {
     sums[at + w] = s >>> 0;
     borrow = s < 0 ? 1 : 0;
   }
+}
+
+/** sums[at..at+4) += (w3:w2:w1:w0) mod 2^128, words uint32, w0 least significant. */
+export function add128Words(sums: Uint32Array, at: number, w0: number, w1: number, w2: number, w3: number): void {
+  let s = sums[at]! + w0;
+  sums[at] = s >>> 0;
+  s = sums[at + 1]! + w1 + (s > 0xffffffff ? 1 : 0);
+  sums[at + 1] = s >>> 0;
+  s = sums[at + 2]! + w2 + (s > 0xffffffff ? 1 : 0);
+  sums[at + 2] = s >>> 0;
+  sums[at + 3] = sums[at + 3]! + w3 + (s > 0xffffffff ? 1 : 0);
+}
+
+/** sums[at..at+4) -= (w3:w2:w1:w0) mod 2^128. */
+export function sub128Words(sums: Uint32Array, at: number, w0: number, w1: number, w2: number, w3: number): void {
+  let s = sums[at]! - w0;
+  sums[at] = s >>> 0;
+  s = sums[at + 1]! - w1 - (s < 0 ? 1 : 0);
+  sums[at + 1] = s >>> 0;
+  s = sums[at + 2]! - w2 - (s < 0 ? 1 : 0);
+  sums[at + 2] = s >>> 0;
+  sums[at + 3] = sums[at + 3]! - w3 - (s < 0 ? 1 : 0);
 }
 
 /** The 16 big-endian bytes of the sum at sums[at..at+4). */

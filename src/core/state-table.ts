@@ -9,7 +9,7 @@
 import type { z } from 'zod';
 import { CanonicalWriter, withPath } from './codec.js';
 import { PlayoutError, assert } from './errors.js';
-import { add128, fnv1a32, hash128, sub128, sumBytes } from './hash.js';
+import { HASH_RESULT, add128Words, fnv1a32, hash128Raw, hashResultWord, sub128Words, sumBytes } from './hash.js';
 import { ReadOnlyViews } from './read-only-view.js';
 
 export const BUCKETS = 4096;
@@ -26,15 +26,19 @@ export type ReadonlyDeep<T> = T extends (infer U)[]
 
 class Slot {
   value: unknown;
-  /** The record hash as of the last flush, or null if never flushed. */
-  h: Uint8Array | null;
+  /**
+   * Where the record hash as of the last flush sits in the table's `hashes` (4 uint32 words,
+   * least significant first), or -1 while it has none. Words in a typed array rather than four
+   * number fields: values above 2^31 are not small integers, and V8 would box every one.
+   */
+  at: number;
   readonly bucket: number;
   dirty: boolean;
   alive: boolean;
 
   constructor(value: unknown, bucket: number) {
     this.value = value;
-    this.h = null;
+    this.at = -1;
     this.bucket = bucket;
     this.dirty = false;
     this.alive = true;
@@ -48,10 +52,15 @@ export class StateTable<T = unknown> {
   private readonly slots = new Map<string, Slot>();
   private dirty: string[] = [];
   private dirtySlots: Slot[] = [];
-  /** Hashes of records deleted since the last flush, to subtract at flush. */
-  private removedH: Uint8Array[] = [];
-  private removedBucket: number[] = [];
+  /** Slots of records deleted since the last flush whose hash is still in the sums, to subtract at flush. */
+  private removed: Slot[] = [];
+  /** Record hashes, 4 words per hashed slot (see Slot.at); freed places are reused. */
+  private hashes = new Uint32Array(4 * 1024);
+  private hashesUsed = 0;
+  private readonly hashesFree: number[] = [];
   private sortedKeys: string[] | null = null;
+  /** The canonical bytes of `[name, ` that start every record's hashed encoding. */
+  private readonly prefix: Uint8Array;
   /** Table sum at [0..4); bucket b's sum at [4 + 4b .. 8 + 4b). */
   readonly sums = new Uint32Array(4 + BUCKETS * 4);
   /** Checked mode: `get` returns read-only views, so a write through them throws and is remembered. */
@@ -62,6 +71,10 @@ export class StateTable<T = unknown> {
   constructor(name: string, schema: z.ZodType<T> | null = null) {
     this.name = name;
     this.schema = schema;
+    const w = new CanonicalWriter(16 + name.length * 3);
+    w.writeArrayHeader(3);
+    w.writeString(name);
+    this.prefix = w.bytes();
   }
 
   get size(): number {
@@ -84,7 +97,7 @@ export class StateTable<T = unknown> {
   mut(key: string): T | undefined {
     const slot = this.slots.get(key);
     if (slot === undefined) return undefined;
-    this.markDirty(key, slot);
+    if (!slot.dirty) this.markDirty(key, slot);
     return slot.value as T;
   }
 
@@ -98,7 +111,7 @@ export class StateTable<T = unknown> {
     } else {
       slot.value = value;
     }
-    this.markDirty(key, slot);
+    if (!slot.dirty) this.markDirty(key, slot);
   }
 
   delete(key: string): boolean {
@@ -107,16 +120,11 @@ export class StateTable<T = unknown> {
     this.slots.delete(key);
     this.sortedKeys = null;
     slot.alive = false;
-    if (slot.h !== null) {
-      this.removedH.push(slot.h);
-      this.removedBucket.push(slot.bucket);
-      slot.h = null;
-    }
+    if (slot.at >= 0) this.removed.push(slot);
     return true;
   }
 
   private markDirty(key: string, slot: Slot): void {
-    if (slot.dirty) return;
     slot.dirty = true;
     this.dirty.push(key);
     this.dirtySlots.push(slot);
@@ -147,19 +155,28 @@ export class StateTable<T = unknown> {
 
   /** Number of keys changed since the last flush. */
   get dirtyCount(): number {
-    return this.dirty.length + this.removedH.length;
+    return this.dirty.length + this.removed.length;
   }
 
-  /** Fold every change since the last flush into the sums. Returns the number of records rehashed. */
+  /**
+   * Fold every change since the last flush into the sums. Returns the number of records rehashed.
+   * Cost: O(keys changed), one canonical encoding and one XXH3-128 per changed record, nothing
+   * allocated per record (the hash stays in the wasm module's memory and its words go to the
+   * slot and the sums).
+   */
   flush(writer: CanonicalWriter, validate = false): number {
     const sums = this.sums;
-    for (let i = 0; i < this.removedH.length; i++) {
-      const h = this.removedH[i]!;
-      sub128(sums, 0, h);
-      sub128(sums, 4 + this.removedBucket[i]! * 4, h);
+    const removed = this.removed;
+    let hashes = this.hashes;
+    for (let i = 0; i < removed.length; i++) {
+      const s = removed[i]!;
+      const h = s.at;
+      sub128Words(sums, 0, hashes[h]!, hashes[h + 1]!, hashes[h + 2]!, hashes[h + 3]!);
+      sub128Words(sums, 4 + s.bucket * 4, hashes[h]!, hashes[h + 1]!, hashes[h + 2]!, hashes[h + 3]!);
+      this.hashesFree.push(h);
+      s.at = -1;
     }
-    this.removedH.length = 0;
-    this.removedBucket.length = 0;
+    removed.length = 0;
     const keys = this.dirty;
     const slots = this.dirtySlots;
     let rehashed = 0;
@@ -169,15 +186,35 @@ export class StateTable<T = unknown> {
       if (!slot.alive) continue;
       const key = keys[i]!;
       if (validate) this.validate(key, slot.value);
-      const h = this.rehash(writer, key, slot);
-      const at = 4 + slot.bucket * 4;
-      if (slot.h !== null) {
-        sub128(sums, 0, slot.h);
-        sub128(sums, at, slot.h);
+      this.rehash(writer, key, slot);
+      const n0 = hashResultWord(0);
+      const n1 = hashResultWord(1);
+      const n2 = hashResultWord(2);
+      const n3 = hashResultWord(3);
+      const bucketAt = 4 + slot.bucket * 4;
+      let h = slot.at;
+      if (h >= 0) {
+        // Add (new - old) once to the table sum and to the bucket sum.
+        let d = n0 - hashes[h]!;
+        const d0 = d >>> 0;
+        d = n1 - hashes[h + 1]! - (d < 0 ? 1 : 0);
+        const d1 = d >>> 0;
+        d = n2 - hashes[h + 2]! - (d < 0 ? 1 : 0);
+        const d2 = d >>> 0;
+        const d3 = (n3 - hashes[h + 3]! - (d < 0 ? 1 : 0)) >>> 0;
+        add128Words(sums, 0, d0, d1, d2, d3);
+        add128Words(sums, bucketAt, d0, d1, d2, d3);
+      } else {
+        add128Words(sums, 0, n0, n1, n2, n3);
+        add128Words(sums, bucketAt, n0, n1, n2, n3);
+        h = this.hashesFree.length > 0 ? this.hashesFree.pop()! : this.claimHashPlace();
+        hashes = this.hashes;
+        slot.at = h;
       }
-      add128(sums, 0, h);
-      add128(sums, at, h);
-      slot.h = h;
+      hashes[h] = n0;
+      hashes[h + 1] = n1;
+      hashes[h + 2] = n2;
+      hashes[h + 3] = n3;
       rehashed++;
     }
     keys.length = 0;
@@ -185,34 +222,51 @@ export class StateTable<T = unknown> {
     return rehashed;
   }
 
+  /** A new place for a record hash in `hashes`, growing it by doubling. */
+  private claimHashPlace(): number {
+    if (this.hashesUsed + 4 > this.hashes.length) {
+      const next = new Uint32Array(this.hashes.length * 2);
+      next.set(this.hashes);
+      this.hashes = next;
+    }
+    const h = this.hashesUsed;
+    this.hashesUsed += 4;
+    return h;
+  }
+
   /** Forget the changes since the last flush without hashing them (replays that skip digests, for measurement). */
   discardChanges(): void {
     for (let i = 0; i < this.dirtySlots.length; i++) this.dirtySlots[i]!.dirty = false;
     this.dirty.length = 0;
     this.dirtySlots.length = 0;
-    this.removedH.length = 0;
-    this.removedBucket.length = 0;
+    this.removed.length = 0;
   }
 
+  /** XXH3-128 of canonical [table, key, value], 16 bytes. */
   recordHash(writer: CanonicalWriter, key: string, value: unknown): Uint8Array {
+    this.hashRecord(writer, key, value);
+    return HASH_RESULT.slice();
+  }
+
+  /** As recordHash, leaving the hash in HASH_RESULT. */
+  private hashRecord(writer: CanonicalWriter, key: string, value: unknown): void {
     writer.reset();
-    writer.writeArrayHeader(3);
-    writer.writeString(this.name);
+    writer.writeRaw(this.prefix);
     writer.writeString(key);
     try {
       writer.writeValue(value);
     } catch (err) {
       throw withPath(err, value, `${this.name}["${key}"]`);
     }
-    return hash128(writer.buf, 0, writer.pos);
+    hash128Raw(writer.buf, 0, writer.pos);
   }
 
-  /** As recordHash, and rewrites -0 to 0 inside the record (see CanonicalWriter.fixNegativeZero). */
-  private rehash(writer: CanonicalWriter, key: string, slot: Slot): Uint8Array {
+  /** Hash the slot's record into HASH_RESULT, rewriting -0 to 0 inside it (see CanonicalWriter.fixNegativeZero). */
+  private rehash(writer: CanonicalWriter, key: string, slot: Slot): void {
     if (slot.value === 0) slot.value = 0;
     writer.fixNegativeZero = true;
     try {
-      return this.recordHash(writer, key, slot.value);
+      this.hashRecord(writer, key, slot.value);
     } finally {
       writer.fixNegativeZero = false;
     }
@@ -250,12 +304,16 @@ export class StateTable<T = unknown> {
 
   /** Recompute every sum from scratch, without changing the table. */
   recompute(writer: CanonicalWriter): Uint32Array {
-    assert(this.dirty.length === 0 && this.removedH.length === 0, `table ${this.name}: recompute after flush only`);
+    assert(this.dirty.length === 0 && this.removed.length === 0, `table ${this.name}: recompute after flush only`);
     const sums = new Uint32Array(4 + BUCKETS * 4);
     for (const [key, slot] of this.slots) {
-      const h = this.recordHash(writer, key, slot.value);
-      add128(sums, 0, h);
-      add128(sums, 4 + slot.bucket * 4, h);
+      this.hashRecord(writer, key, slot.value);
+      const w0 = hashResultWord(0);
+      const w1 = hashResultWord(1);
+      const w2 = hashResultWord(2);
+      const w3 = hashResultWord(3);
+      add128Words(sums, 0, w0, w1, w2, w3);
+      add128Words(sums, 4 + slot.bucket * 4, w0, w1, w2, w3);
     }
     return sums;
   }
@@ -265,8 +323,9 @@ export class StateTable<T = unknown> {
     this.slots.clear();
     this.dirty.length = 0;
     this.dirtySlots.length = 0;
-    this.removedH.length = 0;
-    this.removedBucket.length = 0;
+    this.removed.length = 0;
+    this.hashesUsed = 0;
+    this.hashesFree.length = 0;
     this.sortedKeys = null;
     this.sums.fill(0);
     for (const [key, value] of records) this.set(key, value as T);

@@ -378,8 +378,10 @@ export class FollowerRole {
         if (this.closed) return;
         const r = this.host.restoreFrom(snap.bytes);
         const now = this.clock.nowMs();
-        this.run(this.follower.restored(r.seq, r.hash, r.tick, now));
+        // The detector first, so that it judges the digests of the replay that follows (a
+        // reducer that diverges again must be caught again, not forgotten).
         this.runDesync(this.detector.resynced(requestId, r.tick, now));
+        this.run(this.follower.restored(r.seq, r.hash, r.tick, now));
       } catch (err) {
         fail(err);
       }

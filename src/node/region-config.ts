@@ -71,7 +71,9 @@ export const RepairConfigSchema = z.strictObject({
   /** No progress for this long while a peer reports a higher head → request the range. */
   delayMs: posInt.default(500),
   backoffMsMin: posInt.default(100),
-  backoffMsMax: posInt.default(5_000),
+  // A healed link is used again within a second (bench/http-heal.bench.ts); retrying a dead
+  // link once a second costs one connection attempt.
+  backoffMsMax: posInt.default(1_000),
   /** Most entries requested in one repair. */
   batchEntriesMax: posInt.default(50_000),
   /** Resync a quarantined shard from a healthy peer's snapshot without waiting for an operator. */
@@ -93,6 +95,12 @@ export const ReplicationConfigSchema = z.strictObject({
   heartbeatMs: posInt.default(250),
   /** A stream silent for this long is considered dead and reopened. */
   streamIdleMs: posInt.default(3_000),
+  /**
+   * Longest wait between attempts to reopen a stream. Short: an attempt against a dead link
+   * costs one connection attempt, and the wait is what a healed link loses before it is used
+   * (bench/http-heal.bench.ts).
+   */
+  reconnectMsMax: posInt.default(250),
   /** An ingestId is remembered for this many ticks. */
   dedupeWindowTicks: posInt.default(1_200),
   /** An input not acknowledged within this (e.g. no quorum) is answered 502, to be retried with its ingestId. */

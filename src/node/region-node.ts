@@ -110,7 +110,7 @@ export class RegionNode implements NodeService {
         token,
         requestTimeoutMs: c.repair.requestTimeoutMs,
         frameBytesMax: c.limits.frameBytesMax,
-        stream: { idleMs: c.replication.streamIdleMs, backoffMsMin: c.repair.backoffMsMin, backoffMsMax: c.repair.backoffMsMax },
+        stream: { idleMs: c.replication.streamIdleMs, backoffMsMin: Math.min(c.repair.backoffMsMin, c.replication.reconnectMsMax), backoffMsMax: c.replication.reconnectMsMax },
       });
       this.clients.set(p.region, client);
       const source = client.stream() as HttpEntrySource;
@@ -450,6 +450,7 @@ export class RegionNode implements NodeService {
           ? null
           : { firstDivergingTick: q.firstDivergingTick, expected: q.expected === null ? null : toHex(q.expected), actual: q.actual === null ? null : toHex(q.actual), sinceMs: q.sinceMs, records: q.records, reason: q.reason },
       stopped: h.stopped === null ? null : { code: h.stopped.code, message: h.stopped.message },
+      resyncs: slot.follower?.detector.status().resyncs ?? 0,
       pendingInputs: lead?.pendingInputs ?? 0,
       inputs: { sequenced: lead?.sequenced ?? 0, duplicates: lead?.duplicates ?? 0, rejected: lead?.rejected ?? 0 },
     };

@@ -374,6 +374,13 @@ class Bootstrap {
   }
 }
 
+/**
+ * A peer that failed this many times in a row counts as down: it no longer holds back a
+ * bootstrap from a peer that answers (a region lost with an old log must not keep a follower
+ * from ever catching up).
+ */
+const PEER_DOWN_FAILURES = 3;
+
 /** Smoothing of the round-trip estimate (TCP's SRTT uses 1/8). */
 const RTT_ALPHA = 0.125;
 
@@ -383,6 +390,8 @@ export class Follower {
   private readonly rng: Rng;
 
   private mode: FollowerMode = 'following';
+  /** Set by quarantine(), cleared by restored(); survives a bootstrap in between. */
+  private quarantined = false;
   private leader: string | null;
   private stopError: PlayoutError | null = null;
   private head: number;
@@ -655,6 +664,7 @@ export class Follower {
 
   /** Stop applying (a desync): entries are still received, checked and stored. */
   quarantine(nowMs: number): FollowerAction[] {
+    this.quarantined = true;
     if (this.mode === 'following') this.mode = 'quarantined';
     return this.finish(nowMs);
   }
@@ -671,6 +681,7 @@ export class Follower {
       assert(this.appends.length === 0, 'a snapshot beyond the head is restored with no append in flight');
       this.cancelAll();
       this.bootstrap = null;
+      this.quarantined = false;
       this.rebase(seq, hash, tick, nowMs);
       return this.finish(nowMs);
     }
@@ -679,6 +690,7 @@ export class Follower {
       this.alert('critical', new PlayoutError('PLAYOUT_FORK', `Cannot resync shard "${this.config.shard}" from a snapshot at seq ${seq}: its last hash ${toHex(hash)} is not the local entry's ${toHex(mine)}; the snapshot belongs to another history`, { shard: this.config.shard, seq, expected: toHex(mine), received: toHex(hash) }));
       return this.finish(nowMs);
     }
+    this.quarantined = false;
     this.mode = 'following';
     this.applied = seq;
     if (seq < this.head) this.out.push({ op: 'applyStored', seqFrom: seq + 1, seqTo: this.head });
@@ -1043,7 +1055,7 @@ export class Follower {
 
   private failBootstrap(b: Bootstrap, error: PlayoutError, nowMs: number): void {
     this.bootstrap = null;
-    this.mode = 'following';
+    this.mode = this.quarantined ? 'quarantined' : 'following';
     this.counters.bootstrapsFailed++;
     this.peerFailed(b.peer, nowMs);
     this.alert('warning', new PlayoutError('PLAYOUT_GAP_UNREPAIRABLE', `Bootstrap of shard "${this.config.shard}" from ${b.peer.region} failed; retrying: ${error.message}`, { shard: this.config.shard, seq: this.accepted + 1, cause: error }));
@@ -1057,7 +1069,9 @@ export class Follower {
     this.accepted = seq;
     this.acceptedHash = hash;
     this.applied = seq;
-    this.mode = 'following';
+    // A bootstrap does not end a quarantine: only a resync (`restored`) does, once the
+    // detector has checked the state it restores.
+    this.mode = this.quarantined ? 'quarantined' : 'following';
     for (const s of [...this.buffer.keys()]) if (s <= seq) this.buffer.delete(s);
     this.lastSourceProgressMs = nowMs;
     this.stuckReported = false;
@@ -1190,9 +1204,15 @@ export class Follower {
   /** The healthiest, fastest peer that may hold `seq` and is not backing off. */
   private choosePeer(seq: number, nowMs: number): PeerState | null {
     let best: PeerState | null = null;
+    let bestKnown = false;
     for (const p of this.peerList) {
       if (p.backoffUntilMs > nowMs || !p.mayHold(seq)) continue;
-      if (best === null || comparePeers(p, best, nowMs) < 0) best = p;
+      // A peer known to hold seq beats one never heard from (asked only when nobody else can be).
+      const known = p.head !== null;
+      if (best === null || (known && !bestKnown) || (known === bestKnown && comparePeers(p, best, nowMs) < 0)) {
+        best = p;
+        bestKnown = known;
+      }
     }
     return best;
   }
@@ -1204,9 +1224,9 @@ export class Follower {
     for (const p of this.peerList) {
       const truncatedPast = p.firstSeq !== null && p.firstSeq > seq && p.head !== null && p.head >= p.firstSeq - 1;
       if (truncatedPast) {
-        if (p.backoffUntilMs > nowMs) waiting = true;
+        if (p.backoffUntilMs > nowMs) waiting = waiting || p.failures < PEER_DOWN_FAILURES;
         else if (snapshotPeer === null || (p.head ?? 0) > (snapshotPeer.head ?? 0) || ((p.head ?? 0) === (snapshotPeer.head ?? 0) && comparePeers(p, snapshotPeer, nowMs) < 0)) snapshotPeer = p;
-      } else if (p.backoffUntilMs > nowMs && (p.head === null || p.head >= seq)) {
+      } else if (p.backoffUntilMs > nowMs && (p.head === null || p.head >= seq) && p.failures < PEER_DOWN_FAILURES) {
         waiting = true; // it may hold the range once it answers again
       }
     }

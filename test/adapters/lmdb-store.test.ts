@@ -5,6 +5,7 @@ import { open } from 'lmdb';
 import { describe, expect, it } from 'vitest';
 import { toHex } from '../../src/core/index.js';
 import { LmdbLogStore } from '../../src/adapters/lmdb-store.js';
+import { ENTRY_KEYS } from '../../src/adapters/lmdb-codecs.js';
 import { expectCode, logStoreContract } from './log-store-contract.js';
 import { buildCounterLog } from './fixtures/counter-log.js';
 
@@ -15,7 +16,7 @@ function tempDir(): string {
 /** Rewrite one stored entry's bytes behind the store's back, through lmdb itself. */
 async function rewriteEntry(dir: string, shard: string, seq: number, change: (bytes: Uint8Array) => Uint8Array): Promise<void> {
   const env = open({ path: dir, maxDbs: 16, encoding: 'binary' });
-  const db = env.openDB<Uint8Array, [string, number]>({ name: 'entries', encoding: 'binary' });
+  const db = env.openDB<Uint8Array, [string, number]>({ name: 'entries', encoding: 'binary', keyEncoder: ENTRY_KEYS } as { name: string; encoding: 'binary' });
   const bytes = db.getBinary([shard, seq]);
   if (bytes === undefined) throw new Error(`no entry ${seq}`);
   db.putSync([shard, seq], change(Uint8Array.from(bytes)));
@@ -133,5 +134,20 @@ describe('LmdbLogStore writers', () => {
     } finally {
       rmSync(dir, { recursive: true, force: true });
     }
+  });
+});
+
+describe('entry keys', () => {
+  it('sort by shard, then numerically by seq, and read back as the seq', () => {
+    const seqs = [0, 1, 2, 255, 256, 65_535, 65_536, 2 ** 31, 2 ** 32 - 1, 2 ** 32, 2 ** 40 + 3, Number.MAX_SAFE_INTEGER - 1];
+    const keys = ['a', 'a.b', 'ab'].flatMap((shard) => seqs.map((seq) => [shard, seq] as [string, number]));
+    const encoded = keys.map((k) => {
+      const buf = new Uint8Array(128);
+      const end = ENTRY_KEYS.writeKey(k, buf, 0);
+      expect(ENTRY_KEYS.readKey(buf, 0, end)).toBe(k[1]);
+      return Buffer.from(buf.subarray(0, end));
+    });
+    const sorted = [...encoded].sort(Buffer.compare);
+    expect(sorted).toEqual(encoded);
   });
 });

@@ -23,6 +23,9 @@ import { stateAtTick, tickStateOf } from '../../src/replication/state-at-tick.js
 import { ManualClock } from './clock.js';
 import { CALM_LINK, SimNetwork, type LinkFaults } from './network.js';
 import { tallyReducer, TALLY_KEYS } from './tally-reducer.js';
+import { LoadGenerator, type LoadInput } from '../../src/games/treasure-hunt/load.js';
+import { treasureHuntV1 } from '../../src/games/treasure-hunt/treasure-hunt.js';
+import { worldViewOf } from '../../src/games/treasure-hunt/world-view.js';
 import { MemoryLogStore } from './log-store.js';
 
 export const SHARD = 'sim-1';
@@ -51,6 +54,14 @@ export interface ClusterOptions {
   regions?: readonly string[];
   tickMs?: number;
   heartbeatMs?: number;
+  /**
+   * 'tally' (test/sim/tally-reducer.ts, whose state counts every application of every input),
+   * or 'treasure-hunt' (the example game with its seeded load generator).
+   */
+  game?: 'tally' | 'treasure-hunt';
+  /** Treasure hunt: inputs per tick from its load generator, and its players. */
+  inputsPerTick?: number;
+  huntPlayers?: number;
   /** The load generator submits a burst of 0..inputsMax inputs every inputEveryMs. */
   inputEveryMs?: number;
   inputsMax?: number;
@@ -101,6 +112,9 @@ export class SimCluster {
       heartbeatMs: options.heartbeatMs ?? 100,
       inputEveryMs: options.inputEveryMs ?? 10,
       inputsMax: options.inputsMax ?? 3,
+      game: options.game ?? 'tally',
+      inputsPerTick: options.inputsPerTick ?? 8,
+      huntPlayers: options.huntPlayers ?? 24,
       diskDelayMsMin: options.diskDelayMsMin ?? 1,
       diskDelayMsMax: options.diskDelayMsMax ?? 4,
       snapshotEveryTicks: options.snapshotEveryTicks ?? 10,
@@ -112,7 +126,7 @@ export class SimCluster {
     const names = this.options.regions;
     for (let i = 0; i < names.length; i++) {
       const name = names[i]!;
-      const reducer = options.reducers?.[name] ?? tallyReducer();
+      const reducer = options.reducers?.[name] ?? (this.options.game === 'tally' ? tallyReducer() : treasureHuntV1);
       this.regions.push(new SimRegion(this, name, i === 0, reducer, options.forgery?.[name] ?? null));
     }
     this.leader = this.regions[0]!;
@@ -214,9 +228,19 @@ export class SimCluster {
         }
       }
     }
-    // Every acknowledged input applied exactly once everywhere (read from the state itself).
+    // Every acknowledged input in the log exactly once (the logs are equal: same head hash).
+    const seen = new Map<string, number>();
+    const first = this.leader.store.firstSeq(SHARD) ?? 1;
+    for (const e of this.leader.store.iterate(SHARD, first)) if (e.ingestId !== null) seen.set(e.ingestId, (seen.get(e.ingestId) ?? 0) + 1);
+    let twiceInLog = 0;
+    let missingInLog = 0;
+    for (const [id, n] of seen) if (n > 1 && id !== '') twiceInLog++;
+    if (first === 1) for (const id of this.acked.keys()) if (!seen.has(id)) missingInLog++;
+    if (twiceInLog > 0) problems.push(`${twiceInLog} ingestId(s) sequenced more than once`);
+    if (missingInLog > 0) problems.push(`${missingInLog} acknowledged input(s) missing from the log`);
+    // Every acknowledged input applied exactly once everywhere (read from the tally's state).
     for (const r of live) {
-      if (r.machine === null) continue;
+      if (r.machine === null || this.options.game !== 'tally') continue;
       const applied = r.machine.tables['applied']!;
       let missing = 0;
       let twice = 0;
@@ -378,6 +402,16 @@ export class SimRegion {
     this.pendingAcks = [];
   }
 
+  /** A failing disk: each append fails with probability `rate` (0 heals it). */
+  failAppends(rate: number, seed: number): void {
+    if (rate <= 0) {
+      this.store.faults.failWrite = null;
+      return;
+    }
+    const rng = Rng.fromSeed(seed);
+    this.store.faults.failWrite = (op) => op.kind === 'append' && rng.chance(rate);
+  }
+
   stopTicks(): void {
     this.ticking = false;
   }
@@ -402,6 +436,10 @@ export class SimRegion {
 
   loadBurst(): void {
     if (!this.up || this.sequencer === null) return;
+    if (this.cluster.options.game === 'treasure-hunt') {
+      this.huntBurst();
+      return;
+    }
     const n = this.rng.int(0, this.cluster.options.inputsMax);
     for (let i = 0; i < n; i++) {
       // Now and then a client retries an input already acknowledged: dedupe must hold.
@@ -413,6 +451,38 @@ export class SimRegion {
       if (r.status === 'sequenced') {
         this.pendingBatch.push(r.entry);
         this.pendingAcks.push([ingestId, by]);
+      }
+    }
+    this.commitBatch();
+  }
+
+  private hunt: LoadGenerator | null = null;
+  private huntQueue: LoadInput[] = [];
+  private huntTick = -1;
+
+  /** Treasure hunt: the generator's inputs for the open tick, spread over its load bursts. */
+  private huntBurst(): void {
+    const seq = this.sequencer!;
+    const o = this.cluster.options;
+    this.hunt ??= new LoadGenerator({ seed: this.cluster.seed >>> 0, players: o.huntPlayers, inputsPerTick: o.inputsPerTick, invalidRate: 0.02, retryRate: 0.03 });
+    if (seq.tick !== this.huntTick) {
+      this.huntTick = seq.tick;
+      // Players steer by the leader's world (the treasure radar), so guilds meet at chests.
+      this.huntQueue.push(...this.hunt.next(seq.tick, worldViewOf(this.machine!.tables)));
+    }
+    const n = Math.ceil(o.inputsPerTick / Math.max(1, Math.floor(o.tickMs / o.inputEveryMs)));
+    for (const input of this.huntQueue.splice(0, n)) {
+      let r;
+      try {
+        r = seq.submit(input);
+      } catch (err) {
+        if (input.intent !== 'invalid') this.cluster.violations.push({ what: `leader refused a ${input.intent} input: ${(err as Error).message}` });
+        continue;
+      }
+      if (input.intent === 'invalid') this.cluster.violations.push({ what: `leader sequenced an invalid input ${input.type}` });
+      if (r.status === 'sequenced') {
+        this.pendingBatch.push(r.entry);
+        this.pendingAcks.push([input.ingestId!, 1]);
       }
     }
     this.commitBatch();

@@ -4,6 +4,7 @@
 import { describe, expect, it } from 'vitest';
 import { SimCluster, SHARD, type ClusterOptions } from './cluster.js';
 import { tallyReducer } from './tally-reducer.js';
+import { treasureHuntNondeterministicV1, treasureHuntV1 } from '../../src/games/treasure-hunt/treasure-hunt.js';
 
 const SEED = Number(process.env.SIM_SEED ?? 20261122);
 
@@ -188,6 +189,51 @@ describe('replication between three regions', () => {
     sfo.actDesync(sfo.detector.resync(c.clock.nowMs()));
     await c.runUntil(4_000);
     expect(sfo.detector.isQuarantined).toBe(false);
+    await settleAndCheck(c);
+  });
+
+  it('replicates the treasure hunt, driven by its load generator, through loss and a partition', async () => {
+    const c = cluster({ game: 'treasure-hunt', huntPlayers: 40, inputsPerTick: 12, link: { delayMsMin: 5, delayMsMax: 60, lossRate: 0.05, duplicateRate: 0.05 } });
+    await c.start();
+    await c.runUntil(1_500);
+    c.network.isolate('af-jnb', c.options.regions);
+    await c.runUntil(3_000);
+    c.network.healAll();
+    await c.runUntil(3_500);
+    await settleAndCheck(c);
+    expect(c.acked.size).toBeGreaterThan(500);
+  });
+
+  it('catches the nondeterministic treasure-hunt build at its first diverging tick and names the players it paid', async () => {
+    const c = cluster({ game: 'treasure-hunt', huntPlayers: 60, inputsPerTick: 20, reducers: { 'us-sfo': treasureHuntNondeterministicV1 }, desync: { resync: 'command' } });
+    await c.start();
+    await c.runUntil(2_000);
+    const sfo = c.region('us-sfo');
+    // The first tick at which us-sfo's own digest differs from the leader's, from the
+    // digests both computed: the detector must name exactly that tick.
+    let firstDiff: number | null = null;
+    for (const [tick, d] of [...c.leader.digestHistory].sort((a, b) => a[0] - b[0])) {
+      const mine = sfo.digestHistory.get(tick);
+      if (mine !== undefined && mine !== d) {
+        firstDiff = tick;
+        break;
+      }
+    }
+    expect(firstDiff).not.toBeNull();
+    expect(sfo.detector.status()).toMatchObject({ quarantined: true, firstDivergingTick: firstDiff, lastAgreedTick: firstDiff! - 1 });
+    const report = sfo.reports[0]!;
+    expect(report).toMatchObject({ tick: firstDiff, reproduced: true, incomplete: null });
+    // The bug splits a chest's loot in the wrong order: its diggers' records differ.
+    const players = report.tables.find((t) => t.table === 'players')!;
+    expect(players.records.length).toBeGreaterThanOrEqual(2);
+    for (const r of players.records) {
+      expect(r.localPresent && r.peerPresent).toBe(true);
+      expect((r.local as { coins: number }).coins).not.toBe((r.peer as { coins: number }).coins);
+    }
+    expect(report.tables.every((t) => t.table === 'players' || t.table === 'leaderboard')).toBe(true);
+    sfo.setReducer(treasureHuntV1);
+    sfo.actDesync(sfo.detector.resync(c.clock.nowMs()));
+    await c.runUntil(2_500);
     await settleAndCheck(c);
   });
 });

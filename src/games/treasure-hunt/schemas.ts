@@ -10,13 +10,13 @@ const int = z.number().int();
 const uint = int.nonnegative();
 
 /** Player ids: `[a-z0-9][a-z0-9_-]{0,31}`; the load generator uses zero-padded `p000042` so key order = number order. */
-export const PlayerIdSchema = z.string().regex(/^[a-z0-9][a-z0-9_-]{0,31}$/, 'player id: [a-z0-9][a-z0-9_-]{0,31}');
+export const PlayerIdSchema = z.string().regex(/^[a-z0-9][a-z0-9_-]{0,31}$/, 'player id: [a-z0-9][a-z0-9_-]{0,31}').describe('Player id, chosen by the game server.');
 /** Item ids are assigned by the reducer: `i` and a zero-padded counter. */
-export const ItemIdSchema = z.string().regex(/^i[0-9]{1,15}$/, 'item id: i followed by digits');
+export const ItemIdSchema = z.string().regex(/^i[0-9]{1,15}$/, 'item id: i followed by digits').describe('Item id, assigned by the reducer (as seen on the treasure radar).');
 export const QuestIdSchema = z.string().regex(/^[a-z0-9][a-z0-9_.-]{0,47}$/, 'quest id: [a-z0-9][a-z0-9_.-]{0,47}');
 
 /** A world coordinate. The upper bound is the world's `worldSize` (checked by the reducer: it is a genesis parameter). */
-const coord = uint.max(1_000_000);
+const coord = uint.max(1_000_000).describe('World coordinate: an integer in [0, worldSize) (worldSize is a genesis param; the reducer rejects OUT_OF_BOUNDS).');
 
 export const POWER_KINDS = ['shovel', 'boots', 'magnet'] as const;
 export const PowerKindSchema = z.enum(POWER_KINDS);
@@ -102,8 +102,13 @@ export const ItemSchema = z.strictObject({
 });
 export type Item = z.infer<typeof ItemSchema>;
 
-/** The geo index: item ids in one cell of `cellSize` × `cellSize`, in insertion order. */
-export const CellSchema = z.strictObject({ items: z.array(ItemIdSchema) });
+/**
+ * The geo index: the items in one cell of `cellSize` × `cellSize`, in insertion order: their ids,
+ * and for the i-th id, at[3i..3i+2] = x, y, 1 if buried else 0.
+ */
+export const CellSchema = z
+  .strictObject({ ids: z.array(ItemIdSchema).min(1), at: z.array(uint) })
+  .refine((c) => c.at.length === 3 * c.ids.length, 'cells: at holds 3 integers (x, y, buried) per id');
 export type Cell = z.infer<typeof CellSchema>;
 
 export const WaypointSchema = z.strictObject({ x: coord, y: coord });

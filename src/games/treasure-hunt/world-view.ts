@@ -35,8 +35,15 @@ export function worldViewOf(tables: Readonly<Record<string, StateTable>>): World
     return item === undefined ? null : { id, x: item.x, y: item.y, kind: item.kind, hp: item.hp };
   };
   return {
-    nearestBuried: (x, y, radius) => sighting(nearestItem(cells, items, cellSize, x, y, radius, BURIED)),
-    nearestSurface: (x, y, radius) => sighting(nearestItem(cells, items, cellSize, x, y, radius, SURFACE)),
+    nearestBuried: (x, y, radius) => {
+      // Widen the search ring by ring: in a populated world the nearest item is usually a cell
+      // away, and one query over the whole radar reads (2·radius/cellSize)² cells.
+      for (let r = Math.min(cellSize, radius); ; r = Math.min(2 * r, radius)) {
+        const id = nearestItem(cells, cellSize, x, y, r, BURIED);
+        if (id !== null || r >= radius) return sighting(id);
+      }
+    },
+    nearestSurface: (x, y, radius) => sighting(nearestItem(cells, cellSize, x, y, radius, SURFACE)),
     item: (id) => sighting(id),
   };
 }

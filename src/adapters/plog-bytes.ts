@@ -54,7 +54,8 @@ export class GzipBytes implements ByteSource {
   private readonly fh: FileHandle;
   private readonly path: string;
   private readonly gunzip: Gunzip;
-  private readonly input = Buffer.allocUnsafe(1 << 20);
+  // Small compressed reads keep progress (compressed bytes consumed) fine-grained.
+  private readonly input = Buffer.allocUnsafe(1 << 17);
   private readonly out: Buffer[] = [];
   private outAt = 0;
   private position = 0;

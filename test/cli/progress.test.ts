@@ -12,7 +12,6 @@ describe('ProgressBar', () => {
   it('draws only on a terminal, and not under CI or when turned off', () => {
     expect(ProgressBar.for(io(false).io, 'x')).toBeNull();
     expect(ProgressBar.for(io(true, { CI: 'true' }).io, 'x')).toBeNull();
-    expect(ProgressBar.for(io(true, { PLAYOUT_NO_PROGRESS: '1' }).io, 'x')).toBeNull();
     expect(ProgressBar.for(io(true).io, 'x', false)).toBeNull();
     expect(ProgressBar.for(io(true).io, 'x')).not.toBeNull();
   });

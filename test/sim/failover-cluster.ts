@@ -514,3 +514,7 @@ export class SimFailoverClient implements FailoverClient {
     return this.call('announce', request, o);
   }
 }
+export function debugRegion(r: FoRegion): unknown {
+  const f = r.follower?.status();
+  return { name: r.name, role: r.role, head: r.head, fence: r.fence, mode: f?.mode, accepted: f?.accepted, applied: f?.applied, buffered: f?.buffered, gapFrom: f?.gapFrom, counters: f?.counters, peers: f?.peers, stopped: r.stopped?.message, alerts: r.alerts.slice(-5) };
+}

@@ -91,6 +91,7 @@ export class FoRegion {
   private readonly peerDurable = new Map<string, number>();
   private waiters: Waiter[] = [];
   private learning: Promise<void> = Promise.resolve();
+  private promotions = new Map<string, Promise<PromoteAnswer>>();
   private readonly rng: Rng;
   private resyncFloor = Number.POSITIVE_INFINITY;
 
@@ -178,6 +179,7 @@ export class FoRegion {
     this.peers.clear();
     this.waiters = [];
     this.learning = Promise.resolve();
+    this.promotions = new Map();
   }
 
   /** Operator fix: run another build of the reducer from now on (the next resync uses it). */
@@ -558,11 +560,9 @@ export class FoRegion {
       this.fence = establish(this.fence, newest);
       await this.persistFence();
       if (inc !== this.incarnation) return;
-      if (this.role === 'leader' || r.action === 'truncate' || this.follower === null) this.startFollowing(newest.leader);
-      else {
-        this.follower.setLeader(newest.leader);
-        this.detector.setLeader(newest.leader);
-      }
+      // A candidate still promoting for a later epoch keeps its role; everyone else follows the
+      // epoch's leader with a Follower that holds nothing the new fence refuses.
+      if (this.role !== 'promoting') this.startFollowing(this.fence.promise === null ? newest.leader : null);
     };
     const p = this.learning.then(run);
     this.learning = p.catch((err: unknown) => {
@@ -677,7 +677,10 @@ export class FoRegion {
     this.fence = next;
     await this.persistFence();
     if (inc !== this.incarnation) throw new PlayoutError('PLAYOUT_PEER_UNAVAILABLE', `${this.name} restarted`);
-    if (wasLeader && this.role === 'leader') this.startFollowing(req.candidate);
+    // The Follower hook on a fence change: entries it buffered or held before the promise must
+    // pass the new fence too. This twin restarts the Follower (its appends are durable now); a
+    // node calls the Follower's re-check instead (see docs/failover.md, "Hooks").
+    if (this.role !== 'promoting') this.startFollowing(null);
     return grantOf(this.fence, this.headInfo(), wasLeader, this.epochs);
   }
 
@@ -693,7 +696,26 @@ export class FoRegion {
     return { released: true, fence: this.fence };
   }
 
-  async promoteRequest(req: PromoteRequest): Promise<PromoteAnswer> {
+  /**
+   * Promote is idempotent per failover: a repeated request (a retry, a duplicated delivery) joins
+   * the promotion in progress, or gets its answer once done.
+   */
+  promoteRequest(req: PromoteRequest): Promise<PromoteAnswer> {
+    const key = `${req.epoch}/${req.failoverId}`;
+    let p = this.promotions.get(key);
+    if (p === undefined) {
+      p = this.promote(req);
+      this.promotions.set(key, p);
+      const inc = this.incarnation;
+      // A failed promotion may be asked again (it fails again at once unless the promise still holds).
+      p.catch(() => {
+        if (inc === this.incarnation) this.promotions.delete(key);
+      });
+    }
+    return p;
+  }
+
+  private async promote(req: PromoteRequest): Promise<PromoteAnswer> {
     if (this.stopped !== null) throw new PlayoutError('PLAYOUT_SHARD_STOPPED', `${this.name}: ${this.stopped.message}`);
     const inc = this.incarnation;
     this.fence = beginPromotion(this.fence, this.name, req);

@@ -21,6 +21,9 @@ export interface FailoverOpsOptions {
   readonly newFailoverId: () => string;
 }
 
+/** Tries to give back one promise after a refused failover. */
+const RELEASE_ATTEMPTS = 3;
+
 function asPlayoutError(err: unknown, region: string, what: string): PlayoutError {
   if (isPlayoutError(err)) return err;
   return new PlayoutError('PLAYOUT_PEER_UNAVAILABLE', `Cannot ${what} from region ${region}: ${(err as Error)?.message ?? String(err)}`, { cause: err, expected: 'an answer', received: 'error' });
@@ -90,9 +93,24 @@ export async function executeFailoverOp(o: FailoverOpsOptions, target: string, a
   let actions: FailoverAction[] = coordinator.start();
   for (;;) {
     const done = actions.find((a) => a.op === 'done');
-    // Releases go out with the final answer; wait for them so that the shard is as it was when we return.
+    // Releases go out with the final answer; wait for them (a few tries each) so that the shard is
+    // as it was when we return. A promise whose release is lost stays until a later failover
+    // supersedes it: `playout failover status` shows it, and executing a failover to the current
+    // leader clears it.
     const releases = actions.filter((a): a is Extract<FailoverAction, { op: 'release' }> => a.op === 'release');
-    await Promise.all(releases.map((a) => client(a.region)?.release(o.shard, a.request, { timeoutMs: o.requestTimeoutMs }).catch(() => undefined)));
+    await Promise.all(
+      releases.map(async (a) => {
+        const c = client(a.region);
+        for (let attempt = 0; c !== null && attempt < RELEASE_ATTEMPTS; attempt++) {
+          try {
+            await c.release(o.shard, a.request, { timeoutMs: o.requestTimeoutMs });
+            return;
+          } catch {
+            // tried again below; the result still names the region as released-to
+          }
+        }
+      }),
+    );
     if (done !== undefined && done.op === 'done') return done.result;
     const fences = actions.filter((a): a is Extract<FailoverAction, { op: 'fence' }> => a.op === 'fence');
     const promotes = actions.filter((a): a is Extract<FailoverAction, { op: 'promote' }> => a.op === 'promote');

@@ -227,7 +227,9 @@ export class FoRegion {
     this.sequencer = null;
     const head = this.store.head(SHARD);
     const m = this.machine!;
-    this.detector = new DesyncDetector(this.cluster.desyncConfig(this.name, leader ?? this.cluster.initialLeader));
+    // The detector's reference digests are the leader's: while a promise is pending, the
+    // candidate's (the old leader's digests past the fence belong to no kept history).
+    this.detector = new DesyncDetector(this.cluster.desyncConfig(this.name, leader ?? this.fence.promise?.candidate ?? this.fence.leader ?? this.cluster.initialLeader));
     this.follower = new Follower(this.cluster.followerConfig(this.name, leader), { hashAt: (seq) => this.store.get(SHARD, seq)?.hash ?? null }, Rng.fromSeed(this.rng.int(0, 0x7fffffff)), {
       head: head?.seq ?? 0,
       headHash: head?.hash ?? new Uint8Array(16),
@@ -564,10 +566,12 @@ export class FoRegion {
       // epoch's leader with a Follower that holds nothing the new fence refuses.
       if (this.role !== 'promoting') this.startFollowing(this.fence.promise === null ? newest.leader : null);
     };
-    const p = this.learning.then(run);
-    this.learning = p.catch((err: unknown) => {
-      this.cluster.violations.push(`${this.name} failed to learn an epoch: ${(err as Error).message}`);
+    const inc = this.incarnation;
+    const p = this.learning.then(run).catch((err: unknown) => {
+      // A crash in the middle voids the attempt (the restarted region learns again from heartbeats).
+      if (inc === this.incarnation) this.cluster.violations.push(`${this.name} failed to learn an epoch: ${(err as Error).message}`);
     });
+    this.learning = p;
     return p.then(() => quarantined);
   }
 

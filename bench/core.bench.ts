@@ -14,10 +14,10 @@
 // under .cache/bench/) before timing, and each timed replay decodes and verifies every entry
 // from those bytes, as a follower replaying its store would.
 import { createHash } from 'node:crypto';
-import { existsSync, mkdirSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, readFileSync, readdirSync, renameSync, writeFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { CanonicalWriter, ShardMachine, StateTable, decodeEntry, hash128, type TickDigest } from '../src/core/index.js';
+import { CanonicalWriter, ShardMachine, StateTable, decodeCanonical, decodeEntry, hash128, toHex, unpackr, type TickDigest } from '../src/core/index.js';
 import { generateLog, treasureHuntRegistry } from '../src/games/treasure-hunt/index.js';
 import { atLeast, atMost, info } from './report.js';
 
@@ -48,8 +48,24 @@ function cpuTimeMs(fn: () => void): number {
 // --- the log -------------------------------------------------------------------------------
 
 /** Entries as views of one buffer: a file of [u32 length][entry bytes] frames. */
+/** A fingerprint of the game's sources: a cached log is regenerated when the game changes. */
+function gameFingerprint(): string {
+  const dir = join(here, '..', 'src', 'games', 'treasure-hunt');
+  const parts = readdirSync(dir)
+    .filter((f) => f.endsWith('.ts'))
+    .sort()
+    .map((f) => readFileSync(join(dir, f)));
+  const all = new Uint8Array(parts.reduce((n, p) => n + p.length, 0));
+  let o = 0;
+  for (const p of parts) {
+    all.set(p, o);
+    o += p.length;
+  }
+  return toHex(hash128(all)).slice(0, 12);
+}
+
 function loadLog(): Uint8Array[] {
-  const file = join(here, '..', '.cache', 'bench', `treasure-hunt-s${SEED}-e${ENTRIES}-i${ITEMS}-p${PLAYERS}-t${INPUTS_PER_TICK}.bin`);
+  const file = join(here, '..', '.cache', 'bench', `treasure-hunt-${gameFingerprint()}-s${SEED}-e${ENTRIES}-i${ITEMS}-p${PLAYERS}-t${INPUTS_PER_TICK}.bin`);
   if (!existsSync(file)) {
     console.log(`  generating ${ENTRIES} entries (${ITEMS} items, ${PLAYERS} players, ${INPUTS_PER_TICK} inputs per tick) into ${file} …`);
     const t0 = performance.now();
@@ -253,6 +269,40 @@ atLeast('replay with a digest every tick (decode + verify + apply + digest)', lo
   info(`incremental digest per tick (${changed} records changed of ${records})`, incMs * 1000, 'us');
   info('naive digest per tick (JSON.stringify + SHA-256 of the state)', naiveMs, 'ms');
   atLeast(`incremental vs naive per-tick digest at ${records} records`, naiveMs / incMs, 50);
+}
+
+// Figures the comments in src/core cite (for reference, no target).
+{
+  const perCall = (calls: number, fn: (i: number) => void): number => {
+    let best = Infinity;
+    for (let r = 0; r < 5; r++) {
+      const t0 = cpuMs();
+      for (let i = 0; i < calls; i++) fn(i);
+      best = Math.min(best, cpuMs() - t0);
+    }
+    return (best * 1e6) / calls;
+  };
+  const sample = log.slice(1, 200_001);
+  info('decodeEntry (hash verify + decode), per entry of the log', perCall(sample.length, (i) => decodeEntry(sample[i]!, 0, sample[i]!.length)), 'ns');
+  const bodies = sample.map((b) => b.subarray(0, b.length - 16));
+  info('decode an entry body, CanonicalReader', perCall(bodies.length, (i) => decodeCanonical(bodies[i]!)), 'ns');
+  info('decode an entry body, msgpackr Unpackr (format 1 options)', perCall(bodies.length, (i) => unpackr.unpack(bodies[i]! as Buffer, { start: 0, end: bodies[i]!.length })), 'ns');
+  const player = { name: 'hunter 003478', online: true, x: 3743, y: 7399, score: 12, coins: 3, digs: 7, power: null, powerUntilTick: 0, quest: null, questStep: 0, joinedTick: 92, seenTick: 917 };
+  const keys = Object.keys(player).sort();
+  const encoded = keys.map((k) => {
+    const w = new CanonicalWriter(32);
+    w.writeString(k);
+    return w.bytes();
+  });
+  const offsets = new Int32Array(keys.length + 1);
+  encoded.forEach((e, i) => (offsets[i + 1] = offsets[i]! + e.length));
+  const allKeys = new Uint8Array(offsets[keys.length]!);
+  encoded.forEach((e, i) => allKeys.set(e, offsets[i]!));
+  const w = new CanonicalWriter(1 << 12);
+  info('encode a player record, compiled shape writer', perCall(1_000_000, () => (w.reset(), w.writeValue(player))), 'ns');
+  info('encode a player record, generic loop over its keys', perCall(1_000_000, () => (w.reset(), w.writeFields(player, keys, allKeys, offsets))), 'ns');
+  const sorted = perCall(1_000_000, () => Object.keys(player).sort());
+  info('Object.keys(record).sort() alone (what the writer no longer does per record)', sorted, 'ns');
 }
 
 // 3: per-tick digest at 1,000,000 records / at 10,000 records, 1,000 changed per tick.

@@ -7,12 +7,12 @@
 // and a reader that guessed (msgpackr turns a `__proto__` key into `__proto_` and bad UTF-8 into
 // U+FFFD) would hand the engine a value that re-encodes to other bytes.
 //
-// Why not msgpackr's Unpackr (which the core used first): per call it stores a DataView on the
-// source array (a new hidden class for every fresh view) and reads through module state; this
-// reader keeps no per-call allocation but the values it returns, caches short keys as interned
-// strings (so records decoded from entries share hidden classes and property lookups stay
-// monomorphic), and decoded a 120-byte treasure-hunt entry body in about a third of the time
-// (bench/core.bench.ts, "decode" figures).
+// Why not msgpackr's Unpackr (which the core used first): besides its leniency, per call it
+// stores a DataView on the source array (a new hidden class for every fresh view) and reads
+// through module state. This reader keeps no per-call allocation but the values it returns and
+// caches short keys as shared strings, so records decoded from entries share hidden classes;
+// on the treasure-hunt log's entry bodies it took 832 ns against 1,099 ns (bench/core.bench.ts,
+// "decode an entry body"; CPU time on a shared, busy machine).
 
 /** A byte sequence that is not canonical msgpack as this engine reads it. */
 export class MsgpackError extends Error {
@@ -292,8 +292,8 @@ function sameAscii(s: string, b: Uint8Array, p: number): boolean {
 }
 
 function asciiString(b: Uint8Array, p: number, n: number): string {
-  // Explicit arities: no intermediate array, no cons strings. A 13-character id took 23 ns
-  // this way against 64 ns through fromCharCode.apply and 153 ns through TextDecoder.
+  // Explicit arities: no intermediate array (fromCharCode.apply), no cons strings (+=), no
+  // native call with a subarray (TextDecoder), which all cost more for ids of 8–16 characters.
   switch (n) {
     case 0:
       return '';

@@ -1,14 +1,15 @@
 // 128-bit hashing and 128-bit sums.
 //
 // The hash function is XXH3-128 (seed 0), chosen by measurement (bench/hash.bench.ts): on the
-// 40–200 byte inputs the core hashes, hash-wasm's XXH3-128 beat the @node-rs/xxhash napi binding
-// (which returns a BigInt we must split) and BLAKE3-128 from hash-wasm. The name is recorded in
-// the genesis entry so a future engine can choose another one without breaking old logs.
+// 40–200 byte inputs the core hashes, hash-wasm's XXH3-128 (420–450 ns per call through its
+// wrapper) beat the @node-rs/xxhash napi binding (650–860 ns, and it returns a BigInt we must
+// split) and BLAKE3-128 from hash-wasm (530–830 ns). The name is recorded in the genesis entry
+// so a future engine can choose another one without breaking old logs.
 //
 // The module is hash-wasm's own binary (src/core/xxh3-128-wasm.ts), called through its exports
-// rather than hash-wasm's wrapper: the wrapper allocates views and a result per call and made
-// a 120-byte hash cost about 450 ns here, against about 110 ns calling the exports directly
-// (bench/hash.bench.ts, "core hash128" vs "hash-wasm XXH3-128"). The protocol of the module:
+// rather than hash-wasm's wrapper, which allocates views and a result per call: 70–160 ns per
+// call for the same inputs (bench/hash.bench.ts, "core hash128Raw" vs "hash-wasm XXH3-128"; CPU
+// time on a shared, busy machine, so read the ratios more than the numbers). The protocol of the module:
 // the seed is read from the first 8 bytes of its buffer by Hash_Init; Hash_Update(n) hashes the
 // first n bytes of the buffer (at most 16 KiB); Hash_Final writes the 16-byte digest, big-endian
 // (as the xxHash reference prints it), to the start of the buffer.
@@ -44,9 +45,10 @@ const CHUNK_BYTES = 16 * 1024;
 
 // Arenas: the module's memory past its hash state, which it never touches (it has no heap;
 // its stack grows down from 64 KiB, below its constants, its input buffer and its state). The
-// core's encoders write what they hash there, so hashing copies it to the input buffer with
-// copyWithin (about 30 ns for 100 bytes) instead of from a JS buffer (about 90 ns with
-// set(subarray), which also allocates). The memory cannot grow (its maximum is its size).
+// core's encoders write what they hash there, so hashing moves it to the input buffer with
+// copyWithin, allocating nothing, where input from a JS buffer over 32 bytes costs a subarray
+// view per call (garbage in a replay; in bench/hash.bench.ts's tight loop the two paths take
+// about the same time). The memory cannot grow (its maximum is its size).
 const memBuffer = wasm.memory.buffer;
 const mem = new Uint8Array(memBuffer);
 const memView = new DataView(memBuffer);
@@ -60,8 +62,20 @@ const arenaEnd = memBuffer.byteLength;
 export function hashArena(bytes: number): Uint8Array {
   if (arenaNext + bytes > arenaEnd) return new Uint8Array(bytes);
   const out = new Uint8Array(memBuffer, arenaNext, bytes);
+  arenaViews.push(out);
+  arenaOffsets.push(arenaNext);
   arenaNext += bytes;
   return out;
+}
+
+// The arena views handed out, recognised by identity: cheaper than reading `bytes.buffer` and
+// `bytes.byteOffset` (getters) on every hash.
+const arenaViews: Uint8Array[] = [];
+const arenaOffsets: number[] = [];
+
+function arenaOffsetOf(bytes: Uint8Array): number {
+  for (let i = 0; i < arenaViews.length; i++) if (arenaViews[i] === bytes) return arenaOffsets[i]!;
+  return -1;
 }
 
 /**
@@ -79,8 +93,9 @@ export function hash128Raw(bytes: Uint8Array, offset: number, length: number): v
   memView.setUint32(AT, 0);
   memView.setUint32(AT + 4, 0);
   wasm.Hash_Init();
-  if (bytes.buffer === memBuffer) {
-    let from = bytes.byteOffset + offset;
+  const arenaAt = arenaOffsetOf(bytes);
+  if (arenaAt >= 0) {
+    let from = arenaAt + offset;
     while (length > CHUNK_BYTES) {
       mem.copyWithin(AT, from, from + CHUNK_BYTES);
       wasm.Hash_Update(CHUNK_BYTES);

@@ -1,6 +1,7 @@
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
 import { CanonicalWriter, PlayoutError, decodeCanonical, encodeCanonical, toHex } from '../../src/core/index.js';
+import { MsgpackError } from '../../src/core/canonical-reader.js';
 import { canonicalArb } from './support/arbitraries.js';
 import { assertProperty } from './support/property.js';
 
@@ -217,5 +218,38 @@ describe('canonical codec', () => {
     const big = { s: 'x'.repeat(5000), list: Array.from({ length: 300 }, (_, i) => i * 1000) };
     w.writeValue(big);
     expect(normalise(decodeCanonical(w.bytes()))).toEqual(normalise(big));
+  });
+
+  it.each([
+    ['an ext type (msgpack timestamp)', [0xd6, 0xff, 0, 0, 0, 1]],
+    ['a reserved type byte', [0xc1]],
+    ['a non-string map key', [0x81, 0x01, 0x02]],
+    ['a __proto__ key', [0x81, 0xa9, ...new TextEncoder().encode('__proto__'), 0x01]],
+    ['invalid UTF-8', [0xa2, 0xc3, 0x28]],
+    ['a lone surrogate encoded as UTF-8', [0xa3, 0xed, 0xa0, 0x80]],
+    ['bytes left after the value', [0x01, 0x02]],
+    ['a truncated string', [0xa5, 0x61, 0x62]],
+    ['a truncated float', [0xcb, 0x3f, 0xf0]],
+    ['an array longer than the bytes left', [0xdd, 0xff, 0xff, 0xff, 0xff]],
+    ['a map longer than the bytes left', [0xdf, 0x7f, 0xff, 0xff, 0xff, 0xa0]],
+    ['a uint64 beyond 2^53 - 1', [0xcf, 0x00, 0x20, 0, 0, 0, 0, 0, 0]],
+    ['nothing at all', []],
+  ])('refuses %s when decoding', (_what, bytes) => {
+    expect(() => decodeCanonical(new Uint8Array(bytes))).toThrow(MsgpackError);
+  });
+
+  it('reads what other msgpack writers may write for the same values (float32, wide headers)', () => {
+    expect(decodeCanonical(new Uint8Array([0xca, 0x3f, 0xc0, 0, 0]))).toBe(1.5);
+    expect(decodeCanonical(new Uint8Array([0xd9, 0x01, 0x61]))).toBe('a');
+    expect(decodeCanonical(new Uint8Array([0xdc, 0x00, 0x01, 0xc0]))).toEqual([null]);
+    expect(decodeCanonical(new Uint8Array([0xde, 0x00, 0x01, 0xa1, 0x6b, 0xc3]))).toEqual({ k: true });
+    expect(decodeCanonical(new Uint8Array([0xd3, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xfe]))).toBe(-2);
+  });
+
+  it('decodes bytes to a copy that does not alias the input', () => {
+    const bytes = encodeCanonical({ b: new Uint8Array([1, 2, 3]) });
+    const v = decodeCanonical(bytes) as { b: Uint8Array };
+    bytes.fill(0);
+    expect(Array.from(v.b)).toEqual([1, 2, 3]);
   });
 });

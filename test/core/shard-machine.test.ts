@@ -143,6 +143,17 @@ describe('ShardMachine replay', () => {
     }
   });
 
+  it('drops outputs when asked to (keepOutputs: false), and without digests computes none but applies alike', () => {
+    const log = buildLog(fixedPlan);
+    const quiet = replayDigests(log.entries, { keepOutputs: false });
+    expect(quiet.machine.takeOutputs()).toEqual([]);
+    const bare = replayDigests(log.entries, { digests: false });
+    expect(bare.digests).toEqual([]);
+    expect(bare.machine.lastDigest).toBeNull();
+    expect(bare.machine.exportState()).toEqual(quiet.machine.exportState());
+    expect(bare.machine.head).toBe(quiet.machine.head);
+  });
+
   it('keeps outputs emitted by the reducer until taken, tagged with seq and tick', () => {
     const log = buildLog(fixedPlan);
     const m = replayDigests(log.entries).machine;

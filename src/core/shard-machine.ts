@@ -5,7 +5,7 @@ import type { Canonical } from './codec.js';
 import { CanonicalWriter, cloneCanonical } from './codec.js';
 import { Entry, EpochPayloadSchema, GenesisPayloadSchema, UpgradePayloadSchema, type GenesisPayload, checkLink } from './entry.js';
 import { PlayoutError, assert, describe, isPlayoutError } from './errors.js';
-import { ZERO_HASH, hash128, hashArena, hashEquals, toHex } from './hash.js';
+import { HASH_BYTES, ZERO_HASH, hash128, hashArena, hashEquals, toHex } from './hash.js';
 import { validateInput, type Reducer, type ReducerContext, type ReducerRegistry, type Rejection } from './reducer.js';
 import { ReadOnlyViews } from './read-only-view.js';
 import { Rng } from './rng.js';
@@ -175,7 +175,12 @@ export class ShardMachine {
   private tableList: StateTable[] = [];
   private ticksClosed = 0;
   /** Hashes of the last RECENT_HASHES entries by seq % RECENT_HASHES, to tell a duplicate from a fork. */
-  private readonly recent: (Uint8Array | null)[] = new Array<Uint8Array | null>(RECENT_HASHES).fill(null);
+  /**
+   * Copies, not the entries' own views: a view would keep its entry's buffer (often a whole read
+   * chunk) alive for RECENT_HASHES entries. Seqs older than `recentFrom` have no hash here.
+   */
+  private readonly recent = new Uint8Array(RECENT_HASHES * HASH_BYTES);
+  private recentFrom = 1;
   /**
    * The running reducer version declares tables the state does not have yet (after an upgrade,
    * or after restoring a snapshot). They are created when the next entry is applied, not at the
@@ -266,13 +271,14 @@ export class ShardMachine {
     }
     this.head = entry.seq;
     this.headHash = entry.hash;
-    this.recent[entry.seq % RECENT_HASHES] = entry.hash;
+    this.recent.set(entry.hash, (entry.seq % RECENT_HASHES) * HASH_BYTES);
     this.atTickBoundary = entry.kind === 'tick';
   }
 
   /** An entry at or below the head: the same bytes again are a duplicate, other bytes a fork. */
   private refuseOld(entry: Entry): never {
-    const known = this.head - entry.seq < RECENT_HASHES ? this.recent[entry.seq % RECENT_HASHES] ?? null : null;
+    const at = (entry.seq % RECENT_HASHES) * HASH_BYTES;
+    const known = this.head - entry.seq < RECENT_HASHES && entry.seq >= this.recentFrom ? this.recent.subarray(at, at + HASH_BYTES) : null;
     if (known !== null && !hashEquals(known, entry.hash)) {
       throw new PlayoutError('PLAYOUT_FORK', `Cannot apply entry ${entry.seq} of shard "${entry.shard}": seq ${entry.seq} was already applied with hash ${toHex(known)}, received ${toHex(entry.hash)}`, {
         seq: entry.seq,
@@ -637,7 +643,8 @@ export class ShardMachine {
     m.epoch = s.epoch;
     m.head = s.seq;
     m.headHash = s.lastHash;
-    m.recent[s.seq % RECENT_HASHES] = s.lastHash;
+    m.recent.set(s.lastHash, (s.seq % RECENT_HASHES) * HASH_BYTES);
+    m.recentFrom = s.seq;
     m.tick = s.tick + 1;
     // Exactly the tables of the snapshot's tick (its digest covers them); tables the running
     // version adds are created with the next entry, as in the machine that took the snapshot.

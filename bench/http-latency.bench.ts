@@ -88,6 +88,12 @@ try {
   measuring = false;
   await stream.close();
   await client.close();
+  if (process.env.PLAYOUT_BENCH_TRACE) {
+    for (const p of procs) {
+      const m = await (await fetch(`${p.url}/metrics`)).text();
+      console.log(`  ${p.region}: ${m.split('\n').filter((l) => /eventloop_lag_(max|p50|p99)_seconds\{|append_seconds_(sum|count)|process_cpu_seconds_total/.test(l)).join(' | ')}`);
+    }
+  }
   latencies.sort((a, b) => a - b);
   acks.sort((a, b) => a - b);
   info('offered rate', sent / elapsedS, 'inputs/s');

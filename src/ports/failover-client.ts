@@ -164,7 +164,8 @@ export type ReleaseAnswer = z.infer<typeof ReleaseAnswerSchema>;
  * Make the candidate lead epoch `epoch`: truncate its divergent suffix above `truncateAbove`
  * (into a quarantine report), catch up to `catchUpTo` from `sources` (verifying the hash there),
  * append the epoch entry at a tick boundary, start sequencing. Answered once the epoch entry is
- * durable, or with PLAYOUT_FAILOVER_INCOMPLETE after `timeoutMs`.
+ * durable, or with PLAYOUT_FAILOVER_INCOMPLETE after `timeoutMs`. Idempotent per (epoch,
+ * failoverId): a repeated request joins the promotion in progress or gets its answer.
  */
 export const PromoteRequestSchema = z.strictObject({
   epoch: uint.min(2),

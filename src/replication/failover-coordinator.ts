@@ -272,6 +272,7 @@ export function lossText(l: LossWindow): string {
 function stepsOf(p: Omit<FailoverPlan, 'steps'>): string[] {
   if (p.noop) return [`${p.target} already leads shard "${p.shard}" in epoch ${p.epoch.current}: nothing to do`];
   const steps: string[] = [];
+  if (p.epoch.leader === p.target) steps.push(`re-elect ${p.target}, which leads epoch ${p.epoch.current}, in epoch ${p.epoch.next}: this clears the pending promises and fences of older failovers`);
   if (p.supersedes !== null) steps.push(`supersede the pending failover ${p.supersedes.failoverId} (epoch ${p.supersedes.epoch} to ${p.supersedes.candidate}, promised by ${p.supersedes.regions.join(', ')})`);
   const leaderNote = p.epoch.leader === null ? '' : p.epoch.leaderReachable ? `; ${p.epoch.leader} (leader of epoch ${p.epoch.current}) stops sequencing and reports its final head` : `; the old leader ${p.epoch.leader} is unreachable and is not fenced`;
   steps.push(`fence epoch ${p.epoch.next} on ${p.fence.join(', ') || 'no region'} (a majority is ${p.majority} of ${p.regions.length})${leaderNote}`);
@@ -520,7 +521,7 @@ export class FailoverCoordinator {
       shard: this.input.shard,
       target: this.input.target,
       failoverId: this.options.failoverId,
-      epoch: this.epoch,
+      epoch: noop ? this.plan.epoch.current : this.epoch,
       error,
       noop,
       plan: this.plan,

@@ -36,6 +36,23 @@ export function beginPromotion(fence: FenceState, region: string, request: Promo
 }
 
 /**
+ * Check, before every step and right before sealing the epoch entry, that the promise this
+ * promotion runs under still holds: a later failover may have superseded it (this region then
+ * promised a later epoch to someone else), and a candidate that sealed anyway would be a second
+ * leader of nothing — its epoch entry would be refused everywhere, but its clients would wait.
+ */
+export function stillPromised(fence: FenceState, region: string, request: PromoteRequest): void {
+  const p = fence.promise;
+  if (p !== null && p.epoch === request.epoch && p.failoverId === request.failoverId && p.candidate === region) return;
+  throw new PlayoutError('PLAYOUT_FENCE_CONFLICT', `Region ${region} stops its promotion to epoch ${request.epoch} (failover ${request.failoverId}) of shard "${fence.shard}": ${p === null ? (fence.epoch >= request.epoch ? `epoch ${fence.epoch} is established (leader ${fence.leader ?? 'unknown'})` : 'its promise was released') : `it now promised epoch ${p.epoch} to ${p.candidate} (failover ${p.failoverId})`}`, {
+    shard: fence.shard,
+    path: 'body.failoverId',
+    expected: `epoch ${request.epoch}, failover ${request.failoverId}`,
+    received: p === null ? 'no promise' : `epoch ${p.epoch}, failover ${p.failoverId}`,
+  });
+}
+
+/**
  * Whether the candidate holds the catch-up target: 'waiting' below it; 'ready' at it with the
  * same hash. A different hash there, or a head beyond it, means this log is another history.
  */

@@ -191,6 +191,13 @@ export class KafkaTransport {
         this.stopShipper(s);
         return;
       }
+      // After a long outage the store may have truncated what Kafka never got: skip to what
+      // is retained (followers repair the hole over HTTP or bootstrap from a snapshot).
+      const first = host.firstSeq() ?? 1;
+      if (s.next < first) {
+        this.log.warn({ shard: host.shard, from: s.next, to: first - 1 }, `kafka: entries ${s.next}..${first - 1} of shard ${host.shard} were truncated before they reached Kafka`);
+        s.next = first;
+      }
       const to = Math.min(host.durableSeq, s.next + PUBLISH_ENTRIES_MAX - 1);
       const entries: Entry[] = [];
       for (const e of host.ctx.store.iterate(host.shard, s.next, to)) entries.push(e);

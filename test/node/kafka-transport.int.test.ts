@@ -1,6 +1,8 @@
-// Two region nodes replicating one shard through a real Kafka broker: the leader (eu-fra)
-// publishes its durable entries to playout.log and sequences inputs read from playout.inputs;
-// the follower (af-jnb) has its HTTP stream off (kafka.httpStream: false), so entries reach it
+// Two region nodes, each with its own real Kafka cluster, replicating one shard through Kafka:
+// the leader (eu-fra) publishes its durable entries to playout.log in its cluster and sequences
+// inputs read from playout.inputs there; the follower (af-jnb) reads playout.log from eu-fra's
+// cluster (a `consume` entry with its own brokers; its own cluster is its `kafka.brokers`);
+// the follower has its HTTP stream off (kafka.httpStream: false), so entries reach it
 // only through Kafka, and HTTP serves repairs only. Then the follower's Kafka consumer is
 // paused: it repairs the missing range over HTTP from the leader, and after the consumer
 // resumes, the late Kafka entries are dropped as duplicates. Digests must be identical at every
@@ -25,6 +27,7 @@ const SEED = Number(process.env.PLAYOUT_SEED ?? 20261122);
 
 describe.skipIf(c.skip)('region nodes replicating through Kafka', () => {
   let kafka: KafkaCluster;
+  let kafkaJnb: KafkaCluster;
   let files: ClusterFiles;
   let leader: RegionNode;
   let follower: RegionNode;
@@ -54,12 +57,12 @@ describe.skipIf(c.skip)('region nodes replicating through Kafka', () => {
   beforeAll(async () => {
     c.require();
     console.log(`reproduce with seed=${SEED} (PLAYOUT_SEED)`);
-    kafka = await startKafka({ name: 'kafkanode' });
+    [kafka, kafkaJnb] = await Promise.all([startKafka({ name: 'kafkanode-fra' }), startKafka({ name: 'kafkanode-jnb' })]);
     files = await writeClusterConfigs({ regions: [LEADER, FOLLOWER], shards: [{ id: SHARD, leader: LEADER, tickMs: 50 }] });
     files.configs[LEADER]!.kafka = { brokers: kafka.brokers, publish: true, inputs: true, partitions: 3, retryDelayMs: 200, retryDelayMsMax: 1_000 };
     // A long repair delay: while Kafka keeps the follower moving, nothing is repaired over HTTP.
     files.configs[FOLLOWER]!.repair = { delayMs: 2_000 };
-    files.configs[FOLLOWER]!.kafka = { brokers: kafka.brokers, consume: [{ topic: 'playout.log', groupId: `playout.log.${FOLLOWER}` }], httpStream: false, retryDelayMs: 200, retryDelayMsMax: 1_000 };
+    files.configs[FOLLOWER]!.kafka = { brokers: kafkaJnb.brokers, consume: [{ brokers: kafka.brokers, topic: 'playout.log', groupId: `playout.log.${FOLLOWER}` }], httpStream: false, retryDelayMs: 200, retryDelayMsMax: 1_000 };
     leader = await startNode(files, LEADER);
     await waitFor('the leader publishing to Kafka', () => (leader.kafka!.lastPublished(SHARD) !== null ? true : undefined), 60_000);
     follower = await startNode(files, FOLLOWER);
@@ -74,7 +77,7 @@ describe.skipIf(c.skip)('region nodes replicating through Kafka', () => {
     for (const cl of clients.values()) await cl.close().catch(() => undefined);
     await follower?.close().catch(() => undefined);
     await leader?.close().catch(() => undefined);
-    await kafka?.stop().catch(() => undefined);
+    await Promise.all([kafka?.stop().catch(() => undefined), kafkaJnb?.stop().catch(() => undefined)]);
     if (files) rmSync(files.dir, { recursive: true, force: true });
   }, 60_000);
 

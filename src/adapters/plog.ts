@@ -24,7 +24,7 @@
 // file without it is incomplete. Writers write to `<path>.partial` and rename on close, so a
 // crashed capture never leaves a complete-looking file.
 import { open, rename, rm, stat, type FileHandle } from 'node:fs/promises';
-import { FileBytes, FileSink, GZIP_MAGIC, GzipBytes, GzipSink, type ByteSink, type ByteSource } from './plog-bytes.js';
+import { FileBytes, FileSink, GZIP_MAGIC, GzipBytes, GzipSink, ReadAhead, type ByteSink, type ByteSource } from './plog-bytes.js';
 import { z } from 'zod';
 import {
   CanonicalWriter,
@@ -414,7 +414,7 @@ export class PlogReader {
     this.start = state.start;
     this.end = state.end;
     this.fileOffset = state.fileOffset;
-    this.batchEntries = options.batchEntries ?? 1024;
+    this.batchEntries = options.batchEntries ?? 256;
     this.strict = options.strict ?? true;
     this.onProblem = options.onProblem ?? null;
     this.stats = {
@@ -445,7 +445,8 @@ export class PlogReader {
     try {
       const head = new Uint8Array(2);
       const { bytesRead } = await fh.read(head, 0, 2, 0);
-      src = bytesRead === 2 && head[0] === GZIP_MAGIC[0] && head[1] === GZIP_MAGIC[1] ? new GzipBytes(fh, path) : new FileBytes(fh);
+      const raw = bytesRead === 2 && head[0] === GZIP_MAGIC[0] && head[1] === GZIP_MAGIC[1] ? new GzipBytes(fh, path) : new FileBytes(fh);
+      src = new ReadAhead(raw);
     } catch (err) {
       await fh.close();
       throw sourceNotFound(path, err);

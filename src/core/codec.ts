@@ -258,26 +258,21 @@ export class CanonicalWriter {
    * encoding per key per record: that was the largest cost of a tick's digest (bench/core.bench.ts).
    */
   private writeObject(v: Record<string, unknown>): void {
-    let shape: KeyShape | undefined;
+    // Collect the key sequence without allocating (SCRATCH is done with before any value is
+    // written, so nested objects may reuse it).
     let n = 0;
     for (const k in v) {
-      if (n === 0) {
-        shape = SHAPES.get(k);
-        if (shape === undefined) break;
-      }
-      if (n >= shape!.keys.length || shape!.keys[n] !== k) {
-        shape = undefined;
+      if (n === SHAPE_KEYS_MAX) {
+        n = -1;
         break;
       }
-      n++;
+      SCRATCH[n++] = k;
     }
-    if (shape === undefined || n !== shape.keys.length) {
-      if (n === 0 && shape === undefined && isEmpty(v)) {
-        this.writeMapHeader(0);
-        return;
-      }
-      shape = learnShape(v);
+    if (n === 0 && isEmpty(v)) {
+      this.writeMapHeader(0);
+      return;
     }
+    const shape = n > 0 ? findShape(n) ?? learnShape(v) : learnShape(v);
     shape.write(this, v);
   }
 
@@ -339,23 +334,59 @@ type ShapeWriter = (w: CanonicalWriter, v: Record<string, unknown>) => void;
 /** The sorted order of the keys of objects whose own keys are `keys` (in that order), and a writer for such objects. */
 class KeyShape {
   readonly keys: string[];
-  readonly write: ShapeWriter;
+  readonly sorted: string[];
+  readonly encoded: Uint8Array;
+  readonly offsets: Int32Array;
+  /** The generic loop until the shape has proved common, then a compiled writer. */
+  write: ShapeWriter;
+  uses = 0;
 
-  constructor(keys: string[], write: ShapeWriter) {
+  constructor(keys: string[], sorted: string[], encoded: Uint8Array, offsets: Int32Array) {
     this.keys = keys;
-    this.write = write;
+    this.sorted = sorted;
+    this.encoded = encoded;
+    this.offsets = offsets;
+    this.write = (w, v) => {
+      w.writeFields(v, this.sorted, this.encoded, this.offsets);
+      if (++this.uses === SHAPE_USES_BEFORE_COMPILE && compiledShapes < COMPILED_SHAPES_MAX) {
+        compiledShapes++;
+        this.write = compileShapeWriter(this.sorted, this.encoded, this.offsets);
+      }
+    };
   }
 }
 
-/** Shapes by first key (the last one seen wins). Bounded: dictionary-like objects would otherwise fill it. */
-const SHAPES = new Map<string, KeyShape>();
+/**
+ * Shapes by first key; several shapes may share one (a player and a quest both start with
+ * `name`). Bounded: dictionary-like objects (keys that are ids) would otherwise fill it, and
+ * only shapes seen SHAPE_USES_BEFORE_COMPILE times get compiled, at most COMPILED_SHAPES_MAX.
+ */
+const SHAPES = new Map<string, KeyShape[]>();
+let shapeCount = 0;
 const SHAPES_MAX = 4096;
 const SHAPE_KEYS_MAX = 64;
+const SHAPE_USES_BEFORE_COMPILE = 16;
+const COMPILED_SHAPES_MAX = 1024;
+let compiledShapes = 0;
+const SCRATCH: string[] = new Array<string>(SHAPE_KEYS_MAX).fill('');
 const shapeWriter = { w: null as CanonicalWriter | null };
 
 function isEmpty(v: object): boolean {
   for (const _ in v) return false;
   return Object.keys(v).length === 0;
+}
+
+/** The shape whose keys are SCRATCH[0, n), or undefined. */
+function findShape(n: number): KeyShape | undefined {
+  const list = SHAPES.get(SCRATCH[0]!);
+  if (list === undefined) return undefined;
+  outer: for (let s = 0; s < list.length; s++) {
+    const keys = list[s]!.keys;
+    if (keys.length !== n) continue;
+    for (let i = 1; i < n; i++) if (keys[i] !== SCRATCH[i]) continue outer;
+    return list[s];
+  }
+  return undefined;
 }
 
 function learnShape(v: Record<string, unknown>): KeyShape {
@@ -374,13 +405,17 @@ function learnShape(v: Record<string, unknown>): KeyShape {
     w.writeString(sorted[i]!);
   }
   offsets[sorted.length] = w.pos;
-  const encoded = w.bytes();
-  if (keys.length === 0 || keys.length > SHAPE_KEYS_MAX) {
-    return new KeyShape(keys, (cw, o) => cw.writeFields(o, sorted, encoded, offsets));
+  const shape = new KeyShape(keys, sorted, w.bytes(), offsets);
+  if (keys.length > 0 && keys.length <= SHAPE_KEYS_MAX) {
+    if (shapeCount >= SHAPES_MAX) {
+      SHAPES.clear();
+      shapeCount = 0;
+    }
+    let list = SHAPES.get(keys[0]!);
+    if (list === undefined) SHAPES.set(keys[0]!, (list = []));
+    list.push(shape);
+    shapeCount++;
   }
-  const shape = new KeyShape(keys, compileShapeWriter(sorted, encoded, offsets));
-  if (SHAPES.size >= SHAPES_MAX) SHAPES.clear();
-  SHAPES.set(keys[0]!, shape);
   return shape;
 }
 
@@ -392,14 +427,43 @@ function learnShape(v: Record<string, unknown>): KeyShape {
  * constants, and the keys as JSON string literals.
  */
 function compileShapeWriter(sorted: readonly string[], encoded: Uint8Array, offsets: Int32Array): ShapeWriter {
-  const lines = [`w.writeMapHeader(${sorted.length});`, 'let b, p, x;'];
+  // Per field: make room for the key and 33 bytes, write the key's bytes, then the common
+  // values inline (unsigned 32-bit integers, booleans, null, ASCII strings under 32 characters);
+  // anything else goes through writeValue with the position handed back and forth. `b` and `p`
+  // mirror w.buf and w.pos.
+  const lines = [`w.writeMapHeader(${sorted.length});`, 'let b = w.buf, p = w.pos, x;'];
   for (let i = 0; i < sorted.length; i++) {
     const bytes = Array.from(encoded.subarray(offsets[i]!, offsets[i + 1]!));
     const k = JSON.stringify(sorted[i]!);
-    lines.push(`w.ensure(${bytes.length}); b = w.buf; p = w.pos; ${bytes.map((x) => `b[p++] = ${x};`).join(' ')} w.pos = p;`);
-    lines.push(`x = v[${k}]; if (x === 0 && w.fixNegativeZero && Object.is(x, -0)) v[${k}] = 0; w.writeValue(x);`);
+    lines.push(
+      `if (p + ${bytes.length + 33} > b.length) { w.pos = p; w.ensure(${bytes.length + 33}); b = w.buf; }`,
+      bytes.map((x) => `b[p++] = ${x};`).join(' '),
+      `x = v[${k}];`,
+      `if (typeof x === 'number' && x >= 0 && x < 4294967296 && Math.floor(x) === x) {`,
+      `  if (x === 0) { if (w.fixNegativeZero && Object.is(x, -0)) v[${k}] = 0; b[p++] = 0; }`,
+      '  else if (x < 128) b[p++] = x;',
+      '  else if (x < 256) { b[p++] = 0xcc; b[p++] = x; }',
+      '  else if (x < 65536) { b[p++] = 0xcd; b[p++] = x >>> 8; b[p++] = x & 0xff; }',
+      '  else { b[p++] = 0xce; b[p++] = x >>> 24; b[p++] = (x >>> 16) & 0xff; b[p++] = (x >>> 8) & 0xff; b[p++] = x & 0xff; }',
+      '} else if (x === null) b[p++] = 0xc0;',
+      'else if (x === true) b[p++] = 0xc3;',
+      'else if (x === false) b[p++] = 0xc2;',
+      "else if (typeof x === 'string' && x.length < 32 && asciiInto(b, p + 1, x)) { b[p] = 0xa0 | x.length; p += 1 + x.length; }",
+      `else { w.pos = p; w.writeValue(x); b = w.buf; p = w.pos; }`,
+    );
   }
-  return new Function('w', 'v', `"use strict";\n${lines.join('\n')}`) as ShapeWriter;
+  lines.push('w.pos = p;');
+  return new Function('asciiInto', `"use strict";\nreturn function (w, v) {\n${lines.join('\n')}\n};`)(asciiInto) as ShapeWriter;
+}
+
+/** Write `s` as ASCII bytes at b[at…]; false (and a partial write to ignore) when it is not all ASCII. */
+function asciiInto(b: Uint8Array, at: number, s: string): boolean {
+  for (let i = 0; i < s.length; i++) {
+    const c = s.charCodeAt(i);
+    if (c >= 0x80) return false;
+    b[at + i] = c;
+  }
+  return true;
 }
 
 const isWellFormed: (s: string) => boolean = (s) => (s as unknown as { isWellFormed(): boolean }).isWellFormed();

@@ -400,6 +400,11 @@ describe('sources', () => {
     expect((await replay(cut, { build: good })).final!.digest).toBe(want);
     expect((await verify(cut, { build: good })).agree).toBe(true);
     expect((await inspect(cut)).chain.ok).toBe(true);
+    // Time travel in a store starts from its nearest snapshot; the state equals a fixture's.
+    const d = await diff({ source: cut, build: good }, { source: await fixture('store-twin.plog', log, 6), build: good }, 20);
+    expect(d.equal).toBe(true);
+    expect(d.a.digest).toBe(fullDigests(log).get(20));
+    await expect(diff({ source: cut, build: good }, { source: cut, build: good }, 5)).rejects.toMatchObject({ code: 'PLAYOUT_TICK_NOT_RETAINED' });
   });
 
   it('a snapshot file round-trips through encodeSnapshot for --from-snapshot', async () => {

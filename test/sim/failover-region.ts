@@ -146,7 +146,7 @@ export class FoRegion {
     this.machine = this.restoreMachine();
     this.peerDurable.clear();
     if (leads(this.fence, this.name)) this.startLeading();
-    else this.startFollowing(this.fence.promise?.candidate ?? this.fence.leader);
+    else this.startFollowing(this.fence.promise?.candidate ?? this.fence.leader, true);
     const offset = this.rng.int(1, this.cluster.options.heartbeatMs);
     this.timers.push(
       this.cluster.clock.after(offset, () => {
@@ -218,7 +218,12 @@ export class FoRegion {
     });
   }
 
-  private startFollowing(leader: string | null): void {
+  /**
+   * Follow `leader` with a new Follower (from the durable head). The detector is kept across role
+   * and fence changes (its quarantine and diagnosis survive them) unless `freshDetector`: at boot,
+   * and after a truncation, whose divergent digests it must forget.
+   */
+  private startFollowing(leader: string | null, freshDetector = false): void {
     this.generation++;
     this.role = 'follower';
     this.tickTimer?.cancel();
@@ -229,7 +234,9 @@ export class FoRegion {
     const m = this.machine!;
     // The detector's reference digests are the leader's: while a promise is pending, the
     // candidate's (the old leader's digests past the fence belong to no kept history).
-    this.detector = new DesyncDetector(this.cluster.desyncConfig(this.name, leader ?? this.fence.promise?.candidate ?? this.fence.leader ?? this.cluster.initialLeader));
+    const reference = leader ?? this.fence.promise?.candidate ?? this.fence.leader ?? this.cluster.initialLeader;
+    if (freshDetector) this.detector = new DesyncDetector(this.cluster.desyncConfig(this.name, reference));
+    else this.detector.setLeader(reference);
     this.follower = new Follower(this.cluster.followerConfig(this.name, leader), { hashAt: (seq) => this.store.get(SHARD, seq)?.hash ?? null }, Rng.fromSeed(this.rng.int(0, 0x7fffffff)), {
       head: head?.seq ?? 0,
       headHash: head?.hash ?? new Uint8Array(16),
@@ -237,6 +244,7 @@ export class FoRegion {
       applied: Math.min(m.head, head?.seq ?? 0),
     });
     this.act(this.follower.start(this.now));
+    if (this.detector.isQuarantined) this.act(this.follower.quarantine(this.now));
   }
 
   // --- the leader --------------------------------------------------------------------------
@@ -541,6 +549,17 @@ export class FoRegion {
   learnEpoch(epochs: readonly EpochRecord[], refHead: number): Promise<number> {
     let quarantined = 0;
     const run = async (): Promise<void> => {
+      // Records of epochs this region holds too (same first entry) teach it when and by which
+      // failover they started.
+      let merged = this.epochs;
+      for (const r of epochs) {
+        const mine = merged.find((m) => m.epoch === r.epoch && m.entryHash === r.entryHash);
+        if (mine !== undefined && (mine.atMs === null || mine.failoverId === null)) merged = appendEpochRecord(merged, r, SHARD);
+      }
+      if (merged !== this.epochs) {
+        this.epochs = merged;
+        this.write(this.store.putMeta(SHARD, EPOCHS_META_KEY, this.epochs));
+      }
       const newest = epochs[epochs.length - 1];
       if (!this.up || this.stopped !== null || newest === undefined || newest.epoch <= this.fence.epoch) return;
       const inc = this.incarnation;
@@ -564,7 +583,7 @@ export class FoRegion {
       if (inc !== this.incarnation) return;
       // A candidate still promoting for a later epoch keeps its role; everyone else follows the
       // epoch's leader with a Follower that holds nothing the new fence refuses.
-      if (this.role !== 'promoting') this.startFollowing(this.fence.promise === null ? newest.leader : null);
+      if (this.role !== 'promoting') this.startFollowing(this.fence.promise === null ? newest.leader : null, r.action === 'truncate');
     };
     const inc = this.incarnation;
     const p = this.learning.then(run).catch((err: unknown) => {

@@ -12,7 +12,7 @@
 //   - every durable genesis or epoch entry is recorded in the epoch history and the fence, both
 //     persisted in the store's meta;
 //   - fence answers wait until the promise and the head are durable.
-import { decodeEntry, type Entry, type EpochPayload } from '../../src/core/entry.js';
+import { decodeEntry, type Entry } from '../../src/core/entry.js';
 import { PlayoutError, isPlayoutError } from '../../src/core/errors.js';
 import { hashEquals, toHex } from '../../src/core/hash.js';
 import { ReducerRegistry, type Reducer } from '../../src/core/reducer.js';
@@ -28,7 +28,7 @@ import { EPOCHS_META_KEY, appendEpochRecord, epochRecordOf, parseEpochHistory, t
 import { entryRowOf, quarantineReport, reconcile, type QuarantineReport } from '../../src/replication/failover-quarantine.js';
 import { beginPromotion, epochEntries, promotionReady, stillPromised } from '../../src/replication/failover-promotion.js';
 import { routeIngress } from '../../src/replication/failover-redirect.js';
-import { FENCE_META_KEY, admits, establish, grantOf, initialFence, leads, parseFence, promise, release } from '../../src/replication/fence.js';
+import { FENCE_META_KEY, admits, establish, grantOf, initialFence, leads, parseFence, promise, release, startsBeforeHead } from '../../src/replication/fence.js';
 import { Follower, type FollowerAction } from '../../src/replication/follower.js';
 import { stateAtTick, tickStateOf } from '../../src/replication/state-at-tick.js';
 import { MemoryLogStore } from './log-store.js';
@@ -404,8 +404,7 @@ export class FoRegion {
     const out: Entry[] = [];
     const accepted = this.follower?.status().accepted ?? this.head;
     for (const e of entries) {
-      let refused = admits(this.fence, e) !== null;
-      if (!refused && e.kind === 'epoch' && e.epoch > this.fence.epoch && (e.payload as EpochPayload).lastSeqPrevEpoch < accepted && e.seq <= accepted) refused = true;
+      const refused = admits(this.fence, e) !== null || startsBeforeHead(this.fence, e, accepted);
       if (refused) {
         this.fencedRefused++;
         if (contiguous) break;
@@ -606,17 +605,15 @@ export class FoRegion {
     this.role = 'follower';
     await this.settle();
     if (inc !== this.incarnation) return 0;
-    const p = this.store.truncateAbove(SHARD, keep);
-    this.scheduleFlush();
-    const entries = await p;
-    if (inc !== this.incarnation) return 0;
-    this.history++;
+    // The report is built (a node writes its file durably) before the truncation: a crash in
+    // between must not lose the entries silently.
+    const suffix = this.store.range(SHARD, keep + 1, this.head);
     const kept = this.store.get(SHARD, keep);
     const newLeader = epoch === null ? null : this.cluster.regions.find((r) => r.name === epoch.leader) ?? null;
     const report = quarantineReport({
       shard: SHARD,
       region: this.name,
-      entries,
+      entries: suffix,
       keptSeq: keep,
       keptHash: kept === null ? null : toHex(kept.hash),
       epoch,
@@ -626,6 +623,12 @@ export class FoRegion {
     });
     this.reports.push(report);
     this.cluster.reports.push(report);
+    const p = this.store.truncateAbove(SHARD, keep);
+    this.scheduleFlush();
+    const entries = await p;
+    if (inc !== this.incarnation) return 0;
+    if (entries.length !== suffix.length || entries.some((e, i) => !hashEquals(e.hash, suffix[i]!.hash))) this.cluster.violations.push(`${this.name} truncated other entries than its quarantine report lists`);
+    this.history++;
     this.alerts.push({ level: 'critical', code: 'PLAYOUT_DIVERGENT_SUFFIX', message: `${report.entries.length} entries (${report.inputs} inputs) quarantined: ${reason}` });
     this.epochs = truncateHistory(this.epochs, keep);
     this.write(this.store.putMeta(SHARD, EPOCHS_META_KEY, this.epochs));

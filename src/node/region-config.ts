@@ -11,6 +11,7 @@ import { z } from 'zod';
 import { PlayoutError, describe } from '../core/errors.js';
 import { RegionIdSchema, ShardIdSchema } from '../core/entry.js';
 import { ACK_MODES, ReducerRefSchema, expectedOf } from '../adapters/http-schemas.js';
+import { KafkaNodeConfigSchema } from './kafka-config.js';
 
 export { ACK_MODES, ReducerRefSchema, type AckMode } from '../adapters/http-schemas.js';
 
@@ -135,6 +136,8 @@ export const RegionConfigSchema = z.strictObject({
   /** Run reducers in checked mode (poisoned globals, frozen reads, periodic full digests). */
   checked: z.boolean().default(false),
   log: z.strictObject({ level: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info') }).default({ level: 'info' }),
+  /** Optional Kafka transport (docs/kafka.md, "Region config"). */
+  kafka: KafkaNodeConfigSchema.optional(),
 });
 
 /** The config as written in the file. */

@@ -36,6 +36,8 @@ import { SystemClock } from '../adapters/system-clock.js';
 import type { RegionConfig, ShardConfig } from './region-config.js';
 import { FollowerRole } from './follower-role.js';
 import { LeaderRole } from './leader-role.js';
+import { KafkaTransport } from './kafka-transport.js';
+import type { EntrySource } from '../ports/entry-source.js';
 import { ShardHost, type HostContext, type ShardMeta } from './shard-host.js';
 
 export interface RegionNodeOptions {
@@ -67,6 +69,8 @@ export class RegionNode implements NodeService {
   readonly clients = new Map<string, HttpPeerClient>();
   readonly sources = new Map<string, HttpEntrySource>();
   readonly shards = new Map<string, ShardSlot>();
+  /** The Kafka transport, when the config has a `kafka` section. */
+  readonly kafka: KafkaTransport | null;
   /** The URL the node listens on, once started. */
   url = '';
   private readonly startedAtMs = Date.now();
@@ -106,6 +110,7 @@ export class RegionNode implements NodeService {
       machineOptions: (onTick) => this.machineOptions(onTick),
       nowMs: () => Date.now(),
     };
+    this.kafka = c.kafka === undefined ? null : new KafkaTransport(this, c.kafka, this.app.log);
     const token = c.secrets.peer[0]!;
     for (const p of c.peers) {
       const client = new HttpPeerClient({
@@ -148,6 +153,7 @@ export class RegionNode implements NodeService {
       const port = typeof addr === 'object' && addr !== null ? addr.port : opts.config.listen.port;
       node.url = `${opts.config.tls === null ? 'http' : 'https'}://${opts.config.listen.host.includes(':') ? `[${opts.config.listen.host}]` : opts.config.listen.host}:${port}`;
       node.startPolling();
+      node.kafka?.start();
       node.app.log.info({ url: node.url, shards: [...node.shards.keys()] }, `region ${node.region} listening on ${node.url}`);
       return node;
     } catch (err) {
@@ -186,12 +192,13 @@ export class RegionNode implements NodeService {
       }
       slot.leader = this.newLeader(host);
       slot.leader.start();
+      this.kafka?.lead(host, slot.leader);
     } else {
       const source = this.sources.get(host.meta.leader);
       if (source === undefined) {
         throw new PlayoutError('PLAYOUT_CONFIG_INVALID', `Cannot follow shard "${shard}": its leader ${host.meta.leader} is not a peer of ${this.region}`, { path: 'peers', expected: host.meta.leader, received: [...this.clients.keys()].join(', ') });
       }
-      slot.follower = this.newFollower(host, source);
+      slot.follower = this.newFollower(host, this.kafka?.httpSource(source) ?? source);
       slot.follower.start();
     }
     return slot;
@@ -209,7 +216,7 @@ export class RegionNode implements NodeService {
     });
   }
 
-  private newFollower(host: ShardHost, source: HttpEntrySource): FollowerRole {
+  private newFollower(host: ShardHost, source: EntrySource): FollowerRole {
     const c = this.config;
     return new FollowerRole(host, host.meta.leader, this.clients, source, this.clock, Rng.fromSeed(randomInt(0x7fffffff)), {
       follower: {
@@ -468,6 +475,7 @@ export class RegionNode implements NodeService {
     if (this.closed) return;
     this.closed = true;
     if (this.pollTimer !== null) clearTimeout(this.pollTimer);
+    await this.kafka?.close();
     const closing = new PlayoutError('PLAYOUT_SHARD_STOPPED', `Region ${this.region} is shutting down`, {});
     for (const slot of this.shards.values()) {
       slot.leader?.close(closing);

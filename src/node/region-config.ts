@@ -124,6 +124,15 @@ export const RegionConfigSchema = z.strictObject({
   repair: RepairConfigSchema.default(RepairConfigSchema.parse({})),
   snapshots: SnapshotsConfigSchema.default(SnapshotsConfigSchema.parse({})),
   replication: ReplicationConfigSchema.default(ReplicationConfigSchema.parse({})),
+  /**
+   * Serve HTTPS instead of HTTP (peers then use https:// URLs). `caFile` is the CA bundle this
+   * node trusts for its peers' certificates (a private cluster CA); without it, the system's.
+   * Paths resolve against the config file's folder.
+   */
+  tls: z
+    .strictObject({ certFile: z.string().min(1), keyFile: z.string().min(1), caFile: z.string().min(1).nullable().default(null) })
+    .nullable()
+    .default(null),
   /** Run reducers in checked mode (poisoned globals, frozen reads, periodic full digests). */
   checked: z.boolean().default(false),
   log: z.strictObject({ level: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info') }).default({ level: 'info' }),
@@ -192,8 +201,9 @@ export function parseRegionConfig(raw: unknown, env: NodeJS.ProcessEnv, source =
     }
     secrets[scope] = tokens;
   }
-  const storePath = isAbsolute(c.store.path) ? c.store.path : resolve(baseDir, c.store.path);
-  return { ...c, store: { path: storePath }, secrets, source };
+  const abs = (p: string): string => (isAbsolute(p) ? p : resolve(baseDir, p));
+  const tls = c.tls === null ? null : { certFile: abs(c.tls.certFile), keyFile: abs(c.tls.keyFile), caFile: c.tls.caFile === null ? null : abs(c.tls.caFile) };
+  return { ...c, store: { path: abs(c.store.path) }, tls, secrets, source };
 }
 
 /** Read, parse and validate a YAML region config. Errors name the file, the line and the field. */

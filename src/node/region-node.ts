@@ -9,6 +9,7 @@
 // at a peer that leads them). The config's `leader` names the first epoch's leader; after a
 // failover the log's epoch entries decide.
 import { randomInt } from 'node:crypto';
+import { readFileSync } from 'node:fs';
 import type { FastifyInstance } from 'fastify';
 import { PlayoutError } from '../core/errors.js';
 import { toHex } from '../core/hash.js';
@@ -87,7 +88,10 @@ export class RegionNode implements NodeService {
     this.store = opts.store;
     this.metrics = new NodeMetrics(c.region, () => this.status());
     this.guard = c.checked ? new GlobalsGuard() : null;
+    const https = c.tls === null ? null : { key: readTlsFile(c, 'keyFile'), cert: readTlsFile(c, 'certFile') };
+    const ca = c.tls?.caFile ? readTlsFile(c, 'caFile') : null;
     this.app = buildHttpServer({
+      https,
       service: this,
       auth: new TokenAuthenticator(c.secrets),
       limits: c.limits,
@@ -115,6 +119,7 @@ export class RegionNode implements NodeService {
         token,
         requestTimeoutMs: c.repair.requestTimeoutMs,
         frameBytesMax: c.limits.frameBytesMax,
+        ca,
         stream: { idleMs: c.replication.streamIdleMs, backoffMsMin: Math.min(c.repair.backoffMsMin, c.replication.reconnectMsMax), backoffMsMax: c.replication.reconnectMsMax },
       });
       this.clients.set(p.region, client);
@@ -146,7 +151,7 @@ export class RegionNode implements NodeService {
       await node.app.listen({ host: opts.config.listen.host, port: opts.config.listen.port });
       const addr = node.app.server.address();
       const port = typeof addr === 'object' && addr !== null ? addr.port : opts.config.listen.port;
-      node.url = `http://${opts.config.listen.host.includes(':') ? `[${opts.config.listen.host}]` : opts.config.listen.host}:${port}`;
+      node.url = `${opts.config.tls === null ? 'http' : 'https'}://${opts.config.listen.host.includes(':') ? `[${opts.config.listen.host}]` : opts.config.listen.host}:${port}`;
       node.startPolling();
       node.kafka?.start();
       node.app.log.info({ url: node.url, shards: [...node.shards.keys()] }, `region ${node.region} listening on ${node.url}`);
@@ -480,6 +485,15 @@ export class RegionNode implements NodeService {
     await Promise.all([...this.clients.values()].map((c) => c.close().catch(() => undefined)));
     for (const slot of this.shards.values()) await slot.host.drain().catch(() => undefined);
     await this.store.close();
+  }
+}
+
+function readTlsFile(c: RegionConfig, key: 'certFile' | 'keyFile' | 'caFile'): Buffer {
+  const path = c.tls![key]!;
+  try {
+    return readFileSync(path);
+  } catch (err) {
+    throw new PlayoutError('PLAYOUT_CONFIG_INVALID', `Cannot load ${c.source}: tls.${key}: cannot read ${path}: ${(err as Error).message}`, { path: `tls.${key}`, expected: 'a readable PEM file', received: path, cause: err });
   }
 }
 

@@ -188,6 +188,11 @@ export class FollowerRole {
 
   private append(appendId: number, entries: readonly Entry[]): void {
     const last = entries[entries.length - 1]!.seq;
+    if (this.host.stopped !== null) {
+      // The shard stopped (a fork, a reducer failure): the follower stops with it.
+      this.run(this.follower.stop(this.host.stopped));
+      return;
+    }
     try {
       this.host.enqueue(entries, 'stream');
     } catch (err) {

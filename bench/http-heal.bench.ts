@@ -32,7 +32,9 @@ try {
   procs.push(await spawnNode(files, 'eu-fra'), await spawnNode(files, 'af-jnb'));
   const [leader, follower] = procs as [NodeProcess, NodeProcess];
   const client = new HttpPeerClient({ region: 'eu-fra', url: leader.url, token: TOKENS.ingest, requestTimeoutMs: 10_000, frameBytesMax: 1 << 20, connections: 32 });
+  // Batches made up front: the sender's own CPU must not bend the rate.
   const gen = new LoadGenerator({ seed: 9, players: 2_000, inputsPerTick: BATCH });
+  const batches: InputRequest[][] = Array.from({ length: ((3_000 + CUT_MS + 30_000) * RATE) / 1000 / BATCH }, (_, t) => gen.next(t).map((i) => ({ type: i.type, version: i.version, payload: i.payload, ingestId: i.ingestId })));
   let running = true;
   let sent = 0;
   let failed = 0;
@@ -43,7 +45,8 @@ try {
     while (running) {
       const wait = start + (k * BATCH * 1000) / RATE - performance.now();
       if (wait > 0) await new Promise((r) => setTimeout(r, wait));
-      const batch: InputRequest[] = gen.next(k++).map((i) => ({ type: i.type, version: i.version, payload: i.payload, ingestId: i.ingestId }));
+      const batch = batches[k++];
+      if (batch === undefined) break;
       const p = client.submit(SHARD, batch).then(
         () => undefined,
         () => void (failed += batch.length),
@@ -71,7 +74,7 @@ try {
     if (process.env.PLAYOUT_BENCH_TRACE) timeline.push(`${Math.round(performance.now() - healedAt)}:${l - f}`);
     if (caughtUpMs === null && f >= target) caughtUpMs = performance.now() - healedAt;
     if (caughtUpMs !== null && f >= l - BATCH) liveMs = performance.now() - healedAt;
-    await new Promise((r) => setTimeout(r, 10));
+    await new Promise((r) => setTimeout(r, 20));
   }
   running = false;
   if (timeline.length > 0) {

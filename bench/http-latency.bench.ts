@@ -54,7 +54,9 @@ try {
   });
   stream.follow(SHARD, from);
   const client = new HttpPeerClient({ region: 'eu-fra', url: leader.url, token: TOKENS.ingest, requestTimeoutMs: 10_000, frameBytesMax: 1 << 20, connections: 32 });
+  // Batches made up front: the sender's own CPU must not bend the rate.
   const gen = new LoadGenerator({ seed: 5, players: 2_000, inputsPerTick: BATCH });
+  const batches: InputRequest[][] = Array.from({ length: ((WARMUP_MS + MEASURE_MS) * RATE) / 1000 / BATCH + 1 }, (_, t) => gen.next(t).map((i) => ({ type: i.type, version: i.version, payload: i.payload, ingestId: i.ingestId })));
   let sent = 0;
   let failed = 0;
   const start = performance.now();
@@ -66,7 +68,8 @@ try {
     const wait = due - performance.now();
     if (wait > 0) await new Promise((r) => setTimeout(r, wait));
     measuring = performance.now() - start >= WARMUP_MS;
-    const batch: InputRequest[] = gen.next(tick++).map((i) => ({ type: i.type, version: i.version, payload: i.payload, ingestId: i.ingestId }));
+    const batch = batches[tick++];
+    if (batch === undefined) break;
     const t0 = performance.now();
     for (const i of batch) sentAt.set(i.ingestId!, t0);
     const m = measuring;

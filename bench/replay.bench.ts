@@ -15,7 +15,7 @@ import { verify } from '../src/cli/ops/verify.js';
 import { FIXTURE_DIR } from '../tools/gen-fixtures.js';
 import { atLeast, atMost, info, timeMs } from './report.js';
 
-const RUNS = 3;
+const RUNS = 5;
 const build = await defaultBuild();
 const nondeterministic = await loadBuild('treasure-hunt-nondeterministic', process.cwd());
 const tmp = await mkdtemp(join(tmpdir(), 'playout-bench-replay-'));

@@ -96,6 +96,8 @@ export interface HttpServerOptions {
   heartbeatMs: number;
   /** pino options for fastify's logger, or false. */
   logger: boolean | Record<string, unknown>;
+  /** Serve HTTPS with this key and certificate (PEM), or plain HTTP when null. */
+  https?: { key: Buffer; cert: Buffer } | null;
 }
 
 const STATUS_OF: Partial<Record<ErrorCode, number>> = {
@@ -173,6 +175,7 @@ export function buildHttpServer(opts: HttpServerOptions): FastifyInstance {
   const { service, auth, limits } = opts;
   const digestRowsMax = limits.digestRowsMax ?? 100_000;
   const app = Fastify({
+    ...(opts.https ? { https: opts.https } : {}),
     logger: opts.logger,
     // Peers poll status and report durable heads several times a second: one log line per
     // request would drown the lines that matter. Refusals and failures are logged below.

@@ -228,8 +228,9 @@ export function decodeEntry(bytes: Uint8Array, offset = 0, length = bytes.length
   hash128Raw(bytes, offset, bodyLength);
   if (!hashResultEquals(bytes, offset + bodyLength)) throw hashMismatch(bytes, offset, length, seqHint);
   // The entry keeps its own bytes (stored and forwarded as they are); its hash, prev and digest
-  // are views of them.
-  const own = offset === 0 && length === bytes.length ? bytes : bytes.slice(offset, offset + length);
+  // are views of them. A part of a larger buffer is copied with Uint8Array's slice: Buffer's
+  // slice is a view, and a reader that reuses its buffer would rewrite the entry under us.
+  const own = offset === 0 && length === bytes.length ? bytes : Uint8Array.prototype.slice.call(bytes, offset, offset + length);
   const r = reader;
   let format: unknown, shard: unknown, seq: unknown, epoch: unknown, tick: unknown, kind: unknown, type: unknown, version: unknown, origin: unknown, ingestId: unknown, payload: unknown, digest: unknown, prev: unknown;
   let fields: number;

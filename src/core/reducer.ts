@@ -132,7 +132,9 @@ export function validateInput(reducer: Reducer, type: string, version: number, p
   const at = issue.path.length ? `${path}.${issue.path.join('.')}` : path;
   let received: unknown = payload;
   for (const k of issue.path) received = (received as Record<PropertyKey, unknown> | null | undefined)?.[k as PropertyKey];
-  throw new PlayoutError('PLAYOUT_INPUT_INVALID', `Cannot accept input ${type}@${version}: ${at}: ${issue.message}, received ${describe(received)}`, {
+  // zod's own message often ends with "received …" already: do not say it twice.
+  const tail = /received/i.test(issue.message) ? '' : `, received ${describe(received)}`;
+  throw new PlayoutError('PLAYOUT_INPUT_INVALID', `Cannot accept input ${type}@${version}: ${at}: ${issue.message}${tail}`, {
     path: at,
     expected: issue.message,
     received: describe(received),

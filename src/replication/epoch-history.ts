@@ -59,14 +59,19 @@ export function epochRecordOf(entry: Entry, options: { leader?: string | null; a
 }
 
 /**
- * The history with `record` appended. The same record again is a no-op (a replayed append); a
- * different record for an epoch already held is a fork; epochs and first seqs only grow.
+ * The history with `record` appended. The same record again is a no-op (a replayed append) that
+ * only fills in what the held one lacks (a follower records an epoch from its entry alone, then
+ * learns when and by which failover it started from the leader's record); a different record for
+ * an epoch already held is a fork; epochs and first seqs only grow.
  */
 export function appendEpochRecord(history: readonly EpochRecord[], record: EpochRecord, shard: string): EpochRecord[] {
   assert(record.firstSeq === record.lastSeqPrevEpoch + 1, 'an epoch starts right after the last seq of the previous one');
   const same = history.find((r) => r.epoch === record.epoch);
   if (same !== undefined) {
-    if (same.entryHash === record.entryHash && same.firstSeq === record.firstSeq) return [...history];
+    if (same.entryHash === record.entryHash && same.firstSeq === record.firstSeq) {
+      const merged = { ...same, atMs: same.atMs ?? record.atMs, failoverId: same.failoverId ?? record.failoverId };
+      return history.map((r) => (r === same ? merged : r));
+    }
     throw new PlayoutError('PLAYOUT_FORK', `Cannot record epoch ${record.epoch} of shard "${shard}" starting at seq ${record.firstSeq} (entry ${record.entryHash}): this region holds epoch ${record.epoch} starting at seq ${same.firstSeq} (entry ${same.entryHash})`, {
       shard,
       seq: record.firstSeq,

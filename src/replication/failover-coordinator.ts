@@ -433,6 +433,16 @@ export class FailoverCoordinator {
       }
       const ack = this.plan.loss?.ack ?? this.plan.lossIfLeaderLost?.ack ?? 'leader';
       this.loss = { seqFrom: best.head + 1, seqToKnown: known !== null && known > best.head ? known : null, openEnded: true, heldBy: null, ack, acknowledgedPossible: ack === 'leader', entries: null, entriesTruncated: false };
+      const leaderRefusal = leader === null ? undefined : this.refused.get(leader);
+      if (!this.input.acceptLoss && leaderRefusal?.code === 'PLAYOUT_FENCE_CONFLICT') {
+        // A racing failover fenced the old leader first: it stopped, but its final head went to
+        // the other coordinator. Executing again supersedes that promise and reads it.
+        return this.refuse(new PlayoutError('PLAYOUT_FENCE_CONFLICT', `Cannot fail shard "${shard}" over to ${target} without loss: the old leader ${leader} was fenced by another failover (${leaderRefusal.message}), so its final head is unknown here; execute again to supersede it, or pass --accept-loss`, {
+          shard,
+          expected: `the old leader fenced for failover ${this.options.failoverId}`,
+          received: 'PLAYOUT_FENCE_CONFLICT',
+        }));
+      }
       if (!this.input.acceptLoss) {
         return this.refuse(new PlayoutError('PLAYOUT_FAILOVER_LOSS_UNACCEPTED', `Cannot fail shard "${shard}" over to ${target} without loss: the old leader ${leader ?? '(unknown)'} was not fenced (${this.refused.get(leader ?? '')?.message ?? 'unreachable'}), so entries from seq ${lossText(this.loss)} may be lost; pass --accept-loss to proceed`, {
           shard,

@@ -9,12 +9,14 @@
 //   1. r = reconcile({head, epochs, hashAt}, refEpochs, refHead)
 //   2. keep     → nothing to do; establish the epoch (fence.ts) and follow its leader.
 //      conflict → stop the shard and alert (PLAYOUT_FORK): the logs differ below any epoch start.
-//      truncate → stop sequencing / following the shard; entries = await store.truncateAbove(shard, r.keep);
-//                 report = quarantineReport({…, entries}); write it (one JSON file per report,
-//                 encodeQuarantineReport) before anything else changes, log it, alert
-//                 PLAYOUT_DIVERGENT_SUFFIX and list it in the shard's status; drop epochs above
-//                 r.keep (truncateHistory) and persist them; rebuild the machine from a snapshot at
-//                 or below r.keep; establish the epoch; restart the Follower from r.keep.
+//      truncate → stop sequencing / following the shard and wait for its writes in flight;
+//                 entries = store.range(shard, r.keep + 1, head); report = quarantineReport({…, entries});
+//                 write it durably (one JSON file per report, encodeQuarantineReport) BEFORE the
+//                 truncation, so that a crash in between loses nothing silently; then
+//                 await store.truncateAbove(shard, r.keep) (check it returns the same entries);
+//                 log it, alert PLAYOUT_DIVERGENT_SUFFIX and list it in the shard's status; drop
+//                 epochs above r.keep (truncateHistory) and persist them; rebuild the machine from a
+//                 snapshot at or below r.keep; establish the epoch; restart the Follower from r.keep.
 import type { Entry } from '../core/entry.js';
 import { PlayoutError } from '../core/errors.js';
 import { toHex } from '../core/hash.js';

@@ -163,6 +163,17 @@ export function admits(fence: FenceState, entry: Pick<Entry, 'seq' | 'epoch' | '
 }
 
 /**
+ * An `epoch` entry of an epoch this region does not know yet, starting at or below its accepted
+ * head: its log holds entries the new epoch did not keep (a divergent suffix). The Follower must
+ * not compare it as a duplicate (it is a fork only to a Follower that does not know epochs): it
+ * drops it and the node learns the epoch (fetch the sender's epochs, reconcile, truncate into a
+ * quarantine report), after which the entry is taken again.
+ */
+export function startsBeforeHead(fence: FenceState, entry: Pick<Entry, 'kind' | 'epoch' | 'seq'>, acceptedSeq: number): boolean {
+  return entry.kind === 'epoch' && entry.epoch > fence.epoch && entry.seq <= acceptedSeq;
+}
+
+/**
  * A peer reports `epoch` established: true when this region does not know it yet, and so must
  * learn it (fetch the peer's epochs, `establish`, reconcile its log, stop sequencing if it led).
  */

@@ -82,7 +82,7 @@ export async function writeClusterConfigs(spec: ClusterSpec): Promise<ClusterFil
       region,
       listen: { host: '127.0.0.1', port: ports[region]! },
       store: { path: join(dir, region) },
-      peers: spec.regions.filter((r) => r !== region).map((r) => ({ region: r, url: spec.peerUrl?.(region, r, ports) ?? `http://127.0.0.1:${ports[r]}` })),
+      peers: spec.regions.filter((r) => r !== region).map((r) => ({ region: r, url: spec.peerUrl?.(region, r, ports) ?? `${spec.overrides?.tls ? 'https' : 'http'}://127.0.0.1:${ports[r]}` })),
       shards: spec.shards.map((s) => ({ id: s.id, reducer: 'treasure-hunt@1', leader: s.leader, seed: s.seed ?? 42, tickMs: s.tickMs ?? 50, ack: s.ack ?? 'leader', params: s.params ?? null })) as RegionConfigInput['shards'],
       tokens: { ingest: { env: 'PLAYOUT_INGEST_TOKEN' }, peer: { env: 'PLAYOUT_PEER_TOKEN' }, admin: { env: 'PLAYOUT_ADMIN_TOKEN' } },
       ...merge({ log: { level: 'warn' } }, spec.overrides ?? {}),
@@ -133,8 +133,8 @@ export async function startInProcessCluster(spec: ClusterSpec, registries: Recor
 }
 
 /** A client with the admin token (reads everything, may submit inputs). */
-export function adminClient(region: string, url: string): HttpPeerClient {
-  return new HttpPeerClient({ region, url, token: TOKENS.admin, requestTimeoutMs: 10_000, frameBytesMax: 1 << 20 });
+export function adminClient(region: string, url: string, ca: Buffer | null = null): HttpPeerClient {
+  return new HttpPeerClient({ region, url, token: TOKENS.admin, requestTimeoutMs: 10_000, frameBytesMax: 1 << 20, ca });
 }
 
 /** Poll until `check` returns a value (not undefined/false), or throw after timeoutMs. */

@@ -9,7 +9,7 @@ import { EPOCHS_META_KEY, appendEpochRecord, compareLogs, divergencePoint, endOf
 import { encodeQuarantineReport, lostInputs, quarantineReport, reconcile } from '../../src/replication/failover-quarantine.js';
 import { routeIngress } from '../../src/replication/failover-redirect.js';
 import { beginPromotion, epochEntries, promotionReady, stillPromised } from '../../src/replication/failover-promotion.js';
-import { FENCE_META_KEY, admits, establish, extendForCatchUp, grantOf, initialFence, isNewerEpoch, leads, parseFence, promise, release } from '../../src/replication/fence.js';
+import { FENCE_META_KEY, admits, establish, extendForCatchUp, grantOf, initialFence, isNewerEpoch, leads, parseFence, promise, release, startsBeforeHead } from '../../src/replication/fence.js';
 import { MemoryLogStore } from '../sim/log-store.js';
 import { tallyReducer } from '../sim/tally-reducer.js';
 
@@ -119,6 +119,14 @@ describe('fencing', () => {
     expect(admits(e, { shard: SHARD, seq: 1_000, epoch: 2 })).toBeNull();
     expect(isNewerEpoch(e, 2)).toBe(false);
     expect(isNewerEpoch(e, 3)).toBe(true);
+  });
+
+  it('tells an epoch entry that starts below the local head (a divergent suffix here) from a fork', () => {
+    const f = base();
+    expect(startsBeforeHead(f, { kind: 'epoch', epoch: 2, seq: 30 }, 40)).toBe(true);
+    expect(startsBeforeHead(f, { kind: 'epoch', epoch: 2, seq: 41 }, 40)).toBe(false);
+    expect(startsBeforeHead(f, { kind: 'input', epoch: 2, seq: 30 }, 40)).toBe(false);
+    expect(startsBeforeHead({ ...f, epoch: 2 }, { kind: 'epoch', epoch: 2, seq: 30 }, 40)).toBe(false);
   });
 
   it('keeps a promise for a later epoch when an earlier one is established', () => {

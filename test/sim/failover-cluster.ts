@@ -237,11 +237,27 @@ export class FoCluster {
     }
     const id = this.nextRpc++;
     return new Promise<T>((resolve, reject) => {
+      // The request is sent again every quarter of the timeout until answered, as TCP would
+      // retransmit a lost segment of an HTTP request: every failover route is idempotent.
+      const resend = this.clock.every(Math.max(1, Math.floor(timeoutMs / 4)), () => {
+        if (this.rpcs.has(id)) this.network.send(from, region, { t: 'fo', id, op, body: structuredClone(body) });
+      });
       const timer = this.clock.after(timeoutMs, () => {
+        resend.cancel();
         if (!this.rpcs.delete(id)) return;
         reject(new PlayoutError('PLAYOUT_PEER_UNAVAILABLE', `Cannot ${op} at region ${region}: no answer within ${timeoutMs} ms`, { expected: 'an answer', received: 'timeout' }));
       });
-      this.rpcs.set(id, { resolve: resolve as (v: unknown) => void, reject, timer });
+      this.rpcs.set(id, {
+        resolve: (v) => {
+          resend.cancel();
+          (resolve as (v: unknown) => void)(v);
+        },
+        reject: (e) => {
+          resend.cancel();
+          reject(e);
+        },
+        timer,
+      });
       this.network.send(from, region, { t: 'fo', id, op, body: structuredClone(body) });
     });
   }

@@ -12,7 +12,7 @@
 //   - every durable genesis or epoch entry is recorded in the epoch history and the fence, both
 //     persisted in the store's meta;
 //   - fence answers wait until the promise and the head are durable.
-import { decodeEntry, type Entry, type EpochPayload } from '../../src/core/entry.js';
+import { decodeEntry, type Entry } from '../../src/core/entry.js';
 import { PlayoutError, isPlayoutError } from '../../src/core/errors.js';
 import { hashEquals, toHex } from '../../src/core/hash.js';
 import { ReducerRegistry, type Reducer } from '../../src/core/reducer.js';
@@ -28,7 +28,7 @@ import { EPOCHS_META_KEY, appendEpochRecord, epochRecordOf, parseEpochHistory, t
 import { entryRowOf, quarantineReport, reconcile, type QuarantineReport } from '../../src/replication/failover-quarantine.js';
 import { beginPromotion, epochEntries, promotionReady, stillPromised } from '../../src/replication/failover-promotion.js';
 import { routeIngress } from '../../src/replication/failover-redirect.js';
-import { FENCE_META_KEY, admits, establish, grantOf, initialFence, leads, parseFence, promise, release } from '../../src/replication/fence.js';
+import { FENCE_META_KEY, admits, establish, grantOf, initialFence, leads, parseFence, promise, release, startsBeforeHead } from '../../src/replication/fence.js';
 import { Follower, type FollowerAction } from '../../src/replication/follower.js';
 import { stateAtTick, tickStateOf } from '../../src/replication/state-at-tick.js';
 import { MemoryLogStore } from './log-store.js';
@@ -146,7 +146,7 @@ export class FoRegion {
     this.machine = this.restoreMachine();
     this.peerDurable.clear();
     if (leads(this.fence, this.name)) this.startLeading();
-    else this.startFollowing(this.fence.promise?.candidate ?? this.fence.leader);
+    else this.startFollowing(this.fence.promise?.candidate ?? this.fence.leader, true);
     const offset = this.rng.int(1, this.cluster.options.heartbeatMs);
     this.timers.push(
       this.cluster.clock.after(offset, () => {
@@ -218,7 +218,12 @@ export class FoRegion {
     });
   }
 
-  private startFollowing(leader: string | null): void {
+  /**
+   * Follow `leader` with a new Follower (from the durable head). The detector is kept across role
+   * and fence changes (its quarantine and diagnosis survive them) unless `freshDetector`: at boot,
+   * and after a truncation, whose divergent digests it must forget.
+   */
+  private startFollowing(leader: string | null, freshDetector = false): void {
     this.generation++;
     this.role = 'follower';
     this.tickTimer?.cancel();
@@ -229,7 +234,9 @@ export class FoRegion {
     const m = this.machine!;
     // The detector's reference digests are the leader's: while a promise is pending, the
     // candidate's (the old leader's digests past the fence belong to no kept history).
-    this.detector = new DesyncDetector(this.cluster.desyncConfig(this.name, leader ?? this.fence.promise?.candidate ?? this.fence.leader ?? this.cluster.initialLeader));
+    const reference = leader ?? this.fence.promise?.candidate ?? this.fence.leader ?? this.cluster.initialLeader;
+    if (freshDetector) this.detector = new DesyncDetector(this.cluster.desyncConfig(this.name, reference));
+    else this.detector.setLeader(reference);
     this.follower = new Follower(this.cluster.followerConfig(this.name, leader), { hashAt: (seq) => this.store.get(SHARD, seq)?.hash ?? null }, Rng.fromSeed(this.rng.int(0, 0x7fffffff)), {
       head: head?.seq ?? 0,
       headHash: head?.hash ?? new Uint8Array(16),
@@ -237,6 +244,7 @@ export class FoRegion {
       applied: Math.min(m.head, head?.seq ?? 0),
     });
     this.act(this.follower.start(this.now));
+    if (this.detector.isQuarantined) this.act(this.follower.quarantine(this.now));
   }
 
   // --- the leader --------------------------------------------------------------------------
@@ -396,8 +404,7 @@ export class FoRegion {
     const out: Entry[] = [];
     const accepted = this.follower?.status().accepted ?? this.head;
     for (const e of entries) {
-      let refused = admits(this.fence, e) !== null;
-      if (!refused && e.kind === 'epoch' && e.epoch > this.fence.epoch && (e.payload as EpochPayload).lastSeqPrevEpoch < accepted && e.seq <= accepted) refused = true;
+      const refused = admits(this.fence, e) !== null || startsBeforeHead(this.fence, e, accepted);
       if (refused) {
         this.fencedRefused++;
         if (contiguous) break;
@@ -541,6 +548,17 @@ export class FoRegion {
   learnEpoch(epochs: readonly EpochRecord[], refHead: number): Promise<number> {
     let quarantined = 0;
     const run = async (): Promise<void> => {
+      // Records of epochs this region holds too (same first entry) teach it when and by which
+      // failover they started.
+      let merged = this.epochs;
+      for (const r of epochs) {
+        const mine = merged.find((m) => m.epoch === r.epoch && m.entryHash === r.entryHash);
+        if (mine !== undefined && (mine.atMs === null || mine.failoverId === null)) merged = appendEpochRecord(merged, r, SHARD);
+      }
+      if (merged !== this.epochs) {
+        this.epochs = merged;
+        this.write(this.store.putMeta(SHARD, EPOCHS_META_KEY, this.epochs));
+      }
       const newest = epochs[epochs.length - 1];
       if (!this.up || this.stopped !== null || newest === undefined || newest.epoch <= this.fence.epoch) return;
       const inc = this.incarnation;
@@ -564,7 +582,7 @@ export class FoRegion {
       if (inc !== this.incarnation) return;
       // A candidate still promoting for a later epoch keeps its role; everyone else follows the
       // epoch's leader with a Follower that holds nothing the new fence refuses.
-      if (this.role !== 'promoting') this.startFollowing(this.fence.promise === null ? newest.leader : null);
+      if (this.role !== 'promoting') this.startFollowing(this.fence.promise === null ? newest.leader : null, r.action === 'truncate');
     };
     const inc = this.incarnation;
     const p = this.learning.then(run).catch((err: unknown) => {
@@ -587,17 +605,15 @@ export class FoRegion {
     this.role = 'follower';
     await this.settle();
     if (inc !== this.incarnation) return 0;
-    const p = this.store.truncateAbove(SHARD, keep);
-    this.scheduleFlush();
-    const entries = await p;
-    if (inc !== this.incarnation) return 0;
-    this.history++;
+    // The report is built (a node writes its file durably) before the truncation: a crash in
+    // between must not lose the entries silently.
+    const suffix = this.store.range(SHARD, keep + 1, this.head);
     const kept = this.store.get(SHARD, keep);
     const newLeader = epoch === null ? null : this.cluster.regions.find((r) => r.name === epoch.leader) ?? null;
     const report = quarantineReport({
       shard: SHARD,
       region: this.name,
-      entries,
+      entries: suffix,
       keptSeq: keep,
       keptHash: kept === null ? null : toHex(kept.hash),
       epoch,
@@ -607,6 +623,12 @@ export class FoRegion {
     });
     this.reports.push(report);
     this.cluster.reports.push(report);
+    const p = this.store.truncateAbove(SHARD, keep);
+    this.scheduleFlush();
+    const entries = await p;
+    if (inc !== this.incarnation) return 0;
+    if (entries.length !== suffix.length || entries.some((e, i) => !hashEquals(e.hash, suffix[i]!.hash))) this.cluster.violations.push(`${this.name} truncated other entries than its quarantine report lists`);
+    this.history++;
     this.alerts.push({ level: 'critical', code: 'PLAYOUT_DIVERGENT_SUFFIX', message: `${report.entries.length} entries (${report.inputs} inputs) quarantined: ${reason}` });
     this.epochs = truncateHistory(this.epochs, keep);
     this.write(this.store.putMeta(SHARD, EPOCHS_META_KEY, this.epochs));

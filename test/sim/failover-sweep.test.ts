@@ -90,7 +90,7 @@ export async function runFailoverSeed(seed: number, log: (line: string) => void 
   const stale = (): boolean => c.regions.some((r) => r.up && r.fence.promise !== null);
   for (let attempt = 0; attempt < 3 && (c.leaders().length !== 1 || stale()); attempt++) {
     const r = await c.execute(c.leaders()[0]?.name ?? plan.pick(ALL));
-    log(`  runbook → ${r.target}: ${r.ok ? `leads epoch ${r.epoch}` : r.error!.code}`);
+    log(`  runbook → ${r.target}: ${r.ok ? `leads epoch ${r.epoch}` : `${r.error!.code}: ${r.error!.message}`}`);
     await c.runFor(300);
   }
   const settled = await c.healAndSettle(20_000);

@@ -181,9 +181,10 @@ export async function failoverStatusOp(o: FailoverOpsOptions): Promise<FailoverS
   let leader: string | null = null;
   for (const r of rows) {
     if (r.status === null) continue;
+    // The longest history, and among equals the leader's (it stamped when and by which failover).
     const last = r.status.epochs[r.status.epochs.length - 1];
     const mine = epochs[epochs.length - 1];
-    if (last !== undefined && (mine === undefined || last.epoch > mine.epoch)) epochs = [...r.status.epochs];
+    if (last !== undefined && (mine === undefined || last.epoch > mine.epoch || (last.epoch === mine.epoch && last.leader === r.region))) epochs = [...r.status.epochs];
     if (r.status.fence.epoch > epoch) {
       epoch = r.status.fence.epoch;
       leader = r.status.fence.leader;

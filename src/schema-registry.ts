@@ -6,6 +6,7 @@
 import { z } from 'zod';
 import { EntrySchema, EpochPayloadSchema, GenesisPayloadSchema, UpgradePayloadSchema } from './core/index.js';
 import { INPUTS_V2, TreasureHuntParamsSchema } from './games/treasure-hunt/index.js';
+import { RegionConfigSchema } from './node/region-config.js';
 
 export interface SchemaDoc {
   /** Path under schemas/, ending in .schema.json. */
@@ -46,6 +47,7 @@ export const SCHEMAS: SchemaDoc[] = [
   { file: 'genesis-payload.schema.json', schema: GenesisPayloadSchema, title: 'playout genesis payload', description: 'Payload of the genesis entry (seq 1): reducer name and version, shard seed, tick length, engine format, hash function, reducer params.' },
   { file: 'epoch-payload.schema.json', schema: EpochPayloadSchema, title: 'playout epoch payload', description: 'Payload of an epoch entry, the first entry of a new leader after failover.' },
   { file: 'upgrade-payload.schema.json', schema: UpgradePayloadSchema, title: 'playout upgrade payload', description: 'Payload of an upgrade entry: the reducer version that runs from the next tick on.' },
+  { file: 'region-config.schema.json', schema: RegionConfigSchema, title: 'playout region config', description: 'A region node config file (regions/*.yaml): region id, listen address, store, peers, shards, token variables, limits, repair, snapshots, replication, kafka.', io: 'input' },
   { file: 'treasure-hunt/params.schema.json', schema: TreasureHuntParamsSchema, title: 'treasure-hunt genesis params', description: 'The `params` of a treasure-hunt genesis entry; every field has a default.', io: 'input' },
   // Reducer 2 declares every input of reducer 1 plus item.dig v2.
   ...inputDocs('treasure-hunt', INPUTS_V2),

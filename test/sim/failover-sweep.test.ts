@@ -14,7 +14,7 @@ import { Rng } from '../../src/core/rng.js';
 import { FoCluster, debugRegion } from './failover-cluster.js';
 
 /** Seeds that once failed, kept as regression tests (run on every sweep). */
-const REGRESSION_SEEDS: readonly number[] = [6, 18, 24, 34, 71, 76, 128, 183, 245];
+const REGRESSION_SEEDS: readonly number[] = [6, 18, 24, 34, 71, 76, 128, 183, 245, 372, 1043, 1059, 1110, 1171, 1219, 1280, 1363];
 
 const IN_CI = process.env.CI === 'true';
 const ONE = process.env.SIM_SEED === undefined ? null : Number(process.env.SIM_SEED);

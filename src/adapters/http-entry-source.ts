@@ -23,9 +23,11 @@ export interface HttpEntrySourceOptions {
   backoffMsMin: number;
   backoffMsMax: number;
   connectTimeoutMs: number;
+  /** CA certificates (PEM) trusted for an https:// peer; default: the system's. */
+  ca: Buffer | null;
 }
 
-const DEFAULTS = { idleMs: 3_000, backoffMsMin: 100, backoffMsMax: 5_000, connectTimeoutMs: 2_000 };
+const DEFAULTS = { idleMs: 3_000, backoffMsMin: 100, backoffMsMax: 5_000, connectTimeoutMs: 2_000, ca: null };
 
 export class HttpEntrySource implements EntrySource {
   readonly name: string;
@@ -47,6 +49,7 @@ export class HttpEntrySource implements EntrySource {
       bodyTimeout: this.options.idleMs,
       connectTimeout: this.options.connectTimeoutMs,
       keepAliveTimeout: 1_000,
+      ...(this.options.ca ? { connect: { ca: this.options.ca } } : {}),
     });
   }
 

@@ -30,6 +30,8 @@ export interface HttpPeerClientOptions {
   stream?: Partial<Omit<HttpEntrySourceOptions, 'region' | 'url' | 'token' | 'frameBytesMax'>>;
   /** Connections to the peer for requests (streams use their own). */
   connections?: number;
+  /** CA certificates (PEM) trusted for an https:// peer; default: the system's. */
+  ca?: Buffer | null;
 }
 
 /** An error carrying what a peer holds, from a 416 answer. */
@@ -97,6 +99,7 @@ export class HttpPeerClient implements PeerClient {
       headersTimeout: options.requestTimeoutMs,
       bodyTimeout: options.requestTimeoutMs,
       connectTimeout: Math.min(options.requestTimeoutMs, 5_000),
+      ...(options.ca ? { connect: { ca: options.ca } } : {}),
     });
   }
 
@@ -218,6 +221,7 @@ export class HttpPeerClient implements PeerClient {
         url: this.url,
         token: this.options.token,
         frameBytesMax: this.options.frameBytesMax,
+        ca: this.options.ca ?? null,
         ...this.options.stream,
       });
     }

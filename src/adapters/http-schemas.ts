@@ -137,6 +137,8 @@ export const ShardStatusSchema = z.strictObject({
     .strictObject({ firstDivergingTick: uint, expected: hex128.nullable(), actual: hex128.nullable(), sinceMs: uint, records: z.array(z.string()), reason: z.string() })
     .nullable(),
   stopped: z.strictObject({ code: z.string(), message: z.string() }).nullable(),
+  /** Resyncs from a peer's snapshot after a desync (automatic or commanded). */
+  resyncs: uint,
   pendingInputs: uint,
   inputs: z.strictObject({ sequenced: uint, duplicates: uint, rejected: uint }),
 });

@@ -30,7 +30,7 @@ export const KafkaEntrySourceOptionsSchema = GroupConsumerOptionsSchema.extend({
   topics: z.array(TopicNameSchema).min(1).default([LOG_TOPIC]),
   commit: z.enum(['auto', 'manual']).default('auto'),
   /** Fetched batches waiting to be decoded at most; kafkajs fetches ahead until then. */
-  prefetchBatchesMax: z.number().int().min(1).max(1_000).default(4),
+  prefetchBatchesMax: z.number().int().min(1).max(1_000).default(2),
 });
 export type KafkaEntrySourceOptions = z.input<typeof KafkaEntrySourceOptionsSchema>;
 

@@ -4,8 +4,8 @@
 // different zlib build producing other compressed bytes changes nothing.
 //
 // Gzip keeps large fixtures small in the repository (the 100,000-entry one shrinks about 3×:
-// entry hashes repeat as the next entry's prev); inflating costs about 5 ms per MB here,
-// against about 12 ms of replay per MB of entries (bench/replay.bench.ts).
+// entry hashes repeat as the next entry's prev). Inflating took about 5 ms per MB here, against
+// 70–120 ms of replay per MB of entries (bench/replay.bench.ts times both forms of that fixture).
 import type { FileHandle } from 'node:fs/promises';
 import { createGunzip, createGzip, constants as zlibConstants, type Gunzip, type Gzip } from 'node:zlib';
 import { PlayoutError } from '../core/index.js';
@@ -54,7 +54,8 @@ export class GzipBytes implements ByteSource {
   private readonly fh: FileHandle;
   private readonly path: string;
   private readonly gunzip: Gunzip;
-  private readonly input = Buffer.allocUnsafe(1 << 20);
+  // Small compressed reads keep progress (compressed bytes consumed) fine-grained.
+  private readonly input = Buffer.allocUnsafe(1 << 17);
   private readonly out: Buffer[] = [];
   private outAt = 0;
   private position = 0;
@@ -144,6 +145,80 @@ export class GzipBytes implements ByteSource {
   async close(): Promise<void> {
     this.gunzip.destroy();
     await this.fh.close();
+  }
+}
+
+/**
+ * Keeps the next chunk of a source in flight while the caller works on the current one: the
+ * file read (and, for gzip, the inflate, which zlib runs on the thread pool) overlaps with
+ * decoding and applying entries on the main thread, instead of the main thread idling on each
+ * read. Two buffers of `chunkBytes`, alternating.
+ */
+export class ReadAhead implements ByteSource {
+  private readonly inner: ByteSource;
+  private readonly chunkBytes: number;
+  private current: Uint8Array;
+  private spare: Uint8Array;
+  private at = 0;
+  private length = 0;
+  private pending: Promise<number> | null = null;
+  private done = false;
+
+  constructor(inner: ByteSource, chunkBytes = 1 << 20) {
+    this.inner = inner;
+    this.chunkBytes = chunkBytes;
+    this.current = new Uint8Array(chunkBytes);
+    this.spare = new Uint8Array(chunkBytes);
+  }
+
+  get compressed(): boolean {
+    return this.inner.compressed;
+  }
+
+  private prefetch(): void {
+    const into = this.spare;
+    this.pending = (async () => {
+      // Fill the whole chunk unless the source ends: small reads would defeat the overlap.
+      let n = 0;
+      while (n < into.length) {
+        const got = await this.inner.read(into, n, into.length - n);
+        if (got === 0) break;
+        n += got;
+      }
+      return n;
+    })();
+    // An error is reported when the chunk is asked for, not when it is fetched ahead.
+    this.pending.catch(() => undefined);
+  }
+
+  async read(into: Uint8Array, at: number, length: number): Promise<number> {
+    if (this.at === this.length) {
+      if (this.done) return 0;
+      if (this.pending === null) this.prefetch();
+      const n = await this.pending!;
+      this.pending = null;
+      const filled = this.spare;
+      this.spare = this.current;
+      this.current = filled;
+      this.at = 0;
+      this.length = n;
+      if (n < this.chunkBytes) this.done = true;
+      else this.prefetch();
+      if (n === 0) return 0;
+    }
+    const take = Math.min(length, this.length - this.at);
+    into.set(this.current.subarray(this.at, this.at + take), at);
+    this.at += take;
+    return take;
+  }
+
+  consumed(): number {
+    return this.inner.consumed();
+  }
+
+  async close(): Promise<void> {
+    await this.pending?.catch(() => undefined);
+    await this.inner.close();
   }
 }
 

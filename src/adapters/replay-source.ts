@@ -9,7 +9,8 @@
 import { stat } from 'node:fs/promises';
 import { isAbsolute, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { ENTRY_FORMAT, GenesisPayloadSchema, HASH_NAME, PlayoutError, decodeSnapshot, toHex, type Entry, type Snapshot } from '../core/index.js';
+import { ENTRY_FORMAT, GenesisPayloadSchema, HASH_NAME, PlayoutError, cloneCanonical, decodeSnapshot, toHex, type Entry, type ReducerRegistry, type ShardMachine, type Snapshot } from '../core/index.js';
+import { stateAtTick } from '../replication/state-at-tick.js';
 import { PlogReader, type PlogReaderOptions } from './plog.js';
 
 export interface SourceInfo {
@@ -59,10 +60,22 @@ export interface ReadOptions {
 
 export interface ReplaySource {
   readonly info: SourceInfo;
-  /** The snapshot the entries start after, decoded and hash-checked; null when they start at genesis. */
+  /**
+   * The snapshot the entries start after, decoded and hash-checked; null when they start at
+   * genesis. For reading only: a machine restored from a snapshot adopts its records and
+   * changes them, so restore from `freshSnapshot()`.
+   */
   readonly snapshot: Snapshot | null;
+  /** A private copy of `snapshot` to restore a machine from. */
+  freshSnapshot(): Snapshot | null;
   /** A new pass over the entries from the first one. A source can be read any number of times. */
   read(options?: ReadOptions): Promise<EntryStream>;
+  /**
+   * The state right after `tick` closed, from the nearest snapshot the source holds plus a
+   * replay (time travel). Sources without snapshots of their own leave it out; callers then
+   * replay from the start.
+   */
+  stateAt?(registry: ReducerRegistry, tick: number): ShardMachine;
   close(): Promise<void>;
 }
 
@@ -173,11 +186,13 @@ async function openFixture(spec: string, location: string, options: OpenOptions)
     bytes: first.stats.fileBytes,
   };
   const open = new Set<PlogReader>();
+  const snapshot = first.snapshot;
   return {
     info,
-    snapshot: first.snapshot,
+    snapshot,
+    freshSnapshot: () => (snapshot === null ? null : cloneCanonical(snapshot)),
     async read(readOptions: ReadOptions = {}): Promise<EntryStream> {
-      const reader = await PlogReader.open(location, { strict: readOptions.strict ?? true, onProblem: readOptions.onProblem ?? null, batchEntries: readOptions.batchEntries ?? 1024 });
+      const reader = await PlogReader.open(location, { strict: readOptions.strict ?? true, onProblem: readOptions.onProblem ?? null, batchEntries: readOptions.batchEntries ?? 256 });
       open.add(reader);
       return {
         [Symbol.asyncIterator]: () => reader.batches(),
@@ -271,11 +286,13 @@ async function openStore(spec: string, location: string, options: OpenOptions): 
       bytes: null,
     };
     const total = headSeq - firstSeq + 1;
+    const start = snapshot;
     return {
       info,
       snapshot,
+      freshSnapshot: () => (start === null ? null : cloneCanonical(start)),
       async read(readOptions: ReadOptions = {}): Promise<EntryStream> {
-        const batchEntries = readOptions.batchEntries ?? 1024;
+        const batchEntries = readOptions.batchEntries ?? 256;
         let done = 0;
         let closed = false;
         async function* batches(): AsyncGenerator<Entry[], void, undefined> {
@@ -300,6 +317,7 @@ async function openStore(spec: string, location: string, options: OpenOptions): 
           },
         };
       },
+      stateAt: (registry: ReducerRegistry, tick: number) => stateAtTick(store, registry, shard, tick, { keepOutputs: false }),
       close: () => store.close(),
     };
   } catch (err) {

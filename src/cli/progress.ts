@@ -18,9 +18,9 @@ export class ProgressBar {
     this.label = label;
   }
 
-  /** A bar when stderr is a terminal and the user did not turn it off, else null. */
+  /** A bar when stderr is a terminal, not in CI, and not turned off (--no-progress), else null. */
   static for(io: CommandIo, label: string, wanted = true): ProgressBar | null {
-    if (!wanted || io.stderr.isTTY !== true || io.env.CI === 'true' || io.env.PLAYOUT_NO_PROGRESS === '1') return null;
+    if (!wanted || io.stderr.isTTY !== true || io.env.CI === 'true') return null;
     return new ProgressBar(io.stderr, label);
   }
 

@@ -26,8 +26,9 @@ const f32 = new Float32Array(1);
 const f32Bytes = new Uint8Array(f32.buffer);
 const LITTLE_ENDIAN = new Uint8Array(new Uint16Array([1]).buffer)[0] === 1;
 
-// Short ASCII strings (keys, type names, shard ids) are looked up here by a hash of their bytes,
-// so the same bytes give the same string object every time without building it.
+// Short ASCII strings (keys, type names, shard ids, the ids in payloads) are looked up here by a
+// hash of their bytes, so the same bytes give the same string object every time without building
+// it, and a reducer's table lookups by an id from a payload find its hash already computed.
 const KEY_CACHE_BITS = 12;
 const KEY_CACHE_MASK = (1 << KEY_CACHE_BITS) - 1;
 const KEY_BYTES_MAX = 24;
@@ -225,24 +226,26 @@ export class CanonicalReader {
     this.pos = p + n;
     if (n <= KEY_BYTES_MAX) {
       // ASCII only: anything else goes through the strict UTF-8 decoder.
-      let h = n;
-      let ascii = true;
-      for (let i = 0; i < n; i++) {
-        const c = b[p + i]!;
-        if (c >= 0x80) {
-          ascii = false;
-          break;
+      if (cache) {
+        let h = n;
+        let i = 0;
+        for (; i < n; i++) {
+          const c = b[p + i]!;
+          if (c >= 0x80) break;
+          h = Math.imul(h ^ c, 0x01000193);
         }
-        h = Math.imul(h ^ c, 0x01000193);
-      }
-      if (ascii) {
-        if (!cache) return asciiString(b, p, n);
-        const slot = (h ^ (h >>> 15)) & KEY_CACHE_MASK;
-        const hit = keyCache[slot];
-        if (hit != null && hit.length === n && sameAscii(hit, b, p)) return hit;
-        const s = asciiString(b, p, n);
-        keyCache[slot] = s;
-        return s;
+        if (i === n) {
+          const slot = (h ^ (h >>> 15)) & KEY_CACHE_MASK;
+          const hit = keyCache[slot];
+          if (hit != null && hit.length === n && sameAscii(hit, b, p)) return hit;
+          const s = asciiString(b, p, n);
+          keyCache[slot] = s;
+          return s;
+        }
+      } else {
+        let i = 0;
+        while (i < n && b[p + i]! < 0x80) i++;
+        if (i === n) return asciiString(b, p, n);
       }
     }
     try {
@@ -250,6 +253,22 @@ export class CanonicalReader {
     } catch (err) {
       throw new MsgpackError(`a string at byte ${p} is not valid UTF-8 (${(err as Error).message})`);
     }
+  }
+
+  /** A hash field: 16 bytes as a view of the input (the caller keeps the input), null for nil, undefined for anything else (consumed). */
+  hashView(): Uint8Array | null | undefined {
+    const t = this.u8();
+    if (t === 0xc0) return null;
+    if (t !== 0xc4) {
+      this.pos--;
+      this.value();
+      return undefined;
+    }
+    const n = this.u8();
+    this.need(n);
+    const p = this.pos;
+    this.pos = p + n;
+    return n === 16 ? this.buf.subarray(p, p + n) : undefined;
   }
 
   private bin(n: number): Uint8Array {
@@ -273,7 +292,8 @@ function sameAscii(s: string, b: Uint8Array, p: number): boolean {
 }
 
 function asciiString(b: Uint8Array, p: number, n: number): string {
-  // Explicit arities for short strings: no intermediate array, no cons strings.
+  // Explicit arities: no intermediate array, no cons strings. A 13-character id took 23 ns
+  // this way against 64 ns through fromCharCode.apply and 153 ns through TextDecoder.
   switch (n) {
     case 0:
       return '';
@@ -293,10 +313,26 @@ function asciiString(b: Uint8Array, p: number, n: number): string {
       return String.fromCharCode(b[p]!, b[p + 1]!, b[p + 2]!, b[p + 3]!, b[p + 4]!, b[p + 5]!, b[p + 6]!);
     case 8:
       return String.fromCharCode(b[p]!, b[p + 1]!, b[p + 2]!, b[p + 3]!, b[p + 4]!, b[p + 5]!, b[p + 6]!, b[p + 7]!);
+    case 9:
+      return String.fromCharCode(b[p]!, b[p + 1]!, b[p + 2]!, b[p + 3]!, b[p + 4]!, b[p + 5]!, b[p + 6]!, b[p + 7]!, b[p + 8]!);
+    case 10:
+      return String.fromCharCode(b[p]!, b[p + 1]!, b[p + 2]!, b[p + 3]!, b[p + 4]!, b[p + 5]!, b[p + 6]!, b[p + 7]!, b[p + 8]!, b[p + 9]!);
+    case 11:
+      return String.fromCharCode(b[p]!, b[p + 1]!, b[p + 2]!, b[p + 3]!, b[p + 4]!, b[p + 5]!, b[p + 6]!, b[p + 7]!, b[p + 8]!, b[p + 9]!, b[p + 10]!);
+    case 12:
+      return String.fromCharCode(b[p]!, b[p + 1]!, b[p + 2]!, b[p + 3]!, b[p + 4]!, b[p + 5]!, b[p + 6]!, b[p + 7]!, b[p + 8]!, b[p + 9]!, b[p + 10]!, b[p + 11]!);
+    case 13:
+      return String.fromCharCode(b[p]!, b[p + 1]!, b[p + 2]!, b[p + 3]!, b[p + 4]!, b[p + 5]!, b[p + 6]!, b[p + 7]!, b[p + 8]!, b[p + 9]!, b[p + 10]!, b[p + 11]!, b[p + 12]!);
+    case 14:
+      return String.fromCharCode(b[p]!, b[p + 1]!, b[p + 2]!, b[p + 3]!, b[p + 4]!, b[p + 5]!, b[p + 6]!, b[p + 7]!, b[p + 8]!, b[p + 9]!, b[p + 10]!, b[p + 11]!, b[p + 12]!, b[p + 13]!);
+    case 15:
+      return String.fromCharCode(b[p]!, b[p + 1]!, b[p + 2]!, b[p + 3]!, b[p + 4]!, b[p + 5]!, b[p + 6]!, b[p + 7]!, b[p + 8]!, b[p + 9]!, b[p + 10]!, b[p + 11]!, b[p + 12]!, b[p + 13]!, b[p + 14]!);
+    case 16:
+      return String.fromCharCode(b[p]!, b[p + 1]!, b[p + 2]!, b[p + 3]!, b[p + 4]!, b[p + 5]!, b[p + 6]!, b[p + 7]!, b[p + 8]!, b[p + 9]!, b[p + 10]!, b[p + 11]!, b[p + 12]!, b[p + 13]!, b[p + 14]!, b[p + 15]!);
     default: {
-      const codes = new Array<number>(n);
-      for (let i = 0; i < n; i++) codes[i] = b[p + i]!;
-      return String.fromCharCode.apply(null, codes);
+      let s = asciiString(b, p, 16);
+      for (let i = 16; i < n; i += 16) s += asciiString(b, p + i, n - i < 16 ? n - i : 16);
+      return s;
     }
   }
 }

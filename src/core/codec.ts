@@ -31,6 +31,9 @@ export class CanonicalWriter {
   buf: Uint8Array;
   view: DataView;
   pos = 0;
+  /** The buffer given at construction, returned to at every reset (see hashArena); null when the writer owns its buffer. */
+  private readonly home: Uint8Array | null;
+  private readonly homeView: DataView | null;
   /**
    * Rewrite -0 to 0 inside the values written (state records at flush). The encoding already
    * writes -0 as 0; fixing the record too keeps a live state equal to one restored from a
@@ -38,13 +41,25 @@ export class CanonicalWriter {
    */
   fixNegativeZero = false;
 
-  constructor(bytesInitial = 4096) {
-    this.buf = new Uint8Array(bytesInitial);
-    this.view = new DataView(this.buf.buffer);
+  /** A writer with a buffer of `bytesInitial` bytes that grows by doubling, or one that writes into `buffer` and returns to it at every reset. */
+  constructor(bytesInitial: number | Uint8Array = 4096) {
+    if (typeof bytesInitial === 'number') {
+      this.buf = new Uint8Array(bytesInitial);
+      this.home = null;
+    } else {
+      this.buf = bytesInitial;
+      this.home = bytesInitial;
+    }
+    this.view = new DataView(this.buf.buffer, this.buf.byteOffset, this.buf.byteLength);
+    this.homeView = this.home === null ? null : this.view;
   }
 
   reset(): void {
     this.pos = 0;
+    if (this.home !== null && this.buf !== this.home) {
+      this.buf = this.home;
+      this.view = this.homeView!;
+    }
   }
 
   /** A copy of the bytes written since the last reset. */
@@ -236,6 +251,49 @@ export class CanonicalWriter {
     this.pos += length;
   }
 
+  /**
+   * A plain object: its keys in sorted order. Records of one kind share their key order, so the
+   * sorted order and the encoded keys are looked up by the object's key sequence (checked key
+   * by key with for-in, which allocates nothing) instead of Object.keys().sort() and a UTF-8
+   * encoding per key per record: that was the largest cost of a tick's digest (bench/core.bench.ts).
+   */
+  private writeObject(v: Record<string, unknown>): void {
+    // Collect the key sequence without allocating (SCRATCH is done with before any value is
+    // written, so nested objects may reuse it).
+    let n = 0;
+    for (const k in v) {
+      if (n === SHAPE_KEYS_MAX) {
+        n = -1;
+        break;
+      }
+      SCRATCH[n++] = k;
+    }
+    if (n === 0 && isEmpty(v)) {
+      this.writeMapHeader(0);
+      return;
+    }
+    const shape = n > 0 ? findShape(n) ?? learnShape(v) : learnShape(v);
+    shape.write(this, v);
+  }
+
+  /** The fields of `v` in the order of `sorted` (encoded keys in `encoded` at `offsets`): the path for shapes without a generated writer. */
+  writeFields(v: Record<string, unknown>, sorted: readonly string[], encoded: Uint8Array, offsets: Int32Array): void {
+    this.writeMapHeader(sorted.length);
+    for (let i = 0; i < sorted.length; i++) {
+      const from = offsets[i]!;
+      const to = offsets[i + 1]!;
+      this.ensure(to - from);
+      const b = this.buf;
+      let p = this.pos;
+      for (let j = from; j < to; j++) b[p++] = encoded[j]!;
+      this.pos = p;
+      const k = sorted[i]!;
+      const x = v[k];
+      if (x === 0 && this.fixNegativeZero && Object.is(x, -0)) v[k] = 0;
+      this.writeValue(x);
+    }
+  }
+
   writeValue(v: unknown): void {
     switch (typeof v) {
       case 'number':
@@ -262,23 +320,150 @@ export class CanonicalWriter {
         {
           const proto = Object.getPrototypeOf(v);
           if (proto !== Object.prototype && proto !== null) throw notCanonical(v, 'a plain object');
-          const keys = Object.keys(v).sort();
-          this.writeMapHeader(keys.length);
-          for (let i = 0; i < keys.length; i++) {
-            const k = keys[i]!;
-            // msgpack readers (msgpackr among them) cannot give a plain object this key back.
-            if (k === '__proto__') throw notCanonical(k, 'an object key other than "__proto__"');
-            const x = (v as Record<string, unknown>)[k];
-            if (x === 0 && this.fixNegativeZero && Object.is(x, -0)) (v as Record<string, unknown>)[k] = 0;
-            this.writeString(k);
-            this.writeValue(x);
-          }
+          this.writeObject(v as Record<string, unknown>);
         }
         return;
       default:
         throw notCanonical(v, 'null, a boolean, a number, a string, bytes, an array or a plain object');
     }
   }
+}
+
+type ShapeWriter = (w: CanonicalWriter, v: Record<string, unknown>) => void;
+
+/** The sorted order of the keys of objects whose own keys are `keys` (in that order), and a writer for such objects. */
+class KeyShape {
+  readonly keys: string[];
+  readonly sorted: string[];
+  readonly encoded: Uint8Array;
+  readonly offsets: Int32Array;
+  /** The generic loop until the shape has proved common, then a compiled writer. */
+  write: ShapeWriter;
+  uses = 0;
+
+  constructor(keys: string[], sorted: string[], encoded: Uint8Array, offsets: Int32Array) {
+    this.keys = keys;
+    this.sorted = sorted;
+    this.encoded = encoded;
+    this.offsets = offsets;
+    this.write = (w, v) => {
+      w.writeFields(v, this.sorted, this.encoded, this.offsets);
+      if (++this.uses === SHAPE_USES_BEFORE_COMPILE && compiledShapes < COMPILED_SHAPES_MAX) {
+        compiledShapes++;
+        this.write = compileShapeWriter(this.sorted, this.encoded, this.offsets);
+      }
+    };
+  }
+}
+
+/**
+ * Shapes by first key; several shapes may share one (a player and a quest both start with
+ * `name`). Bounded: dictionary-like objects (keys that are ids) would otherwise fill it, and
+ * only shapes seen SHAPE_USES_BEFORE_COMPILE times get compiled, at most COMPILED_SHAPES_MAX.
+ */
+const SHAPES = new Map<string, KeyShape[]>();
+let shapeCount = 0;
+const SHAPES_MAX = 4096;
+const SHAPE_KEYS_MAX = 64;
+const SHAPE_USES_BEFORE_COMPILE = 16;
+const COMPILED_SHAPES_MAX = 1024;
+let compiledShapes = 0;
+const SCRATCH: string[] = new Array<string>(SHAPE_KEYS_MAX).fill('');
+const shapeWriter = { w: null as CanonicalWriter | null };
+
+function isEmpty(v: object): boolean {
+  for (const _ in v) return false;
+  return Object.keys(v).length === 0;
+}
+
+/** The shape whose keys are SCRATCH[0, n), or undefined. */
+function findShape(n: number): KeyShape | undefined {
+  const list = SHAPES.get(SCRATCH[0]!);
+  if (list === undefined) return undefined;
+  outer: for (let s = 0; s < list.length; s++) {
+    const keys = list[s]!.keys;
+    if (keys.length !== n) continue;
+    for (let i = 1; i < n; i++) if (keys[i] !== SCRATCH[i]) continue outer;
+    return list[s];
+  }
+  return undefined;
+}
+
+function learnShape(v: Record<string, unknown>): KeyShape {
+  const keys = Object.keys(v);
+  const sorted = keys.slice().sort();
+  for (const k of sorted) {
+    // msgpack readers (msgpackr among them) cannot give a plain object this key back.
+    if (k === '__proto__') throw notCanonical(k, 'an object key other than "__proto__"');
+    if (!isWellFormed(k)) throw notCanonical(k, 'a well-formed UTF-16 string (no lone surrogates)');
+  }
+  const w = (shapeWriter.w ??= new CanonicalWriter(256));
+  w.reset();
+  const offsets = new Int32Array(sorted.length + 1);
+  for (let i = 0; i < sorted.length; i++) {
+    offsets[i] = w.pos;
+    w.writeString(sorted[i]!);
+  }
+  offsets[sorted.length] = w.pos;
+  const shape = new KeyShape(keys, sorted, w.bytes(), offsets);
+  if (keys.length > 0 && keys.length <= SHAPE_KEYS_MAX) {
+    if (shapeCount >= SHAPES_MAX) {
+      SHAPES.clear();
+      shapeCount = 0;
+    }
+    let list = SHAPES.get(keys[0]!);
+    if (list === undefined) SHAPES.set(keys[0]!, (list = []));
+    list.push(shape);
+    shapeCount++;
+  }
+  return shape;
+}
+
+/**
+ * A writer specialised for one key set: straight-line code with each key's bytes as constants
+ * and each field read by name, so V8 gives every read a monomorphic inline cache. It wrote an
+ * item record in about half the time of the generic loop over `v[key]` (keyed loads that go
+ * megamorphic across keys). The generated source holds only the writer's method calls, byte
+ * constants, and the keys as JSON string literals.
+ */
+function compileShapeWriter(sorted: readonly string[], encoded: Uint8Array, offsets: Int32Array): ShapeWriter {
+  // Per field: make room for the key and 33 bytes, write the key's bytes, then the common
+  // values inline (unsigned 32-bit integers, booleans, null, ASCII strings under 32 characters);
+  // anything else goes through writeValue with the position handed back and forth. `b` and `p`
+  // mirror w.buf and w.pos.
+  const lines = [`w.writeMapHeader(${sorted.length});`, 'let b = w.buf, p = w.pos, x;'];
+  for (let i = 0; i < sorted.length; i++) {
+    const bytes = Array.from(encoded.subarray(offsets[i]!, offsets[i + 1]!));
+    const k = JSON.stringify(sorted[i]!);
+    lines.push(
+      `if (p + ${bytes.length + 33} > b.length) { w.pos = p; w.ensure(${bytes.length + 33}); b = w.buf; }`,
+      bytes.map((x) => `b[p++] = ${x};`).join(' '),
+      `x = v[${k}];`,
+      `if (typeof x === 'number' && x >= 0 && x < 4294967296 && Math.floor(x) === x) {`,
+      `  if (x === 0) { if (w.fixNegativeZero && Object.is(x, -0)) v[${k}] = 0; b[p++] = 0; }`,
+      '  else if (x < 128) b[p++] = x;',
+      '  else if (x < 256) { b[p++] = 0xcc; b[p++] = x; }',
+      '  else if (x < 65536) { b[p++] = 0xcd; b[p++] = x >>> 8; b[p++] = x & 0xff; }',
+      '  else { b[p++] = 0xce; b[p++] = x >>> 24; b[p++] = (x >>> 16) & 0xff; b[p++] = (x >>> 8) & 0xff; b[p++] = x & 0xff; }',
+      '} else if (x === null) b[p++] = 0xc0;',
+      'else if (x === true) b[p++] = 0xc3;',
+      'else if (x === false) b[p++] = 0xc2;',
+      "else if (typeof x === 'string' && x.length < 32 && asciiInto(b, p + 1, x)) { b[p] = 0xa0 | x.length; p += 1 + x.length; }",
+      `else { w.pos = p; w.writeValue(x); b = w.buf; p = w.pos; }`,
+    );
+  }
+  lines.push('w.pos = p;');
+  return new Function('asciiInto', `"use strict";\nreturn function (w, v) {\n${lines.join('\n')}\n};`)(asciiInto) as ShapeWriter;
+}
+
+/** Write `s` as ASCII bytes at b[at…]; false (and a partial write to ignore) when it is not all ASCII. */
+function asciiInto(b: Uint8Array, at: number, s: string): boolean {
+  for (let i = 0; i < s.length; i++) {
+    const c = s.charCodeAt(i);
+    if (c >= 0x80) return false;
+    b[at + i] = c;
+  }
+  return true;
 }
 
 const isWellFormed: (s: string) => boolean = (s) => (s as unknown as { isWellFormed(): boolean }).isWellFormed();

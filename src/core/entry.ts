@@ -15,7 +15,7 @@ import { z } from 'zod';
 import { CanonicalReader } from './canonical-reader.js';
 import { CanonicalWriter, decodeCanonical, withPath } from './codec.js';
 import { PlayoutError, describe } from './errors.js';
-import { HASH_BYTES, HASH_NAME, HASH_RESULT, ZERO_HASH, hash128, hash128Raw, hashEquals, hashResultEquals, toHex } from './hash.js';
+import { HASH_BYTES, HASH_NAME, HASH_RESULT, ZERO_HASH, hash128, hash128Raw, hashArena, hashEquals, hashResultEquals, toHex } from './hash.js';
 
 export const ENTRY_FORMAT = 1;
 export const ENTRY_FIELDS = 13;
@@ -144,7 +144,8 @@ export class Entry {
   }
 }
 
-const writer = new CanonicalWriter(1 << 16);
+// In a hash arena: the body is hashed where it was written (see hashArena).
+const writer = new CanonicalWriter(hashArena(16 * 1024));
 
 /** Encode the fields canonically, hash them, and return the sealed entry. */
 export function sealEntry(f: EntryFields): Entry {
@@ -198,14 +199,12 @@ const KIND_SET: ReadonlySet<string> = new Set(ENTRY_KINDS);
 function isUint(v: unknown): v is number {
   return typeof v === 'number' && Number.isSafeInteger(v) && v >= 0;
 }
-function isHash(v: unknown): v is Uint8Array {
-  return v instanceof Uint8Array && v.length === HASH_BYTES;
-}
 function isStrOrNull(v: unknown): v is string | null {
   return v === null || typeof v === 'string';
 }
 
 const reader = new CanonicalReader();
+const DECODED: EntryFields = { shard: '', seq: 0, epoch: 0, tick: 0, kind: 'input', type: null, version: null, origin: null, ingestId: null, payload: null, digest: null, prev: ZERO_HASH };
 
 /**
  * Decode and verify one entry from `bytes[offset, offset+length)`.
@@ -249,8 +248,9 @@ export function decodeEntry(bytes: Uint8Array, offset = 0, length = bytes.length
     origin = r.valueCached();
     ingestId = r.value();
     payload = r.value();
-    digest = r.value();
-    prev = r.value();
+    // Views of the entry's own bytes, which the entry keeps anyway.
+    digest = r.hashView();
+    prev = r.hashView();
   } catch {
     return slowDecode(own, bodyLength, seqHint);
   }
@@ -268,16 +268,29 @@ export function decodeEntry(bytes: Uint8Array, offset = 0, length = bytes.length
     !(version === null || isUint(version)) ||
     !isStrOrNull(origin) ||
     !isStrOrNull(ingestId) ||
-    !(digest === null || isHash(digest)) ||
-    !isHash(prev)
+    digest === undefined ||
+    prev === undefined ||
+    prev === null
   ) {
     return slowDecode(own, bodyLength, seqHint);
   }
-  return new Entry(
-    { shard, seq, epoch, tick, kind: kind as EntryKind, type, version, origin, ingestId, payload, digest, prev },
-    own.subarray(bodyLength, length),
-    own,
-  );
+  // One reused fields object: the constructor copies it.
+  const f = DECODED;
+  f.shard = shard;
+  f.seq = seq;
+  f.epoch = epoch;
+  f.tick = tick;
+  f.kind = kind as EntryKind;
+  f.type = type;
+  f.version = version;
+  f.origin = origin;
+  f.ingestId = ingestId;
+  f.payload = payload;
+  f.digest = digest as Uint8Array | null;
+  f.prev = prev as Uint8Array;
+  const entry = new Entry(f, own.subarray(bodyLength, length), own);
+  f.payload = null;
+  return entry;
 }
 
 /** The error for an entry whose bytes do not hash to its recorded hash, with what can be read of it. */

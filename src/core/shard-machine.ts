@@ -5,7 +5,7 @@ import type { Canonical } from './codec.js';
 import { CanonicalWriter, cloneCanonical } from './codec.js';
 import { Entry, EpochPayloadSchema, GenesisPayloadSchema, UpgradePayloadSchema, type GenesisPayload, checkLink } from './entry.js';
 import { PlayoutError, assert, describe, isPlayoutError } from './errors.js';
-import { ZERO_HASH, hash128, hashEquals, toHex } from './hash.js';
+import { ZERO_HASH, hash128, hashArena, hashEquals, toHex } from './hash.js';
 import { validateInput, type Reducer, type ReducerContext, type ReducerRegistry, type Rejection } from './reducer.js';
 import { ReadOnlyViews } from './read-only-view.js';
 import { Rng } from './rng.js';
@@ -40,6 +40,23 @@ export interface MachineOptions {
    * digest only (bench/core.bench.ts): no digests, no leader comparison, no snapshots.
    */
   digests?: boolean;
+}
+
+// The writer every machine encodes records and digests with before hashing them. It lives in
+// a hash arena, so hashing what it wrote needs no copy from JS memory (see hashArena). Machines
+// apply entries one at a time, so one writer serves all of them; a nested use (a record getter
+// that drives another machine) gets a writer of its own instead of clobbering the outer one.
+const SHARED_WRITER = new CanonicalWriter(hashArena(24 * 1024));
+let sharedWriterBusy = false;
+
+function takeWriter(): CanonicalWriter {
+  if (sharedWriterBusy) return new CanonicalWriter(1 << 12);
+  sharedWriterBusy = true;
+  return SHARED_WRITER;
+}
+
+function releaseWriter(w: CanonicalWriter): void {
+  if (w === SHARED_WRITER) sharedWriterBusy = false;
 }
 
 /** How many recent entry hashes are kept to tell a duplicate from a fork below the head. */
@@ -131,7 +148,6 @@ export class ShardMachine {
   private readonly onTick: ((tick: TickDigest) => void) | null;
   private readonly keepOutputs: boolean;
   private readonly digests: boolean;
-  private readonly writer = new CanonicalWriter(1 << 12);
   /** Checked mode: where read-only records report a write (shared by every table). */
   private readonly views = new ReadOnlyViews();
 
@@ -444,14 +460,27 @@ export class ShardMachine {
   private closeTick(seq: number): TickDigest {
     let rehashed = 0;
     const validate = this.checked !== null;
-    for (let i = 0; i < this.tableList.length; i++) rehashed += this.tableList[i]!.flush(this.writer, validate);
+    const w = takeWriter();
+    try {
+      for (let i = 0; i < this.tableList.length; i++) rehashed += this.tableList[i]!.flush(w, validate);
+    } finally {
+      releaseWriter(w);
+    }
     const digest = this.computeDigest(this.tick, seq, this.reducer!.version);
     return { tick: this.tick, seq, digest, reducerVersion: this.reducer!.version, recordsRehashed: rehashed };
   }
 
   /** H128(canonical ["playout.tick", tick, seq, rng state, reducer version, [[table, sum] …]]). */
   private computeDigest(tick: number, seq: number, reducerVersion: number): Uint8Array {
-    const w = this.writer;
+    const w = takeWriter();
+    try {
+      return this.digestWith(w, tick, seq, reducerVersion);
+    } finally {
+      releaseWriter(w);
+    }
+  }
+
+  private digestWith(w: CanonicalWriter, tick: number, seq: number, reducerVersion: number): Uint8Array {
     w.reset();
     w.writeArrayHeader(6);
     w.writeString('playout.tick');
@@ -474,7 +503,13 @@ export class ShardMachine {
   /** Checked mode: recompute every table from scratch and compare with the incremental sums. */
   checkFullDigest(): void {
     for (const t of this.tableList) {
-      const full = t.recompute(this.writer);
+      const w = takeWriter();
+      let full: Uint32Array;
+      try {
+        full = t.recompute(w);
+      } finally {
+        releaseWriter(w);
+      }
       for (let i = 0; i < full.length; i++) {
         if (full[i] !== t.sums[i]) {
           const where = i < 4 ? 'table sum' : `bucket ${(i - 4) >> 2}`;
@@ -609,7 +644,12 @@ export class ShardMachine {
     const tables: Record<string, StateTable> = {};
     for (const name of Object.keys(s.tables).sort()) {
       const t = m.newTable(name, reducer.tables[name] ?? null);
-      t.load(m.writer, s.tables[name]!);
+      const w = takeWriter();
+      try {
+        t.load(w, s.tables[name]!);
+      } finally {
+        releaseWriter(w);
+      }
       tables[name] = t;
     }
     m.tableList = Object.keys(tables)

@@ -182,7 +182,9 @@ export class DemoCluster {
     r.log ??= createWriteStream(r.logFile, { flags: 'a' });
     // Detached: Ctrl-C in the terminal signals the demo's process group, and the nodes must keep
     // running until the demo has healed the links and read the verdict from them.
-    const child = spawn(o.playout.execPath, [...o.playout.args, 'start', '--region', r.configFile], { env: { ...process.env, ...TOKENS }, stdio: ['ignore', 'pipe', 'pipe'], detached: true });
+    // --stop-on-stdin-close: should the demo die without stopping them, the nodes see their
+    // stdin close and shut down instead of running on.
+    const child = spawn(o.playout.execPath, [...o.playout.args, 'start', '--region', r.configFile, '--stop-on-stdin-close'], { env: { ...process.env, ...TOKENS }, stdio: ['pipe', 'pipe', 'pipe'], detached: true });
     r.child = child;
     if (!this.exitHook) {
       this.exitHook = true;

@@ -20,6 +20,9 @@ import type { EntrySource } from '../ports/entry-source.js';
 import type { PeerStatus } from '../adapters/http-schemas.js';
 import type { ShardHost } from './shard-host.js';
 
+/** Entries applied per turn of the event loop (see FollowerRole.queueApply). */
+const APPLY_SLICE = 2_000;
+
 export interface FollowerRoleOptions {
   follower: Omit<FollowerConfig, 'shard' | 'region' | 'peers'>;
   desync: Omit<DesyncConfig, 'shard' | 'region' | 'leader'>;
@@ -49,6 +52,8 @@ export class FollowerRole {
   private readonly inflight = new Map<number, AbortController>();
   private readonly views = new Map<string, PeerView>();
   private localTicks: TickDigest[] = [];
+  private readonly applyQueue: (readonly Entry[] | { seqFrom: number; seqTo: number })[] = [];
+  private applying = false;
   private wake: Timer | null = null;
   private wakeAtMs: number | null = null;
   private reporting = false;
@@ -152,10 +157,10 @@ export class FollowerRole {
           this.append(a.appendId, a.entries);
           break;
         case 'apply':
-          this.apply(a.entries);
+          this.queueApply(a.entries);
           break;
         case 'applyStored':
-          this.apply(this.host.applyStored(a.seqFrom, a.seqTo), true);
+          this.queueApply({ seqFrom: a.seqFrom, seqTo: a.seqTo });
           break;
         case 'requestRange':
           this.requestRange(a.requestId, a.peer, a.seqFrom, a.seqTo, a.timeoutMs);
@@ -200,6 +205,47 @@ export class FollowerRole {
         if (!this.closed) this.run(this.follower.appendFailed(appendId, asPlayoutError(err), this.clock.nowMs()));
       },
     );
+  }
+
+  /**
+   * Apply in slices of APPLY_SLICE entries, one slice per turn of the event loop: a follower
+   * catching up is handed tens of thousands of durable entries at once, and applying them in
+   * one go would hold heartbeats, stream reads and status answers back for a second or more.
+   * Order is kept: slices are applied in the order the follower asked.
+   */
+  private queueApply(work: readonly Entry[] | { seqFrom: number; seqTo: number }): void {
+    this.applyQueue.push(work);
+    if (!this.applying) this.drainApply();
+  }
+
+  private drainApply(): void {
+    this.applying = true;
+    let budget = APPLY_SLICE;
+    while (budget > 0 && this.applyQueue.length > 0 && !this.closed) {
+      const work = this.applyQueue[0]!;
+      if (Array.isArray(work)) {
+        const list = work as readonly Entry[];
+        if (list.length <= budget) {
+          this.applyQueue.shift();
+          this.apply(list);
+          budget -= list.length;
+        } else {
+          this.applyQueue[0] = list.slice(budget);
+          this.apply(list.slice(0, budget));
+          budget = 0;
+        }
+      } else {
+        const range = work as { seqFrom: number; seqTo: number };
+        const to = Math.min(range.seqTo, range.seqFrom + budget - 1);
+        const applied = this.host.applyStored(range.seqFrom, to);
+        if (to >= range.seqTo) this.applyQueue.shift();
+        else this.applyQueue[0] = { seqFrom: to + 1, seqTo: range.seqTo };
+        this.apply(applied, true);
+        budget -= Math.max(1, to - range.seqFrom + 1);
+      }
+    }
+    if (this.applyQueue.length > 0 && !this.closed) setImmediate(() => this.drainApply());
+    else this.applying = false;
   }
 
   /** Apply durable entries, then tell the detector what closed locally and what the log carried. */
@@ -378,8 +424,10 @@ export class FollowerRole {
         if (this.closed) return;
         const r = this.host.restoreFrom(snap.bytes);
         const now = this.clock.nowMs();
-        this.run(this.follower.restored(r.seq, r.hash, r.tick, now));
+        // The detector first, so that it judges the digests of the replay that follows (a
+        // reducer that diverges again must be caught again, not forgotten).
         this.runDesync(this.detector.resynced(requestId, r.tick, now));
+        this.run(this.follower.restored(r.seq, r.hash, r.tick, now));
       } catch (err) {
         fail(err);
       }

@@ -11,6 +11,7 @@ import { z } from 'zod';
 import { PlayoutError, describe } from '../core/errors.js';
 import { RegionIdSchema, ShardIdSchema } from '../core/entry.js';
 import { ACK_MODES, ReducerRefSchema, expectedOf } from '../adapters/http-schemas.js';
+import { KafkaNodeConfigSchema } from './kafka-config.js';
 
 export { ACK_MODES, ReducerRefSchema, type AckMode } from '../adapters/http-schemas.js';
 
@@ -71,7 +72,9 @@ export const RepairConfigSchema = z.strictObject({
   /** No progress for this long while a peer reports a higher head → request the range. */
   delayMs: posInt.default(500),
   backoffMsMin: posInt.default(100),
-  backoffMsMax: posInt.default(5_000),
+  // A healed link is used again within a second (bench/http-heal.bench.ts); retrying a dead
+  // link once a second costs one connection attempt.
+  backoffMsMax: posInt.default(1_000),
   /** Most entries requested in one repair. */
   batchEntriesMax: posInt.default(50_000),
   /** Resync a quarantined shard from a healthy peer's snapshot without waiting for an operator. */
@@ -93,6 +96,12 @@ export const ReplicationConfigSchema = z.strictObject({
   heartbeatMs: posInt.default(250),
   /** A stream silent for this long is considered dead and reopened. */
   streamIdleMs: posInt.default(3_000),
+  /**
+   * Longest wait between attempts to reopen a stream. Short: an attempt against a dead link
+   * costs one connection attempt, and the wait is what a healed link loses before it is used
+   * (bench/http-heal.bench.ts).
+   */
+  reconnectMsMax: posInt.default(250),
   /** An ingestId is remembered for this many ticks. */
   dedupeWindowTicks: posInt.default(1_200),
   /** An input not acknowledged within this (e.g. no quorum) is answered 502, to be retried with its ingestId. */
@@ -115,9 +124,20 @@ export const RegionConfigSchema = z.strictObject({
   repair: RepairConfigSchema.default(RepairConfigSchema.parse({})),
   snapshots: SnapshotsConfigSchema.default(SnapshotsConfigSchema.parse({})),
   replication: ReplicationConfigSchema.default(ReplicationConfigSchema.parse({})),
+  /**
+   * Serve HTTPS instead of HTTP (peers then use https:// URLs). `caFile` is the CA bundle this
+   * node trusts for its peers' certificates (a private cluster CA); without it, the system's.
+   * Paths resolve against the config file's folder.
+   */
+  tls: z
+    .strictObject({ certFile: z.string().min(1), keyFile: z.string().min(1), caFile: z.string().min(1).nullable().default(null) })
+    .nullable()
+    .default(null),
   /** Run reducers in checked mode (poisoned globals, frozen reads, periodic full digests). */
   checked: z.boolean().default(false),
   log: z.strictObject({ level: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info') }).default({ level: 'info' }),
+  /** Optional Kafka transport (docs/kafka.md, "Region config"). */
+  kafka: KafkaNodeConfigSchema.optional(),
 });
 
 /** The config as written in the file. */
@@ -181,8 +201,9 @@ export function parseRegionConfig(raw: unknown, env: NodeJS.ProcessEnv, source =
     }
     secrets[scope] = tokens;
   }
-  const storePath = isAbsolute(c.store.path) ? c.store.path : resolve(baseDir, c.store.path);
-  return { ...c, store: { path: storePath }, secrets, source };
+  const abs = (p: string): string => (isAbsolute(p) ? p : resolve(baseDir, p));
+  const tls = c.tls === null ? null : { certFile: abs(c.tls.certFile), keyFile: abs(c.tls.keyFile), caFile: c.tls.caFile === null ? null : abs(c.tls.caFile) };
+  return { ...c, store: { path: abs(c.store.path) }, tls, secrets, source };
 }
 
 /** Read, parse and validate a YAML region config. Errors name the file, the line and the field. */

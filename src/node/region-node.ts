@@ -9,6 +9,7 @@
 // at a peer that leads them). The config's `leader` names the first epoch's leader; after a
 // failover the log's epoch entries decide.
 import { randomInt } from 'node:crypto';
+import { readFileSync } from 'node:fs';
 import type { FastifyInstance } from 'fastify';
 import { PlayoutError } from '../core/errors.js';
 import { toHex } from '../core/hash.js';
@@ -35,6 +36,8 @@ import { SystemClock } from '../adapters/system-clock.js';
 import type { RegionConfig, ShardConfig } from './region-config.js';
 import { FollowerRole } from './follower-role.js';
 import { LeaderRole } from './leader-role.js';
+import { KafkaTransport } from './kafka-transport.js';
+import type { EntrySource } from '../ports/entry-source.js';
 import { ShardHost, type HostContext, type ShardMeta } from './shard-host.js';
 
 export interface RegionNodeOptions {
@@ -66,6 +69,8 @@ export class RegionNode implements NodeService {
   readonly clients = new Map<string, HttpPeerClient>();
   readonly sources = new Map<string, HttpEntrySource>();
   readonly shards = new Map<string, ShardSlot>();
+  /** The Kafka transport, when the config has a `kafka` section. */
+  readonly kafka: KafkaTransport | null;
   /** The URL the node listens on, once started. */
   url = '';
   private readonly startedAtMs = Date.now();
@@ -83,7 +88,10 @@ export class RegionNode implements NodeService {
     this.store = opts.store;
     this.metrics = new NodeMetrics(c.region, () => this.status());
     this.guard = c.checked ? new GlobalsGuard() : null;
+    const https = c.tls === null ? null : { key: readTlsFile(c, 'keyFile'), cert: readTlsFile(c, 'certFile') };
+    const ca = c.tls?.caFile ? readTlsFile(c, 'caFile') : null;
     this.app = buildHttpServer({
+      https,
       service: this,
       auth: new TokenAuthenticator(c.secrets),
       limits: c.limits,
@@ -102,6 +110,7 @@ export class RegionNode implements NodeService {
       machineOptions: (onTick) => this.machineOptions(onTick),
       nowMs: () => Date.now(),
     };
+    this.kafka = c.kafka === undefined ? null : new KafkaTransport(this, c.kafka, this.app.log);
     const token = c.secrets.peer[0]!;
     for (const p of c.peers) {
       const client = new HttpPeerClient({
@@ -110,7 +119,8 @@ export class RegionNode implements NodeService {
         token,
         requestTimeoutMs: c.repair.requestTimeoutMs,
         frameBytesMax: c.limits.frameBytesMax,
-        stream: { idleMs: c.replication.streamIdleMs, backoffMsMin: c.repair.backoffMsMin, backoffMsMax: c.repair.backoffMsMax },
+        ca,
+        stream: { idleMs: c.replication.streamIdleMs, backoffMsMin: Math.min(c.repair.backoffMsMin, c.replication.reconnectMsMax), backoffMsMax: c.replication.reconnectMsMax },
       });
       this.clients.set(p.region, client);
       const source = client.stream() as HttpEntrySource;
@@ -141,8 +151,9 @@ export class RegionNode implements NodeService {
       await node.app.listen({ host: opts.config.listen.host, port: opts.config.listen.port });
       const addr = node.app.server.address();
       const port = typeof addr === 'object' && addr !== null ? addr.port : opts.config.listen.port;
-      node.url = `http://${opts.config.listen.host.includes(':') ? `[${opts.config.listen.host}]` : opts.config.listen.host}:${port}`;
+      node.url = `${opts.config.tls === null ? 'http' : 'https'}://${opts.config.listen.host.includes(':') ? `[${opts.config.listen.host}]` : opts.config.listen.host}:${port}`;
       node.startPolling();
+      node.kafka?.start();
       node.app.log.info({ url: node.url, shards: [...node.shards.keys()] }, `region ${node.region} listening on ${node.url}`);
       return node;
     } catch (err) {
@@ -181,12 +192,13 @@ export class RegionNode implements NodeService {
       }
       slot.leader = this.newLeader(host);
       slot.leader.start();
+      this.kafka?.lead(host, slot.leader);
     } else {
       const source = this.sources.get(host.meta.leader);
       if (source === undefined) {
         throw new PlayoutError('PLAYOUT_CONFIG_INVALID', `Cannot follow shard "${shard}": its leader ${host.meta.leader} is not a peer of ${this.region}`, { path: 'peers', expected: host.meta.leader, received: [...this.clients.keys()].join(', ') });
       }
-      slot.follower = this.newFollower(host, source);
+      slot.follower = this.newFollower(host, this.kafka?.httpSource(source) ?? source);
       slot.follower.start();
     }
     return slot;
@@ -204,7 +216,7 @@ export class RegionNode implements NodeService {
     });
   }
 
-  private newFollower(host: ShardHost, source: HttpEntrySource): FollowerRole {
+  private newFollower(host: ShardHost, source: EntrySource): FollowerRole {
     const c = this.config;
     return new FollowerRole(host, host.meta.leader, this.clients, source, this.clock, Rng.fromSeed(randomInt(0x7fffffff)), {
       follower: {
@@ -450,6 +462,7 @@ export class RegionNode implements NodeService {
           ? null
           : { firstDivergingTick: q.firstDivergingTick, expected: q.expected === null ? null : toHex(q.expected), actual: q.actual === null ? null : toHex(q.actual), sinceMs: q.sinceMs, records: q.records, reason: q.reason },
       stopped: h.stopped === null ? null : { code: h.stopped.code, message: h.stopped.message },
+      resyncs: slot.follower?.detector.status().resyncs ?? 0,
       pendingInputs: lead?.pendingInputs ?? 0,
       inputs: { sequenced: lead?.sequenced ?? 0, duplicates: lead?.duplicates ?? 0, rejected: lead?.rejected ?? 0 },
     };
@@ -462,6 +475,7 @@ export class RegionNode implements NodeService {
     if (this.closed) return;
     this.closed = true;
     if (this.pollTimer !== null) clearTimeout(this.pollTimer);
+    await this.kafka?.close();
     const closing = new PlayoutError('PLAYOUT_SHARD_STOPPED', `Region ${this.region} is shutting down`, {});
     for (const slot of this.shards.values()) {
       slot.leader?.close(closing);
@@ -471,6 +485,15 @@ export class RegionNode implements NodeService {
     await Promise.all([...this.clients.values()].map((c) => c.close().catch(() => undefined)));
     for (const slot of this.shards.values()) await slot.host.drain().catch(() => undefined);
     await this.store.close();
+  }
+}
+
+function readTlsFile(c: RegionConfig, key: 'certFile' | 'keyFile' | 'caFile'): Buffer {
+  const path = c.tls![key]!;
+  try {
+    return readFileSync(path);
+  } catch (err) {
+    throw new PlayoutError('PLAYOUT_CONFIG_INVALID', `Cannot load ${c.source}: tls.${key}: cannot read ${path}: ${(err as Error).message}`, { path: `tls.${key}`, expected: 'a readable PEM file', received: path, cause: err });
   }
 }
 

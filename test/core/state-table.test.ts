@@ -89,7 +89,7 @@ describe('StateTable incremental digest', () => {
         }
         check();
       }),
-      { numRuns: 150 },
+      { numRuns: 80 },
     );
   });
 

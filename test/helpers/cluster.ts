@@ -12,6 +12,7 @@ import { LmdbLogStore } from '../../src/adapters/lmdb-store.js';
 import { HttpPeerClient } from '../../src/adapters/http-peer-client.js';
 import type { NodeStatus } from '../../src/adapters/http-schemas.js';
 import { treasureHuntRegistry } from '../../src/games/treasure-hunt/index.js';
+import type { ReducerRegistry } from '../../src/core/reducer.js';
 import { parseRegionConfig, type RegionConfigInput } from '../../src/node/region-config.js';
 import { RegionNode } from '../../src/node/region-node.js';
 
@@ -81,7 +82,7 @@ export async function writeClusterConfigs(spec: ClusterSpec): Promise<ClusterFil
       region,
       listen: { host: '127.0.0.1', port: ports[region]! },
       store: { path: join(dir, region) },
-      peers: spec.regions.filter((r) => r !== region).map((r) => ({ region: r, url: spec.peerUrl?.(region, r, ports) ?? `http://127.0.0.1:${ports[r]}` })),
+      peers: spec.regions.filter((r) => r !== region).map((r) => ({ region: r, url: spec.peerUrl?.(region, r, ports) ?? `${spec.overrides?.tls ? 'https' : 'http'}://127.0.0.1:${ports[r]}` })),
       shards: spec.shards.map((s) => ({ id: s.id, reducer: 'treasure-hunt@1', leader: s.leader, seed: s.seed ?? 42, tickMs: s.tickMs ?? 50, ack: s.ack ?? 'leader', params: s.params ?? null })) as RegionConfigInput['shards'],
       tokens: { ingest: { env: 'PLAYOUT_INGEST_TOKEN' }, peer: { env: 'PLAYOUT_PEER_TOKEN' }, admin: { env: 'PLAYOUT_ADMIN_TOKEN' } },
       ...merge({ log: { level: 'warn' } }, spec.overrides ?? {}),
@@ -105,10 +106,10 @@ function merge(a: Record<string, unknown>, b: Record<string, unknown>): Record<s
 }
 
 /** Start one region in this process. */
-export async function startNode(files: ClusterFiles, region: string, logger: boolean | Record<string, unknown> = false): Promise<RegionNode> {
+export async function startNode(files: ClusterFiles, region: string, logger: boolean | Record<string, unknown> = false, registry: ReducerRegistry = treasureHuntRegistry()): Promise<RegionNode> {
   const config = parseRegionConfig(files.configs[region], TOKEN_ENV, files.configFiles[region]!);
   const store = await LmdbLogStore.open(config.store.path);
-  return RegionNode.start({ config, registry: treasureHuntRegistry(), store, logger });
+  return RegionNode.start({ config, registry, store, logger });
 }
 
 export interface InProcessCluster {
@@ -117,10 +118,10 @@ export interface InProcessCluster {
   close(): Promise<void>;
 }
 
-export async function startInProcessCluster(spec: ClusterSpec): Promise<InProcessCluster> {
+export async function startInProcessCluster(spec: ClusterSpec, registries: Record<string, ReducerRegistry> = {}): Promise<InProcessCluster> {
   const files = await writeClusterConfigs(spec);
   const nodes = new Map<string, RegionNode>();
-  for (const r of spec.regions) nodes.set(r, await startNode(files, r));
+  for (const r of spec.regions) nodes.set(r, await startNode(files, r, false, registries[r]));
   return {
     files,
     nodes,
@@ -132,8 +133,8 @@ export async function startInProcessCluster(spec: ClusterSpec): Promise<InProces
 }
 
 /** A client with the admin token (reads everything, may submit inputs). */
-export function adminClient(region: string, url: string): HttpPeerClient {
-  return new HttpPeerClient({ region, url, token: TOKENS.admin, requestTimeoutMs: 10_000, frameBytesMax: 1 << 20 });
+export function adminClient(region: string, url: string, ca: Buffer | null = null): HttpPeerClient {
+  return new HttpPeerClient({ region, url, token: TOKENS.admin, requestTimeoutMs: 10_000, frameBytesMax: 1 << 20, ca });
 }
 
 /** Poll until `check` returns a value (not undefined/false), or throw after timeoutMs. */
@@ -164,8 +165,10 @@ export interface NodeProcess {
 }
 
 /** `playout start --region <file>` as a child process (tsx from source), resolved once it serves /healthz. */
-export async function spawnNode(files: ClusterFiles, region: string): Promise<NodeProcess> {
-  const child = spawn(process.execPath, ['--import', 'tsx', join(REPO_ROOT, 'src/cli/main.ts'), 'start', '--region', files.configFiles[region]!], {
+export async function spawnNode(files: ClusterFiles, region: string, startTimeoutMs = 30_000): Promise<NodeProcess> {
+  // PLAYOUT_NODE_ARGS passes extra flags to the node processes (e.g. --cpu-prof to profile one).
+  const extra = (process.env.PLAYOUT_NODE_ARGS ?? '').split(' ').filter((a) => a !== '');
+  const child = spawn(process.execPath, [...extra, '--import', 'tsx', join(REPO_ROOT, 'src/cli/main.ts'), 'start', '--region', files.configFiles[region]!], {
     cwd: REPO_ROOT,
     env: { ...process.env, ...TOKEN_ENV },
     stdio: ['ignore', 'pipe', 'pipe'],
@@ -182,11 +185,18 @@ export async function spawnNode(files: ClusterFiles, region: string): Promise<No
   const proc: NodeProcess = { region, child, url, output, exited };
   let dead = false;
   void exited.then(() => (dead = true));
-  await waitFor(`${region} to serve /healthz`, async () => {
-    if (dead) throw new Error(`${region} exited: ${output.slice(-20).join('\n')}`);
-    const res = await fetch(`${url}/healthz`).catch(() => null);
-    return res?.ok ?? false;
-  }, 30_000, 100);
+  try {
+    await waitFor(`${region} to serve /healthz`, async () => {
+      if (dead) throw new Error(`${region} exited: ${output.slice(-20).join('\n')}`);
+      const res = await fetch(`${url}/healthz`).catch(() => null);
+      return res?.ok ?? false;
+    }, startTimeoutMs, 100);
+  } catch (err) {
+    // Never leave a half-started node behind.
+    child.kill('SIGKILL');
+    await exited;
+    throw err;
+  }
   return proc;
 }
 

@@ -74,8 +74,9 @@ export async function freePort(): Promise<number> {
   });
 }
 
-// Processes this test process started, killed on exit whatever happens (a crashed worker must
-// not leave brokers behind on a shared two-core machine).
+// Processes this test process started, killed on exit (a crashed worker must not leave brokers
+// behind on a shared two-core machine). Even when this process is killed outright, kafka.sh's
+// watchdog (--owner-pid) stops them.
 const livePidFiles = new Set<string>();
 process.once('exit', () => {
   for (const f of livePidFiles) {
@@ -135,7 +136,7 @@ export async function startKafka(options: StartKafkaOptions = {}): Promise<Kafka
     const pidFile = join(dir, 'kafka.pid');
     livePidFiles.add(pidFile);
     try {
-      await kafkaSh(['start', '--dir', dir, '--port', String(port), '--controller-port', String(controllerPort), '--partitions', String(options.partitions ?? 1), ...(options.heap ? ['--heap', options.heap] : [])]);
+      await kafkaSh(['start', '--dir', dir, '--port', String(port), '--controller-port', String(controllerPort), '--partitions', String(options.partitions ?? 1), '--owner-pid', String(process.pid), ...(options.heap ? ['--heap', options.heap] : [])]);
     } catch (err) {
       livePidFiles.delete(pidFile);
       lastError = err;
@@ -230,7 +231,7 @@ export async function startMirrorMaker(o: StartMirrorMakerOptions): Promise<Mirr
   const pidFile = join(dir, 'mm2.pid');
   const start = async () => {
     livePidFiles.add(pidFile);
-    await kafkaSh(['mm2-start', '--dir', dir, '--config', configFile]);
+    await kafkaSh(['mm2-start', '--dir', dir, '--config', configFile, '--owner-pid', String(process.pid)]);
   };
   await start();
   return {

@@ -2,7 +2,7 @@
 // playout.log → KafkaEntrySource, and replay from kafka://.
 import { Kafka, logLevel } from 'kafkajs';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { PlayoutError, toHex, type Entry } from '../../src/core/index.js';
+import { PlayoutError, ZERO_HASH, sealEntry, toHex, type Entry } from '../../src/core/index.js';
 import { KafkaEntrySource, type CorruptRecord, type ShardEntries } from '../../src/adapters/kafka-entry-source.js';
 import { KafkaLogPublisher } from '../../src/adapters/kafka-log-publisher.js';
 import { partitionOf } from '../../src/adapters/kafka-partition.js';
@@ -164,6 +164,44 @@ describe.skipIf(kafka.skip)('Kafka log transport on a real broker', () => {
     expect(hexes(got.byShard.get('paused-1')!)).toEqual(hexes(log.entries));
   });
 
+  it('a pause in the middle of a batch stops the hand-off there; resume re-reads from the first entry not handed over', async () => {
+    const t = await topic('midpause.playout.log', 1);
+    const logs = [makeLog('mid-a', SEED ^ 0x21, 10), makeLog('mid-b', SEED ^ 0x22, 10)];
+    await publish(t, logs, 1); // a, b, a, b …: one batch holds both shards
+    const got = new Collected();
+    let paused = false;
+    let pausedAt = 0;
+    const s: KafkaEntrySource = new KafkaEntrySource(
+      { client: client(), groupId: 'midpause', topics: [t], maxWaitMs: 100 },
+      {
+        onEntries: (b) => {
+          got.onEntries(b);
+          if (!paused) {
+            paused = true;
+            s.pause();
+            pausedAt = s.fetches;
+          }
+        },
+      },
+    );
+    sources.push(s);
+    await s.start();
+    await waitFor('the first group and three fetch rounds', () => (paused && s.fetches >= pausedAt + 3 ? true : undefined));
+    // Only the first group of the first batch was handed over.
+    expect([...got.byShard.keys()]).toEqual(['mid-a']);
+    const before = got.total;
+    s.resume();
+    await waitFor('both shards complete', () => (logs.every((l) => new Set(got.byShard.get(l.shard)?.map((e) => e.seq)).size === l.entries.length) ? true : undefined));
+    expect(got.total).toBeGreaterThan(before);
+    // mid-b starts at its first entry; mid-a is re-read (duplicates) from the rewind point on.
+    expect(got.byShard.get('mid-b')!.map((e) => e.seq)).toEqual(logs[1]!.entries.map((e) => e.seq));
+    for (const l of logs) {
+      const firstCopies = new Map<number, Entry>();
+      for (const e of got.byShard.get(l.shard)!) if (!firstCopies.has(e.seq)) firstCopies.set(e.seq, e);
+      expect(hexes([...firstCopies.values()])).toEqual(hexes(l.entries));
+    }
+  });
+
   it('a failing hand-off is retried from the first entry not handed over', async () => {
     const t = await topic('retry.playout.log', 1);
     const log = makeLog('retry-1', SEED ^ 0x99, 8);
@@ -258,6 +296,13 @@ describe.skipIf(kafka.skip)('Kafka log transport on a real broker', () => {
     await expect(ensureTopics(client(), [{ topic: t, partitions: 3 }])).rejects.toMatchObject({ code: 'PLAYOUT_KAFKA_TOPIC_MISMATCH', expected: '3', received: '2' });
     const src = new KafkaEntrySource({ client: client(), groupId: 'x', topics: ['no.such.topic'] }, { onEntries: () => undefined });
     await expect(src.start()).rejects.toMatchObject({ code: 'PLAYOUT_SOURCE_NOT_FOUND' });
+
+    // An entry larger than the broker's message.max.bytes (1 MiB): refused for good, not retried.
+    const big = sealEntry({ shard: 'big-1', seq: 1, epoch: 1, tick: 0, kind: 'genesis', type: null, version: null, origin: null, ingestId: null, payload: { blob: 'x'.repeat(1_200_000) }, digest: null, prev: ZERO_HASH });
+    const bigPublisher = new KafkaLogPublisher({ client: client(), topic: t });
+    publishers.push(bigPublisher);
+    await expect(bigPublisher.publish([big])).rejects.toMatchObject({ code: 'PLAYOUT_KAFKA_REFUSED', retriable: false });
+    expect(bigPublisher.lastPublished('big-1')).toBeNull();
 
     const closed = await freePort();
     const p = new KafkaLogPublisher({ client: { brokers: [`127.0.0.1:${closed}`], retriesMax: 0, connectionTimeoutMs: 500, logLevel: 'nothing' } });

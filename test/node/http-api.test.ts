@@ -16,7 +16,7 @@ beforeAll(async () => {
   cluster = await startInProcessCluster({
     regions: ['eu-fra', 'af-jnb'],
     shards: [{ id: 'hunt-1', leader: 'eu-fra', tickMs: 10 }],
-    overrides: { limits: { bodyBytesMax: 4096, rangeEntriesMax: 20, batchInputsMax: 10 }, snapshots: { everyTicks: 10, kept: 3, retainEntriesMin: 1_000_000 } },
+    overrides: { limits: { bodyBytesMax: 4096, rangeEntriesMax: 20, batchInputsMax: 10 }, snapshots: { everyTicks: 10, kept: 1000, retainEntriesMin: 1_000_000 } },
   });
   leaderUrl = cluster.nodes.get('eu-fra')!.url;
   followerUrl = cluster.nodes.get('af-jnb')!.url;

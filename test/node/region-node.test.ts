@@ -99,3 +99,48 @@ describe('three regions in one process', () => {
     }
   });
 });
+
+describe('limits and acknowledgement modes', () => {
+  it('refuses a stream beyond the open-stream limit with 429, and serves again once one closes', async () => {
+    const files = await writeClusterConfigs({ regions: ['eu-fra'], shards: [{ id: 'hunt-1', leader: 'eu-fra', tickMs: 50 }], overrides: { limits: { openStreamsMax: 1 } } });
+    cleanups.push(async () => rmSync(files.dir, { recursive: true, force: true }));
+    const node = await startNode(files, 'eu-fra');
+    cleanups.push(() => node.close());
+    const open = (ctl: AbortController) => fetch(`${node.url}/v1/shards/hunt-1/stream?from=1`, { headers: { authorization: `Bearer ${TOKENS.peer}` }, signal: ctl.signal });
+    const first = new AbortController();
+    expect((await open(first)).status).toBe(200);
+    const second = await open(new AbortController());
+    expect(second.status).toBe(429);
+    expect(((await second.json()) as { code: string }).code).toBe('PLAYOUT_TOO_MANY_STREAMS');
+    first.abort();
+    await waitFor('the stream slot to free', async () => {
+      const ctl = new AbortController();
+      const r = await open(ctl);
+      ctl.abort();
+      return r.status === 200;
+    });
+  });
+
+  it('in quorum mode answers 502 without a majority, and a retry with the same ingestId gets the same seq once it has one', async () => {
+    const cluster = await startInProcessCluster({
+      regions: ['eu-fra', 'af-jnb', 'us-sfo'],
+      shards: [{ id: 'hunt-1', leader: 'eu-fra', tickMs: 50, ack: 'quorum' }],
+      overrides: { replication: { ackTimeoutMs: 1_000 } },
+    });
+    cleanups.push(() => cluster.close());
+    const leader = cluster.nodes.get('eu-fra')!;
+    await cluster.nodes.get('af-jnb')!.close();
+    await cluster.nodes.get('us-sfo')!.close();
+    const input = { type: 'player.join', version: 1, payload: { player: 'p9', name: 'Bo', x: 2, y: 2 }, ingestId: 'quorum-1' };
+    const r = await post(leader.url, '/v1/shards/hunt-1/inputs', input);
+    expect(r.status).toBe(502);
+    expect(r.body.code).toBe('PLAYOUT_PEER_UNAVAILABLE');
+    const seq = r.body.seq as number;
+    expect(seq).toBeGreaterThan(1);
+    // A majority again: the retry is answered from the dedupe window with the first seq.
+    cluster.nodes.set('af-jnb', await startNode(cluster.files, 'af-jnb'));
+    const again = await post(leader.url, '/v1/shards/hunt-1/inputs', input);
+    expect(again.status, JSON.stringify(again.body)).toBe(200);
+    expect(again.body).toMatchObject({ status: 'duplicate', seq });
+  });
+});

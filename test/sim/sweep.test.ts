@@ -2,7 +2,7 @@
 // link delays, loss, duplication, cuts, partitions, follower crashes, failing disk writes,
 // aggressive log retention — runs three regions under load, heals, and checks the invariants.
 //
-//   SIM_SEEDS=500 npx vitest run test/sim/sweep.test.ts     more seeds (default 40, 300 in CI)
+//   SIM_SEEDS=500 npx vitest run test/sim/sweep.test.ts     more seeds (default 40, 200 in CI)
 //   SIM_SEED=1234 npx vitest run test/sim/sweep.test.ts     one seed, with its fault plan printed
 //
 // A failing seed prints `reproduce with seed=…`; keep it in REGRESSION_SEEDS below.
@@ -15,11 +15,14 @@ const REGRESSION_SEEDS: readonly number[] = [];
 
 const IN_CI = process.env.CI === 'true';
 const ONE = process.env.SIM_SEED === undefined ? null : Number(process.env.SIM_SEED);
-const COUNT = Number(process.env.SIM_SEEDS ?? (IN_CI ? 300 : 40));
+const COUNT = Number(process.env.SIM_SEEDS ?? (IN_CI ? 200 : 40));
 const BASE = Number(process.env.SIM_SEED_BASE ?? 1);
 
 const FOLLOWERS = ['af-jnb', 'us-sfo'] as const;
 const ALL = ['eu-fra', 'af-jnb', 'us-sfo'] as const;
+
+/** What the seeds exercised, summed (printed once, so a sweep that stopped covering a path shows it). */
+const totals = { seeds: 0, entries: 0, repairsCompleted: 0, refusedRanges: 0, bootstraps: 0, appendFailures: 0, duplicates: 0, gaps: 0, bufferDropped: 0, repairTimeouts: 0 };
 
 /** Build one seed's run: its faults are drawn from the seed alone. */
 export async function runSeed(seed: number, log: (line: string) => void = () => undefined): Promise<string[]> {
@@ -27,8 +30,10 @@ export async function runSeed(seed: number, log: (line: string) => void = () => 
   const delayMsMin = plan.int(1, 10);
   const link = { delayMsMin, delayMsMax: delayMsMin + plan.int(0, 120), lossRate: plan.chance(0.7) ? plan.int(0, 15) / 100 : 0, duplicateRate: plan.chance(0.5) ? plan.int(0, 10) / 100 : 0 };
   const retain = plan.chance(0.3);
-  const c = new SimCluster({ seed, link, retainTicks: retain ? 10 : null, snapshotEveryTicks: retain ? 10 : plan.int(5, 20) });
-  log(`seed=${seed} link=${JSON.stringify(link)} retainTicks=${retain ? 10 : 'all'}`);
+  // Follower limits vary too: small pages and buffers exercise paging, pipelining and drops.
+  const follower = { batchMax: plan.int(20, 300), repairInflightMax: plan.int(1, 4), bufferEntriesMax: plan.chance(0.3) ? plan.int(10, 200) : 20_000 };
+  const c = new SimCluster({ seed, link, retainTicks: retain ? 10 : null, snapshotEveryTicks: retain ? 10 : plan.int(5, 20), follower, pageEntriesMax: plan.int(30, 300) });
+  log(`seed=${seed} link=${JSON.stringify(link)} retainTicks=${retain ? 10 : 'all'} follower=${JSON.stringify(follower)}`);
   await c.start();
   const loadMs = plan.int(3_000, 5_000);
   // Fault events at random moments: [atMs, what].
@@ -69,6 +74,20 @@ export async function runSeed(seed: number, log: (line: string) => void = () => 
   for (const r of c.regions) r.failAppends(0, 0);
   const settled = await c.healAndSettle(20_000);
   const problems = c.check();
+  totals.seeds++;
+  totals.entries += c.leader.store.head('sim-1')?.seq ?? 0;
+  for (const r of c.regions) {
+    const k = r.follower?.status().counters;
+    if (k === undefined) continue;
+    totals.repairsCompleted += k.repairsCompleted;
+    totals.refusedRanges += k.refusedRanges;
+    totals.bootstraps += k.bootstraps;
+    totals.appendFailures += k.appendFailures;
+    totals.duplicates += k.duplicates;
+    totals.gaps += k.gaps;
+    totals.bufferDropped += k.bufferDropped;
+    totals.repairTimeouts += k.repairTimeouts;
+  }
   if (!settled) problems.push(`did not settle: ${c.regions.map((r) => `${r.name}@${r.store.head('sim-1')?.seq ?? '-'}/${r.machine?.head ?? '-'}`).join(' ')}`);
   return problems;
 }
@@ -92,6 +111,7 @@ describe('seed sweep', () => {
         console.error(`reproduce with seed=${seed} (SIM_SEED=${seed} npx vitest run test/sim/sweep.test.ts)\n  ${lines.join('\n  ')}\n  ${problems.join('\n  ')}`);
       }
     }
+    console.log(`sweep of ${seeds.length} seeds (base ${BASE}): ${JSON.stringify(totals)}`);
     expect(failures).toEqual([]);
   });
 });

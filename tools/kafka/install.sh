@@ -29,7 +29,7 @@ done
 tmp=$libs.tmp.$$
 rm -rf "$tmp"
 trap 'rm -rf "$tmp"' EXIT
-mvn -q -B -f "$here/pom.xml" dependency:copy-dependencies -DincludeScope=runtime -DoutputDirectory="$tmp"
+mvn -q -B -ntp -Dstyle.color=never -f "$here/pom.xml" dependency:copy-dependencies -DincludeScope=runtime -DoutputDirectory="$tmp"
 mkdir -p "$(dirname "$libs")"
 rm -rf "$libs"
 mv "$tmp" "$libs"

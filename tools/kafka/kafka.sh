@@ -3,10 +3,10 @@
 # from the jars that install.sh put in .cache/kafka/libs. No Docker, no ZooKeeper.
 #
 #   kafka.sh start  --dir D --port P --controller-port C [--advertised HOST:PORT] [--node-id N]
-#                   [--cluster-id ID] [--heap 512m] [--partitions N] [--wait-s 90]
+#                   [--cluster-id ID] [--heap 512m] [--partitions N] [--wait-s 90] [--owner-pid PID]
 #   kafka.sh stop   --dir D [--wait-s 30]
 #   kafka.sh status --dir D                 # exit 0 when running and ready, 3 when stopped
-#   kafka.sh mm2-start --dir D --config mm2.properties [--heap 384m]
+#   kafka.sh mm2-start --dir D --config mm2.properties [--heap 384m] [--owner-pid PID]
 #   kafka.sh mm2-stop  --dir D [--wait-s 30]
 #
 # One directory is one cluster (or one MirrorMaker 2): config, data, logs and pid file all live
@@ -14,6 +14,8 @@
 # `start` formats the directory the first time (kafka.tools.StorageTool), starts kafka.Kafka in
 # the background, and returns once the broker logs that it started and its port accepts
 # connections; a second `start` of a formatted dir keeps the data (a restart).
+# --owner-pid ties the process to another one (a test run): when the owner is gone, however it
+# ended (even SIGKILL), a watchdog stops the broker, so no JVM outlives its tests.
 #
 # Environment: KAFKA_LIBS (jar dir, default <repo>/.cache/kafka/libs), JAVA (java binary),
 # KAFKA_JVM_OPTS (extra JVM flags).
@@ -30,7 +32,7 @@ die() { echo "kafka.sh: $*" >&2; exit 2; }
 cmd=${1:-}
 [ -n "$cmd" ] || die "usage: kafka.sh start|stop|status|mm2-start|mm2-stop --dir D [options]"
 shift
-dir='' port='' cport='' advertised='' node_id=1 cluster_id='' heap='' partitions=1 wait_s='' config=''
+dir='' port='' cport='' advertised='' node_id=1 cluster_id='' heap='' partitions=1 wait_s='' config='' owner=''
 while [ $# -gt 0 ]; do
   case $1 in
     --dir) dir=$2; shift 2 ;;
@@ -43,6 +45,7 @@ while [ $# -gt 0 ]; do
     --partitions) partitions=$2; shift 2 ;;
     --wait-s) wait_s=$2; shift 2 ;;
     --config) config=$2; shift 2 ;;
+    --owner-pid) owner=$2; shift 2 ;;
     *) die "unknown option '$1'" ;;
   esac
 done
@@ -83,6 +86,21 @@ log4j.logger.state.change.logger=WARN
 log4j.logger.org.apache.kafka.clients.NetworkClient=WARN
 log4j.logger.org.reflections=ERROR
 EOF
+}
+
+# Watch owner pid $1 and process pid $2: when the owner is gone, SIGTERM the process, then
+# SIGKILL after 15 s. Detached (setsid, no stdio) so it outlives this script.
+watchdog() {
+  local owner=$1 pid=$2
+  [ -n "$owner" ] || return 0
+  [[ $owner =~ ^[0-9]+$ ]] || die "--owner-pid must be a pid, received '$owner'"
+  setsid bash -c '
+    while kill -0 "$0" 2>/dev/null && kill -0 "$1" 2>/dev/null; do sleep 1; done
+    if kill -0 "$1" 2>/dev/null; then
+      kill -TERM "$1" 2>/dev/null
+      for _ in $(seq 150); do kill -0 "$1" 2>/dev/null || exit 0; sleep 0.1; done
+      kill -KILL "$1" 2>/dev/null
+    fi' "$owner" "$pid" </dev/null >/dev/null 2>&1 &
 }
 
 # Stop the process in pid file $1: SIGTERM (a clean, controlled shutdown), then SIGKILL.
@@ -182,6 +200,7 @@ EOF
     setsid "$java" $(jvm_opts "${heap:-512m}" "$dir/log4j.properties") -cp "$libs/*" kafka.Kafka \
       "$dir/server.properties" >"$dir/logs/stdout.log" 2>&1 </dev/null &
     echo $! >"$pidfile"
+    watchdog "$owner" "$(cat "$pidfile")"
     wait=${wait_s:-90}
     for ((i = 0; i < wait * 10; i++)); do
       if ! alive "$pidfile"; then
@@ -236,6 +255,7 @@ EOF
     setsid "$java" $(jvm_opts "${heap:-384m}" "$dir/mm2-log4j.properties") -cp "$libs/*" \
       org.apache.kafka.connect.mirror.MirrorMaker "$config" >"$dir/logs/mm2-stdout.log" 2>&1 </dev/null &
     echo $! >"$pidfile"
+    watchdog "$owner" "$(cat "$pidfile")"
     sleep 0.5
     alive "$pidfile" || { tail -n 30 "$dir/logs/mm2-stdout.log" >&2; rm -f "$pidfile"; die "MirrorMaker 2 exited at startup"; }
     echo "mm2: started, pid $(cat "$pidfile") ($dir)"

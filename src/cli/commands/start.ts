@@ -21,6 +21,9 @@ Options:
   --build SPEC       the reducers to run: a build name or a module exporting a ReducerRegistry
                      (default: the built-in games)
   --log-level LEVEL  override the config's log level (fatal, error, warn, info, debug, trace, silent)
+  --stop-on-stdin-close
+                     also shut down when stdin closes (for supervisors such as playout demo: the
+                     node cannot outlive a supervisor that died without stopping it)
 
 Example:
   PLAYOUT_INGEST_TOKEN=… PLAYOUT_PEER_TOKEN=… PLAYOUT_ADMIN_TOKEN=… \\
@@ -28,16 +31,21 @@ Example:
 `;
 
 const ArgsSchema = z.strictObject({
+  stopOnStdinClose: z.boolean(),
   region: z.string().min(1),
   build: z.string().min(1).nullable(),
   logLevel: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).nullable(),
 });
 
 export function parseStartArgs(argv: readonly string[]): z.infer<typeof ArgsSchema> {
-  const raw: Record<string, string | null> = { region: null, build: null, logLevel: null };
+  const raw: Record<string, string | boolean | null> = { region: null, build: null, logLevel: null, stopOnStdinClose: false };
   const names: Record<string, string> = { '--region': 'region', '--build': 'build', '--log-level': 'logLevel' };
   for (let i = 0; i < argv.length; i++) {
     const a = argv[i]!;
+    if (a === '--stop-on-stdin-close') {
+      raw.stopOnStdinClose = true;
+      continue;
+    }
     const [flag, inline] = a.includes('=') ? [a.slice(0, a.indexOf('=')), a.slice(a.indexOf('=') + 1)] : [a, null];
     const key = names[flag];
     if (key === undefined) {
@@ -70,7 +78,13 @@ export async function runNode(argv: readonly string[], io: CommandIo, stop: Prom
     await store.close().catch(() => undefined);
     throw err;
   }
-  await stop;
+  const stdinClosed =
+    args.stopOnStdinClose
+      ? new Promise<void>((resolve) => {
+          process.stdin.on('end', resolve).on('close', resolve).on('error', resolve).resume();
+        })
+      : new Promise<void>(() => undefined);
+  await Promise.race([stop, stdinClosed]);
   await node.close();
   return EXIT_OK;
 }

@@ -20,10 +20,11 @@ export interface DiffResult {
 }
 
 /**
- * The state right after tick `tick` closed: from the source's snapshot when it is at that
- * tick, else replayed from the source's start (its snapshot or genesis).
+ * The state right after tick `tick` closed: from the nearest snapshot a store holds, or from a
+ * fixture's own snapshot when it is at that tick, else replayed from the source's start.
  */
 export async function stateAt(source: ReplaySource, registry: ReducerRegistry, tick: number): Promise<ShardMachine> {
+  if (source.stateAt !== undefined) return source.stateAt(registry, tick);
   const snap = source.snapshot;
   if (snap !== null && tick < snap.tick) {
     throw new PlayoutError('PLAYOUT_TICK_NOT_RETAINED', `Cannot rebuild tick ${tick} from ${source.info.spec}: its entries start after tick ${snap.tick}`, {
@@ -33,7 +34,7 @@ export async function stateAt(source: ReplaySource, registry: ReducerRegistry, t
       received: String(tick),
     });
   }
-  if (snap !== null && tick === snap.tick) return ShardMachine.fromSnapshot(registry, snap, { keepOutputs: false });
+  if (snap !== null && tick === snap.tick) return ShardMachine.fromSnapshot(registry, source.freshSnapshot()!, { keepOutputs: false });
   const m = startMachine(source, registry);
   for await (const g of groupsOf(await source.read())) {
     applyGroup(m, g);

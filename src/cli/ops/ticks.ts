@@ -38,7 +38,8 @@ export async function* tickGroups(stream: AsyncIterable<Entry[]>): AsyncGenerato
 export function startMachine(source: ReplaySource, registry: ReducerRegistry, options: MachineOptions = {}): ShardMachine {
   // Tools never read the outputs reducers emit for clients: do not keep them.
   const o: MachineOptions = { keepOutputs: false, ...options };
-  return source.snapshot === null ? new ShardMachine(registry, o) : ShardMachine.fromSnapshot(registry, source.snapshot, o);
+  const snapshot = source.freshSnapshot();
+  return snapshot === null ? new ShardMachine(registry, o) : ShardMachine.fromSnapshot(registry, snapshot, o);
 }
 
 /** Apply a whole tick group. */

@@ -4,4 +4,4 @@ export * from './treasure-hunt.js';
 export * from './world-view.js';
 export * from './load.js';
 export * from './generate-log.js';
-export { cellKey, nearestItem, itemsWithin, dist2 } from './geo.js';
+export { ANY, BURIED, SURFACE, cellKey, dist2, itemsWithin, nearestItem, type ItemFilter } from './geo.js';

@@ -102,8 +102,13 @@ export const ItemSchema = z.strictObject({
 });
 export type Item = z.infer<typeof ItemSchema>;
 
-/** The geo index: item ids in one cell of `cellSize` × `cellSize`, in insertion order. */
-export const CellSchema = z.strictObject({ items: z.array(ItemIdSchema) });
+/**
+ * The geo index: the items in one cell of `cellSize` × `cellSize`, in insertion order: their ids,
+ * and for the i-th id, at[3i..3i+2] = x, y, 1 if buried else 0.
+ */
+export const CellSchema = z
+  .strictObject({ ids: z.array(ItemIdSchema).min(1), at: z.array(uint) })
+  .refine((c) => c.at.length === 3 * c.ids.length, 'cells: at holds 3 integers (x, y, buried) per id');
 export type Cell = z.infer<typeof CellSchema>;
 
 export const WaypointSchema = z.strictObject({ x: coord, y: coord });

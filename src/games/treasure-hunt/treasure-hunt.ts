@@ -12,6 +12,11 @@
 // and the leaderboard is updated in place when a score changes (see `raiseScore`), so the
 // per-tick cost, and the digest's, does not grow with the state.
 //
+// Tables (records in schemas.ts): players (profile, score, coins, power-up, quest), positions
+// ({x, y}: moves, most of the traffic, touch only this small record), items, cells (the geo
+// index, see geo.ts), quests, meta ('rules' = resolved genesis params, 'counters'),
+// leaderboard ('top10'), timers ('t<tick>': what expires in that tick).
+//
 // Versions: reducer 1 accepts `item.dig` v1 payloads (dig a spot) only; reducer 2, switched to
 // by an `upgrade` entry, also accepts v2 payloads (dig a named item) and pays the player who
 // opens a chest a finisher bonus of one point. Rejections are data (`{ rejected, reason }`).
@@ -204,7 +209,7 @@ function spawnItem(ctx: Ctx, r: Rules, c: Counters, atGenesis: boolean): void {
     if (expiresTick !== 0) schedule(ctx.tables.timers, expiresTick, 'items', id);
   }
   ctx.tables.items.set(id, item);
-  indexItem(ctx.tables.cells, r.cellSize, id, x, y);
+  indexItem(ctx.tables.cells, r.cellSize, id, x, y, item.buried);
   c.items++;
 }
 
@@ -334,7 +339,7 @@ function build(b: TreasureHuntBuild): Reducer {
           const oob = outOfBounds(r, x, y);
           if (oob) return oob;
           if (dist2(at.x, at.y, x, y) > r.reach * r.reach) return reject('DIG_TOO_FAR', `spot (${x}, ${y}) is farther than ${r.reach} from (${at.x}, ${at.y})`);
-          id = nearestItem(tables.cells, tables.items, r.cellSize, x, y, r.digRadius, BURIED);
+          id = nearestItem(tables.cells, r.cellSize, x, y, r.digRadius, BURIED);
         } else {
           id = input.payload.item;
           const item = tables.items.get(id);
@@ -401,7 +406,7 @@ function build(b: TreasureHuntBuild): Reducer {
           const id = itemId(c.nextItem++);
           const expiresTick = ctx.tick + r.lootTicks;
           tables.items.set(id, { kind: 'loot', x: at.x, y: at.y, value: pm.coins, hp: 0, buried: false, power: null, diggers: [], expiresTick });
-          indexItem(tables.cells, r.cellSize, id, at.x, at.y);
+          indexItem(tables.cells, r.cellSize, id, at.x, at.y, false);
           schedule(tables.timers, expiresTick, 'items', id);
           c.items++;
           pm.coins = 0;

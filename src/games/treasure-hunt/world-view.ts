@@ -39,11 +39,11 @@ export function worldViewOf(tables: Readonly<Record<string, StateTable>>): World
       // Widen the search ring by ring: in a populated world the nearest item is usually a cell
       // away, and one query over the whole radar reads (2·radius/cellSize)² cells.
       for (let r = Math.min(cellSize, radius); ; r = Math.min(2 * r, radius)) {
-        const id = nearestItem(cells, items, cellSize, x, y, r, BURIED);
+        const id = nearestItem(cells, cellSize, x, y, r, BURIED);
         if (id !== null || r >= radius) return sighting(id);
       }
     },
-    nearestSurface: (x, y, radius) => sighting(nearestItem(cells, items, cellSize, x, y, radius, SURFACE)),
+    nearestSurface: (x, y, radius) => sighting(nearestItem(cells, cellSize, x, y, radius, SURFACE)),
     item: (id) => sighting(id),
   };
 }

@@ -74,8 +74,12 @@ export const FenceStateSchema = z.strictObject({
   epoch: uint,
   /** Its leader (null before the region knows the shard's first leader). */
   leader: RegionIdSchema.nullable(),
-  /** Entries of epochs before `epoch` end at this seq (0 in the first epoch). */
-  prevEpochEnd: uint,
+  /**
+   * Where every epoch this region knows of starts, ascending: epochs below `epoch` end at its
+   * `lastSeqPrevEpoch` (an entry of epoch e is admitted only up to the lastSeqPrevEpoch of the
+   * first epoch after e).
+   */
+  ends: z.array(z.strictObject({ epoch: uint.min(1), lastSeqPrevEpoch: uint })),
   promise: FencePromiseSchema.nullable(),
 });
 export type FenceState = z.infer<typeof FenceStateSchema>;

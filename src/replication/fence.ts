@@ -35,7 +35,7 @@ export interface FenceHead {
 /** The fence of a region that knows only its history (at start, or for a new shard). */
 export function initialFence(shard: string, region: string, history: readonly EpochRecord[]): FenceState {
   const last = history[history.length - 1];
-  return { shard, region, epoch: last?.epoch ?? 0, leader: last?.leader ?? null, prevEpochEnd: last?.lastSeqPrevEpoch ?? 0, promise: null };
+  return { shard, region, epoch: last?.epoch ?? 0, leader: last?.leader ?? null, ends: history.map((r) => ({ epoch: r.epoch, lastSeqPrevEpoch: r.lastSeqPrevEpoch })), promise: null };
 }
 
 /** True when `region` may sequence: it leads the established epoch and has promised nothing since. */
@@ -133,9 +133,21 @@ export function extendForCatchUp(fence: FenceState, request: { epoch: number; fa
  * for it (or below) is fulfilled; a promise for a later epoch stays.
  */
 export function establish(fence: FenceState, record: EpochRecord): FenceState {
-  if (record.epoch <= fence.epoch) return fence;
+  const known = fence.ends.some((e) => e.epoch === record.epoch);
+  if (record.epoch <= fence.epoch && known) return fence;
+  // An older epoch learned late (from a peer's whole history) still tightens where the epochs
+  // before it end.
+  const ends = known ? fence.ends : [...fence.ends, { epoch: record.epoch, lastSeqPrevEpoch: record.lastSeqPrevEpoch }].sort((a, b) => a.epoch - b.epoch);
+  if (record.epoch <= fence.epoch) return { ...fence, ends };
   const promise = fence.promise !== null && fence.promise.epoch > record.epoch ? fence.promise : null;
-  return { ...fence, epoch: record.epoch, leader: record.leader, prevEpochEnd: record.lastSeqPrevEpoch, promise };
+  return { ...fence, epoch: record.epoch, leader: record.leader, ends, promise };
+}
+
+/** Establish every epoch of a history (a peer's or the announced one), the latest last. */
+export function establishHistory(fence: FenceState, history: readonly EpochRecord[]): FenceState {
+  let f = fence;
+  for (const r of history) f = establish(f, r);
+  return f;
 }
 
 /**
@@ -146,13 +158,22 @@ export function establish(fence: FenceState, record: EpochRecord): FenceState {
  */
 export function admits(fence: FenceState, entry: Pick<Entry, 'seq' | 'epoch' | 'shard'>): PlayoutError | null {
   let limit = Number.POSITIVE_INFINITY;
-  if (entry.epoch < fence.epoch) limit = fence.prevEpochEnd;
+  let endedBy = 0;
+  // `ends` ascends by epoch and so by lastSeqPrevEpoch: the first epoch after the entry's ends it.
+  const ends = fence.ends;
+  for (let i = 0; i < ends.length; i++) {
+    if (ends[i]!.epoch > entry.epoch) {
+      limit = ends[i]!.lastSeqPrevEpoch;
+      endedBy = ends[i]!.epoch;
+      break;
+    }
+  }
   const p = fence.promise;
   if (p !== null && entry.epoch < p.epoch && p.seqMax < limit) limit = p.seqMax;
   if (entry.seq <= limit) return null;
   const why = p !== null && limit === p.seqMax && entry.epoch < p.epoch
     ? `it promised epoch ${p.epoch} to ${p.candidate} and holds epoch ${entry.epoch} up to seq ${p.seqMax} only`
-    : `epoch ${fence.epoch} (leader ${fence.leader ?? 'unknown'}) started after seq ${fence.prevEpochEnd}`;
+    : `epoch ${endedBy} started after seq ${limit}`;
   return new PlayoutError('PLAYOUT_EPOCH_FENCED', `Region ${fence.region} refuses entry ${entry.seq} of epoch ${entry.epoch} of shard "${entry.shard}": ${why}`, {
     shard: entry.shard,
     seq: entry.seq,

@@ -2,6 +2,9 @@
 // the undici client, against three simulated regions serving the failover routes over real HTTP
 // on loopback (test/sim/failover-http-twin.ts). The simulation's clock is pumped while requests
 // are in flight.
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { Writable } from 'node:stream';
 import type { FastifyInstance } from 'fastify';
 import { afterEach, describe, expect, it } from 'vitest';
@@ -97,6 +100,39 @@ describe('playout failover', () => {
     const ok = await playout(c, ['failover', 'execute', '--shard', SHARD, '--to', 'us-sfo', '--regions', regions, '--accept-loss']);
     expect(ok.code).toBe(0);
     expect(ok.out).toMatch(/LOST \(accepted\): seq \d+/);
+  });
+
+  it('finds the regions and the admin token variable in a region config', async () => {
+    const { c, regions } = await setup();
+    const urls = Object.fromEntries(regions.split(',').map((p) => p.split('=') as [string, string]));
+    const own = new URL(urls['af-jnb']!);
+    const dir = mkdtempSync(join(tmpdir(), 'playout-failover-'));
+    try {
+      const file = join(dir, 'af-jnb.yaml');
+      writeFileSync(
+        file,
+        [
+          'region: af-jnb',
+          `listen: { host: 0.0.0.0, port: ${own.port} }`,
+          'store: { path: ./store }',
+          'peers:',
+          `  - { region: eu-fra, url: "${urls['eu-fra']}" }`,
+          `  - { region: us-sfo, url: "${urls['us-sfo']}" }`,
+          'tokens: { ingest: { env: T_INGEST }, peer: { env: T_PEER }, admin: { env: OPS_ADMIN_TOKEN } }',
+          '',
+        ].join('\n'),
+      );
+      const r = await playout(c, ['failover', 'status', '--shard', SHARD, '--config', file], { OPS_ADMIN_TOKEN: TOKENS.admin });
+      expect(r.err).toBe('');
+      expect(r.code).toBe(0);
+      expect(r.out).toMatch(/^af-jnb +1 +eu-fra/m);
+      expect(r.out).toMatch(/^us-sfo +1 +eu-fra/m);
+      const missing = await playout(c, ['failover', 'status', '--shard', SHARD, '--config', join(dir, 'nope.yaml')]);
+      expect(missing.code).toBe(2);
+      expect(missing.err).toMatch(/cannot read/);
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
   });
 
   it('refuses bad arguments and a missing token with exit code 2, and a wrong token with its code', async () => {

@@ -15,7 +15,7 @@ const E2: EpochRecord = { epoch: 2, leader: 'af-jnb', firstSeq: 101, lastSeqPrev
 function status(region: string, o: Partial<RegionFailoverStatus> & { leader?: string; epoch?: number } = {}): RegionFailoverStatus {
   const epochs = o.epochs ?? [E1];
   const last = epochs[epochs.length - 1]!;
-  const fence: FenceState = o.fence ?? { shard: SHARD, region, epoch: o.epoch ?? last.epoch, leader: o.leader ?? last.leader, prevEpochEnd: last.lastSeqPrevEpoch, promise: null };
+  const fence: FenceState = o.fence ?? { shard: SHARD, region, epoch: o.epoch ?? last.epoch, leader: o.leader ?? last.leader, ends: epochs.map((r) => ({ epoch: r.epoch, lastSeqPrevEpoch: r.lastSeqPrevEpoch })), promise: null };
   const head = o.head ?? 100;
   return {
     region,

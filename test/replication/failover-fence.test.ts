@@ -9,7 +9,7 @@ import { EPOCHS_META_KEY, appendEpochRecord, compareLogs, divergencePoint, endOf
 import { encodeQuarantineReport, lostInputs, quarantineReport, reconcile } from '../../src/replication/failover-quarantine.js';
 import { routeIngress } from '../../src/replication/failover-redirect.js';
 import { beginPromotion, epochEntries, promotionReady, stillPromised } from '../../src/replication/failover-promotion.js';
-import { FENCE_META_KEY, admits, establish, extendForCatchUp, grantOf, initialFence, isNewerEpoch, leads, parseFence, promise, release, startsBeforeHead } from '../../src/replication/fence.js';
+import { FENCE_META_KEY, admits, establish, establishHistory, extendForCatchUp, grantOf, initialFence, isNewerEpoch, leads, parseFence, promise, release, startsBeforeHead } from '../../src/replication/fence.js';
 import { MemoryLogStore } from '../sim/log-store.js';
 import { tallyReducer } from '../sim/tally-reducer.js';
 
@@ -87,7 +87,7 @@ class Log {
 const head = (n: number) => ({ head: n, headHash: 'ab'.repeat(16), headEpoch: 1, headTick: 3, openTick: 4 });
 
 describe('fencing', () => {
-  const base = (): FenceState => ({ shard: SHARD, region: 'us-sfo', epoch: 1, leader: 'eu-fra', prevEpochEnd: 0, promise: null });
+  const base = (): FenceState => ({ shard: SHARD, region: 'us-sfo', epoch: 1, leader: 'eu-fra', ends: [{ epoch: 1, lastSeqPrevEpoch: 0 }], promise: null });
 
   it('promises an epoch to one candidate only, and answers the same request the same way', () => {
     const f = promise(base(), { epoch: 2, candidate: 'af-jnb', failoverId: 'fo-a' }, head(40), 1_000);
@@ -113,7 +113,7 @@ describe('fencing', () => {
     expect(admits(f, { shard: SHARD, seq: 41, epoch: 2 })).toBeNull();
     // The epoch is established with lastSeqPrevEpoch 45 (the highest fenced head was elsewhere).
     const e = establish(f, { epoch: 2, leader: 'af-jnb', firstSeq: 46, lastSeqPrevEpoch: 45, prevHash: 'ab'.repeat(16), entryHash: 'cd'.repeat(16), tick: 5, atMs: null, failoverId: 'fo-a' });
-    expect(e).toMatchObject({ epoch: 2, leader: 'af-jnb', prevEpochEnd: 45, promise: null });
+    expect(e).toMatchObject({ epoch: 2, leader: 'af-jnb', ends: [{ epoch: 1, lastSeqPrevEpoch: 0 }, { epoch: 2, lastSeqPrevEpoch: 45 }], promise: null });
     expect(admits(e, { shard: SHARD, seq: 45, epoch: 1 })).toBeNull();
     expect(admits(e, { shard: SHARD, seq: 46, epoch: 1 })?.code).toBe('PLAYOUT_EPOCH_FENCED');
     expect(admits(e, { shard: SHARD, seq: 1_000, epoch: 2 })).toBeNull();
@@ -127,6 +127,24 @@ describe('fencing', () => {
     expect(startsBeforeHead(f, { kind: 'epoch', epoch: 2, seq: 41 }, 40)).toBe(false);
     expect(startsBeforeHead(f, { kind: 'input', epoch: 2, seq: 30 }, 40)).toBe(false);
     expect(startsBeforeHead({ ...f, epoch: 2 }, { kind: 'epoch', epoch: 2, seq: 30 }, 40)).toBe(false);
+  });
+
+  it('ends every epoch where the next one started, not only the latest', () => {
+    // Epoch 1 ended at 223 (epoch 2 started at 224), epoch 2 at 713: an old leader of epoch 1
+    // sending seq 270 is refused, though 270 <= 713.
+    let f = base();
+    f = establish(f, { epoch: 2, leader: 'af-jnb', firstSeq: 224, lastSeqPrevEpoch: 223, prevHash: 'ab'.repeat(16), entryHash: 'cd'.repeat(16), tick: 5, atMs: null, failoverId: null });
+    f = establish(f, { epoch: 3, leader: 'us-sfo', firstSeq: 714, lastSeqPrevEpoch: 713, prevHash: 'ab'.repeat(16), entryHash: 'ce'.repeat(16), tick: 9, atMs: null, failoverId: null });
+    expect(admits(f, { shard: SHARD, seq: 223, epoch: 1 })).toBeNull();
+    expect(admits(f, { shard: SHARD, seq: 270, epoch: 1 })?.message).toMatch(/epoch 2 started after seq 223/);
+    expect(admits(f, { shard: SHARD, seq: 713, epoch: 2 })).toBeNull();
+    expect(admits(f, { shard: SHARD, seq: 714, epoch: 2 })?.code).toBe('PLAYOUT_EPOCH_FENCED');
+    // A region that learned epoch 3 first learns epoch 2's start from the whole history later.
+    const late = establishHistory(establish(base(), { epoch: 3, leader: 'us-sfo', firstSeq: 714, lastSeqPrevEpoch: 713, prevHash: 'ab'.repeat(16), entryHash: 'ce'.repeat(16), tick: 9, atMs: null, failoverId: null }), [
+      { epoch: 2, leader: 'af-jnb', firstSeq: 224, lastSeqPrevEpoch: 223, prevHash: 'ab'.repeat(16), entryHash: 'cd'.repeat(16), tick: 5, atMs: null, failoverId: null },
+    ]);
+    expect(late.epoch).toBe(3);
+    expect(admits(late, { shard: SHARD, seq: 270, epoch: 1 })?.code).toBe('PLAYOUT_EPOCH_FENCED');
   });
 
   it('keeps a promise for a later epoch when an earlier one is established', () => {
@@ -289,7 +307,7 @@ describe('a returning old leader', () => {
 });
 
 describe('ingress around a failover', () => {
-  const fence: FenceState = { shard: SHARD, region: 'eu-fra', epoch: 1, leader: 'eu-fra', prevEpochEnd: 0, promise: null };
+  const fence: FenceState = { shard: SHARD, region: 'eu-fra', epoch: 1, leader: 'eu-fra', ends: [{ epoch: 1, lastSeqPrevEpoch: 0 }], promise: null };
   const urls: Record<string, string> = { 'af-jnb': 'http://127.0.0.1:7102/' };
   const ctx = (f: FenceState, region = 'eu-fra') => ({ region, fence: f, urlOf: (r: string) => urls[r] ?? null, path: `/v1/shards/${SHARD}/inputs`, retryAfterMs: 250 });
   const promised = (candidate: string): FenceState => ({ ...fence, promise: { epoch: 2, candidate, failoverId: 'fo-a', seqMax: 10, atMs: 0 } });
@@ -318,7 +336,7 @@ describe('ingress around a failover', () => {
 describe('the candidate', () => {
   const a = new Log().inputs(3).tick().inputs(2);
   const req: PromoteRequest = { epoch: 2, failoverId: 'fo-a', catchUpTo: { seq: 7, hash: a.hashAt(7)!, epoch: 1 }, sources: ['eu-fra'], truncateAbove: null, timeoutMs: 1_000 };
-  const mine = promise({ shard: SHARD, region: 'af-jnb', epoch: 1, leader: 'eu-fra', prevEpochEnd: 0, promise: null }, { epoch: 2, candidate: 'af-jnb', failoverId: 'fo-a' }, head(4), 0);
+  const mine = promise({ shard: SHARD, region: 'af-jnb', epoch: 1, leader: 'eu-fra', ends: [{ epoch: 1, lastSeqPrevEpoch: 0 }], promise: null }, { epoch: 2, candidate: 'af-jnb', failoverId: 'fo-a' }, head(4), 0);
 
   it('starts only under its own promise, and raises its limit to the catch-up target', () => {
     expect(beginPromotion(mine, 'af-jnb', req).promise!.seqMax).toBe(7);
@@ -353,7 +371,7 @@ describe('the candidate', () => {
 describe('initial fence', () => {
   it('comes from the history', () => {
     const h = new Log(new Log().inputs(1).tick()).startEpoch(2, 'af-jnb').history();
-    expect(initialFence(SHARD, 'us-sfo', h)).toEqual({ shard: SHARD, region: 'us-sfo', epoch: 2, leader: 'af-jnb', prevEpochEnd: 3, promise: null });
+    expect(initialFence(SHARD, 'us-sfo', h)).toEqual({ shard: SHARD, region: 'us-sfo', epoch: 2, leader: 'af-jnb', ends: [{ epoch: 1, lastSeqPrevEpoch: 0 }, { epoch: 2, lastSeqPrevEpoch: 3 }], promise: null });
     expect(initialFence(SHARD, 'us-sfo', [])).toMatchObject({ epoch: 0, leader: null });
   });
 });

@@ -28,7 +28,7 @@ import { EPOCHS_META_KEY, appendEpochRecord, epochRecordOf, parseEpochHistory, t
 import { entryRowOf, quarantineReport, reconcile, type QuarantineReport } from '../../src/replication/failover-quarantine.js';
 import { beginPromotion, epochEntries, promotionReady, stillPromised } from '../../src/replication/failover-promotion.js';
 import { routeIngress } from '../../src/replication/failover-redirect.js';
-import { FENCE_META_KEY, admits, establish, grantOf, initialFence, leads, parseFence, promise, release, startsBeforeHead } from '../../src/replication/fence.js';
+import { FENCE_META_KEY, admits, establish, establishHistory, grantOf, initialFence, leads, parseFence, promise, release, startsBeforeHead } from '../../src/replication/fence.js';
 import { Follower, type FollowerAction } from '../../src/replication/follower.js';
 import { stateAtTick, tickStateOf } from '../../src/replication/state-at-tick.js';
 import { MemoryLogStore } from './log-store.js';
@@ -387,10 +387,22 @@ export class FoRegion {
       this.write(this.store.putMeta(SHARD, FENCE_META_KEY, this.fence));
       if (this.follower !== null && record.leader !== this.name) {
         this.follower.setLeader(record.leader);
-        this.detector.setLeader(record.leader);
+        this.adoptLeaderDigests(record.leader);
       }
     }
     return record;
+  }
+
+  /**
+   * A new epoch is established: the digests the previous leader published for ticks from the new
+   * epoch's first tick on belong to a history that was not kept, and must not be compared with
+   * this region's. The DesyncDetector has no call to forget them (a hook the node needs:
+   * setLeader(leader) plus forgetting leader digests from the epoch's first tick); this twin
+   * starts a fresh detector instead — unless it is quarantined, whose state must survive.
+   */
+  private adoptLeaderDigests(leader: string): void {
+    if (this.detector.isQuarantined) this.detector.setLeader(leader);
+    else this.detector = new DesyncDetector(this.cluster.desyncConfig(this.name, leader));
   }
 
   // --- the follower ------------------------------------------------------------------------
@@ -577,12 +589,15 @@ export class FoRegion {
         quarantined = await this.truncateTo(r.keep, newest, `epoch ${newest.epoch} (leader ${newest.leader}) kept seq ..${newest.lastSeqPrevEpoch}; this region held entries of an older epoch beyond it`);
         if (inc !== this.incarnation) return;
       }
-      this.fence = establish(this.fence, newest);
+      this.fence = establishHistory(this.fence, epochs);
       await this.persistFence();
       if (inc !== this.incarnation) return;
       // A candidate still promoting for a later epoch keeps its role; everyone else follows the
       // epoch's leader with a Follower that holds nothing the new fence refuses.
-      if (this.role !== 'promoting') this.startFollowing(this.fence.promise === null ? newest.leader : null, r.action === 'truncate');
+      // (A candidate still promoting keeps promoting: its loop checks its promise at every step.)
+      const promoting = this.role === 'promoting';
+      this.startFollowing(this.fence.promise === null ? newest.leader : null, r.action === 'truncate' || !this.detector.isQuarantined);
+      if (promoting) this.role = 'promoting';
     };
     const inc = this.incarnation;
     const p = this.learning.then(run).catch((err: unknown) => {
@@ -706,7 +721,9 @@ export class FoRegion {
     // The Follower hook on a fence change: entries it buffered or held before the promise must
     // pass the new fence too. This twin restarts the Follower (its appends are durable now); a
     // node calls the Follower's re-check instead (see docs/failover.md, "Hooks").
-    if (this.role !== 'promoting') this.startFollowing(null);
+    const promoting = this.role === 'promoting';
+    this.startFollowing(null);
+    if (promoting) this.role = 'promoting';
     return grantOf(this.fence, this.headInfo(), wasLeader, this.epochs);
   }
 
@@ -742,6 +759,15 @@ export class FoRegion {
   }
 
   private async promote(req: PromoteRequest): Promise<PromoteAnswer> {
+    try {
+      return await this.promoteSteps(req);
+    } finally {
+      // A promotion that did not end in leading leaves a follower.
+      if (this.role === 'promoting') this.role = 'follower';
+    }
+  }
+
+  private async promoteSteps(req: PromoteRequest): Promise<PromoteAnswer> {
     if (this.stopped !== null) throw new PlayoutError('PLAYOUT_SHARD_STOPPED', `${this.name}: ${this.stopped.message}`);
     const inc = this.incarnation;
     this.fence = beginPromotion(this.fence, this.name, req);

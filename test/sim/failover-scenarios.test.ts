@@ -191,6 +191,7 @@ describe('failover between three regions', () => {
     await c.start();
     await c.runUntil(1_500);
     const [a, b] = await c.until(Promise.all([c.execute('af-jnb', false, 'operator'), c.execute('us-sfo', false, 'operator-2')]));
+    // Both read epoch 1 and went for epoch 2: one of them at most won it.
     expect(a.epoch).toBe(2);
     expect(b.epoch).toBe(2);
     expect([a.ok, b.ok].filter(Boolean).length).toBeLessThanOrEqual(1);

@@ -17,3 +17,11 @@ export * from './follower.js';
 export * from './desync-detector.js';
 export * from './bucket-compare.js';
 export * from './state-at-tick.js';
+// Failover (issue 6): fencing promises, epoch history, the coordinator, promotion at a tick
+// boundary, reconciliation of a returning old leader, and client redirects.
+export * from './fence.js';
+export * from './epoch-history.js';
+export * from './failover-coordinator.js';
+export * from './failover-promotion.js';
+export * from './failover-quarantine.js';
+export * from './failover-redirect.js';

@@ -18,10 +18,14 @@ export class GlobalsGuard implements DeterminismGuard {
     this.current = call;
     this.violation = null;
     const patches = this.poison();
+    let result: T;
     try {
-      const result = fn();
+      result = fn();
+    } catch (err) {
+      // A reducer that caught the violation and then failed otherwise still reports the violation:
+      // it is the cause, the other error a consequence.
       if (this.violation !== null) throw this.error(call, this.violation);
-      return result;
+      throw err;
     } finally {
       for (let i = patches.length - 1; i >= 0; i--) {
         const p = patches[i]!;
@@ -30,6 +34,8 @@ export class GlobalsGuard implements DeterminismGuard {
       }
       this.current = null;
     }
+    if (this.violation !== null) throw this.error(call, this.violation);
+    return result;
   }
 
   private error(call: GuardedCall, what: string): PlayoutError {

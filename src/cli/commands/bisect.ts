@@ -3,7 +3,7 @@ import { PlayoutError, ShardIdSchema } from '../../core/index.js';
 import { flag, intArg, parseArgv, validateArgs, type ArgSpec } from '../args.js';
 import { EXIT_FINDING, EXIT_OK, type Command } from '../command.js';
 import { bisect } from '../ops/bisect.js';
-import { buildList, buildNamed, openNamed, recordersFor } from '../ops/open.js';
+import { buildList, recordersFor, withTwoSides } from '../ops/open.js';
 import { renderBisect, toJson } from '../ops/render.js';
 import { ProgressBar } from '../progress.js';
 
@@ -59,34 +59,21 @@ Examples:
 `,
   async run(argv, io) {
     const a = validateArgs('bisect', parseArgv('bisect', argv, SPEC), Args);
-    if (a.B === undefined && a.reducerB === undefined) {
-      throw new PlayoutError('PLAYOUT_INVALID_ARGUMENT', 'playout bisect: give two sources (A B), or one source and --reducer-b to compare two builds', { path: 'B', expected: 'B or --reducer-b', received: 'neither' });
-    }
-    const buildA = await buildNamed(a.build, io.cwd);
-    const buildB = a.reducerB === undefined ? buildA : await buildNamed(a.reducerB, io.cwd);
-    const sourceA = await openNamed(a.A, a.shard, io.cwd);
-    try {
-      const sourceB = a.B === undefined ? sourceA : await openNamed(a.B, a.shard ?? sourceA.info.shard, io.cwd);
-      try {
-        if (sourceB.info.shard !== sourceA.info.shard) {
-          throw new PlayoutError('PLAYOUT_SHARD_NOT_FOUND', `playout bisect: A holds shard "${sourceA.info.shard}" and B holds "${sourceB.info.shard}"`, { path: 'B', expected: sourceA.info.shard, received: sourceB.info.shard });
-        }
-        const recorders = await recordersFor(sourceB, buildB, a.recordedBy, io.cwd);
-        const bar = ProgressBar.for(io, 'bisecting', !a.noProgress);
-        const r = await bisect(
-          { source: sourceA, build: buildA },
-          { source: sourceB, build: buildB },
-          { checkpointEveryEntries: a.checkpointEvery, limits: { recordsMax: a.recordsMax ?? 100 }, recorders, onProgress: bar === null ? null : (p, n) => bar.update(p, n) },
-        );
-        bar?.done();
-        io.stdout.write(a.json ? toJson(r) : renderBisect(r));
-        return r.agree ? EXIT_OK : EXIT_FINDING;
-      } finally {
-        if (sourceB !== sourceA) await sourceB.close();
+    return withTwoSides('bisect', a, io.cwd, async ({ sourceA, sourceB, buildA, buildB }) => {
+      if (sourceB.info.shard !== sourceA.info.shard) {
+        throw new PlayoutError('PLAYOUT_SHARD_NOT_FOUND', `playout bisect: A holds shard "${sourceA.info.shard}" and B holds "${sourceB.info.shard}"`, { path: 'B', expected: sourceA.info.shard, received: sourceB.info.shard });
       }
-    } finally {
-      await sourceA.close();
-    }
+      const recorders = await recordersFor(sourceB, buildB, a.recordedBy, io.cwd);
+      const bar = ProgressBar.for(io, 'bisecting', !a.noProgress);
+      const r = await bisect(
+        { source: sourceA, build: buildA },
+        { source: sourceB, build: buildB },
+        { checkpointEveryEntries: a.checkpointEvery, limits: { recordsMax: a.recordsMax ?? 100 }, recorders, onProgress: bar === null ? null : (p, n) => bar.update(p, n) },
+      );
+      bar?.done();
+      io.stdout.write(a.json ? toJson(r) : renderBisect(r));
+      return r.agree ? EXIT_OK : EXIT_FINDING;
+    });
   },
 };
 export default command;

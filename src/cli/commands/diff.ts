@@ -1,9 +1,9 @@
 import { z } from 'zod';
-import { PlayoutError, ShardIdSchema } from '../../core/index.js';
+import { ShardIdSchema } from '../../core/index.js';
 import { flag, intArg, parseArgv, validateArgs, type ArgSpec } from '../args.js';
 import { EXIT_FINDING, EXIT_OK, type Command } from '../command.js';
 import { diff } from '../ops/diff.js';
-import { buildList, buildNamed, openNamed } from '../ops/open.js';
+import { buildList, withTwoSides } from '../ops/open.js';
 import { renderDiff, toJson } from '../ops/render.js';
 
 const SPEC: ArgSpec = {
@@ -51,24 +51,11 @@ Example:
 `,
   async run(argv, io) {
     const a = validateArgs('diff', parseArgv('diff', argv, SPEC), Args);
-    if (a.B === undefined && a.reducerB === undefined) {
-      throw new PlayoutError('PLAYOUT_INVALID_ARGUMENT', 'playout diff: give two sources (A B), or one source and --reducer-b to compare two builds', { path: 'B', expected: 'B or --reducer-b', received: 'neither' });
-    }
-    const buildA = await buildNamed(a.build, io.cwd);
-    const buildB = a.reducerB === undefined ? buildA : await buildNamed(a.reducerB, io.cwd);
-    const sourceA = await openNamed(a.A, a.shard, io.cwd);
-    try {
-      const sourceB = a.B === undefined ? sourceA : await openNamed(a.B, a.shard ?? sourceA.info.shard, io.cwd);
-      try {
-        const r = await diff({ source: sourceA, build: buildA }, { source: sourceB, build: buildB }, a.tick, { recordsMax: a.recordsMax ?? 100, fieldsMax: a.fieldsMax ?? 50 });
-        io.stdout.write(a.json ? toJson(r) : renderDiff(r));
-        return r.equal ? EXIT_OK : EXIT_FINDING;
-      } finally {
-        if (sourceB !== sourceA) await sourceB.close();
-      }
-    } finally {
-      await sourceA.close();
-    }
+    return withTwoSides('diff', a, io.cwd, async ({ sourceA, sourceB, buildA, buildB }) => {
+      const r = await diff({ source: sourceA, build: buildA }, { source: sourceB, build: buildB }, a.tick, { recordsMax: a.recordsMax ?? 100, fieldsMax: a.fieldsMax ?? 50 });
+      io.stdout.write(a.json ? toJson(r) : renderDiff(r));
+      return r.equal ? EXIT_OK : EXIT_FINDING;
+    });
   },
 };
 export default command;

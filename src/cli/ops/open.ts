@@ -14,6 +14,41 @@ export async function buildNamed(spec: string | undefined, cwd: string): Promise
   return spec === undefined ? defaultBuild() : loadBuild(spec, cwd);
 }
 
+export interface TwoSides {
+  sourceA: ReplaySource;
+  sourceB: ReplaySource;
+  buildA: Build;
+  buildB: Build;
+}
+
+/**
+ * The two sides of `bisect` and `diff`: two sources, or one source under two builds
+ * (--reducer-b). Opens them, runs `fn`, and closes them whatever happens.
+ */
+export async function withTwoSides<T>(
+  command: string,
+  a: { A: string; B?: string | undefined; shard?: string | undefined; build?: string | undefined; reducerB?: string | undefined },
+  cwd: string,
+  fn: (sides: TwoSides) => Promise<T>,
+): Promise<T> {
+  if (a.B === undefined && a.reducerB === undefined) {
+    throw new PlayoutError('PLAYOUT_INVALID_ARGUMENT', `playout ${command}: give two sources (A B), or one source and --reducer-b to compare two builds`, { path: 'B', expected: 'B or --reducer-b', received: 'neither' });
+  }
+  const buildA = await buildNamed(a.build, cwd);
+  const buildB = a.reducerB === undefined ? buildA : await buildNamed(a.reducerB, cwd);
+  const sourceA = await openNamed(a.A, a.shard, cwd);
+  try {
+    const sourceB = a.B === undefined ? sourceA : await openNamed(a.B, a.shard ?? sourceA.info.shard, cwd);
+    try {
+      return await fn({ sourceA, sourceB, buildA, buildB });
+    } finally {
+      if (sourceB !== sourceA) await sourceB.close();
+    }
+  } finally {
+    await sourceA.close();
+  }
+}
+
 /** Candidates for a log's recorder: the named builds, or every known build running its reducer with other code. */
 export async function recordersFor(source: ReplaySource, reference: Build, named: string | undefined, cwd: string): Promise<Build[]> {
   if (named !== undefined) return Promise.all(named.split(',').map((n) => loadBuild(n.trim(), cwd)));

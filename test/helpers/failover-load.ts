@@ -14,6 +14,8 @@ export interface FailoverLoadOptions {
   /** Region name per base URL (to tell who acknowledged). */
   regionOf: (url: string) => string;
   seed: number;
+  /** Other regions' base URLs, tried in turn when the current one does not answer (a region lost). */
+  fallbackUrls?: readonly string[];
   /** Inputs per batch, and batches per second. */
   batchInputs: number;
   batchesPerSecond: number;
@@ -74,6 +76,9 @@ export class FailoverLoad {
         res = await fetch(`${url}/v1/shards/${this.o.shard}/inputs`, { method: 'POST', redirect: 'manual', headers: { authorization: `Bearer ${TOKENS.ingest}`, 'content-type': 'application/json' }, body, signal: AbortSignal.timeout(15_000) });
       } catch {
         this.failures++;
+        // The region does not answer: try the next one (a follower redirects to its leader).
+        const all = [this.o.url, ...(this.o.fallbackUrls ?? [])];
+        if (this.url === url && all.length > 1) this.url = all[(all.indexOf(url) + 1) % all.length]!;
         await sleep(50);
         continue;
       }

@@ -177,7 +177,7 @@ export class FollowerRole {
     const v = this.views.get(region);
     if (v === undefined) return;
     v.head = Math.max(v.head ?? 0, head);
-    v.lastHeardMs = Date.now();
+    v.lastHeardMs = this.clock.nowMs();
     if (digest !== null) {
       v.digestTick = digest.tick;
       v.digest = digest.digest;
@@ -186,7 +186,7 @@ export class FollowerRole {
   }
 
   private updateBehind(): void {
-    const now = Date.now();
+    const now = this.clock.nowMs();
     for (const v of this.views.values()) {
       if (v.head !== null && v.head > this.host.durableSeq) v.behindSinceMs ??= now;
       else v.behindSinceMs = null;
@@ -252,7 +252,11 @@ export class FollowerRole {
       () => {
         if (this.closed) return;
         this.updateBehind();
-        this.run(this.follower.appended(appendId, this.clock.nowMs()));
+        const now = this.clock.nowMs();
+        // The leader's digests carried by the log are evidence as soon as the log holds them:
+        // applying may lag far behind (a catch-up, a quarantine), the comparison must not.
+        this.runDesync(this.detector.onLogEntries(entries, now));
+        this.run(this.follower.appended(appendId, now));
         this.reportDurable();
       },
       (err) => {
@@ -302,14 +306,18 @@ export class FollowerRole {
     else this.applying = false;
   }
 
-  /** Apply durable entries, then tell the detector what closed locally and what the log carried. */
-  private apply(entries: readonly Entry[], alreadyApplied = false): void {
-    if (!alreadyApplied) this.host.applyBatch(entries);
+  /**
+   * Apply durable entries, then tell the detector what closed locally. The log's digests were
+   * fed when the entries became durable (append); entries replayed from the store after a
+   * restore or bootstrap are fed again, as the detector's window may have moved past them.
+   */
+  private apply(entries: readonly Entry[], fromStore = false): void {
+    if (!fromStore) this.host.applyBatch(entries);
     const now = this.clock.nowMs();
     const ticks = this.localTicks;
     this.localTicks = [];
     for (const d of ticks) this.runDesync(this.detector.onLocalDigest({ tick: d.tick, seq: d.seq, digest: d.digest }, now));
-    this.runDesync(this.detector.onLogEntries(entries, now));
+    if (fromStore) this.runDesync(this.detector.onLogEntries(entries, now));
   }
 
   private requestRange(requestId: number, peer: string, seqFrom: number, seqTo: number, timeoutMs: number): void {
@@ -389,7 +397,8 @@ export class FollowerRole {
             firstDivergingTick: a.tick,
             expected: null,
             actual: null,
-            sinceMs: Date.now(),
+            // Wall time, as the host's own quarantines (shown to operators, not compared).
+            sinceMs: this.host.ctx.nowMs(),
             records: [],
             reason: a.error.message,
           });
@@ -553,7 +562,7 @@ export class FollowerRole {
   // --- status -----------------------------------------------------------------------------------
 
   peerStatus(): PeerStatus[] {
-    const now = Date.now();
+    const now = this.clock.nowMs();
     const out: PeerStatus[] = [];
     for (const [region, v] of this.views) {
       const ours = v.digestTick === null ? null : this.host.digestAt(v.digestTick);

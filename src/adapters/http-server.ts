@@ -416,8 +416,21 @@ export function buildHttpServer(opts: HttpServerOptions): FastifyInstance {
   });
 
   // --- failover (docs/failover.md): reads with a peer token, changes with an admin token -------------
-  const fo = service.failover;
-  if (fo !== undefined) {
+  // The service may set up its failover side after the server is built: looked up per request.
+  const fo = {
+    get(): FailoverService {
+      if (service.failover === undefined) throw new PlayoutError('PLAYOUT_ROUTE_NOT_FOUND', `Region ${service.region} serves no failover routes`, { received: 'a failover route' });
+      return service.failover;
+    },
+    status: (shard: string) => fo.get().status(shard),
+    epochs: (shard: string) => fo.get().epochs(shard),
+    plan: (shard: string, to: string, acceptLoss: boolean) => fo.get().plan(shard, to, acceptLoss),
+    fence: (shard: string, r: FenceRequest) => fo.get().fence(shard, r),
+    release: (shard: string, r: ReleaseRequest) => fo.get().release(shard, r),
+    promote: (shard: string, r: PromoteRequest) => fo.get().promote(shard, r),
+    announce: (shard: string, r: AnnounceRequest) => fo.get().announce(shard, r),
+  };
+  {
     app.get('/v1/shards/:shard/failover', { config: { scopes: ['peer', 'admin'], action: 'read the failover status' } }, async (req) => {
       const { shard } = parse(ShardParamsSchema, req.params, 'params', 'read the failover status');
       return fo.status(shard);

@@ -25,6 +25,7 @@
 // Nothing here may stop a region: the Kafka clients are started in the background and retried
 // until the node closes.
 import type { FastifyBaseLogger } from 'fastify';
+import { Gauge, type Registry } from 'prom-client';
 import { PlayoutError, isPlayoutError } from '../core/errors.js';
 import type { Entry } from '../core/entry.js';
 import type { Reducer, ReducerRegistry } from '../core/reducer.js';
@@ -45,6 +46,8 @@ import type { AssignmentChange } from '../adapters/kafka-group-consumer.js';
 /** What the transport needs of the RegionNode (kept narrow so the node stays the composer). */
 export interface KafkaTransportNode {
   readonly region: string;
+  /** The node's metrics registry: the transport adds its gauges (publish and consumer lag). */
+  readonly metrics: { readonly registry: Registry };
   readonly registry: ReducerRegistry;
   readonly shards: ReadonlyMap<string, { host: ShardHost; leader: LeaderRole | null; follower: FollowerRole | null }>;
   submit(shard: string, inputs: readonly InputRequest[], pathOf: (index: number) => string): Promise<InputResult[]>;
@@ -67,6 +70,16 @@ export interface KafkaPosition {
 
 /** Where entries of a shard were read: the first entry of each recent hand-off, oldest first. */
 const CHECKPOINTS_MAX = 64;
+
+/** How often the consumers' high watermarks are read from the broker (consumer lag while stalled). */
+const LAG_REFRESH_MS = 2_000;
+
+/** The `kafka` part of a shard's status row (GET /v1/status). */
+export interface KafkaShardStatus {
+  published: number | null;
+  publishLagEntries: number | null;
+  consumed: { topic: string; partition: number; offset: string | null; highWatermark: string | null; lagOffsets: number | null }[];
+}
 
 /** Most entries read from the store for one publish call. */
 const PUBLISH_ENTRIES_MAX = 5_000;
@@ -147,6 +160,97 @@ export class KafkaTransport {
           },
         )
       : null;
+    this.registerMetrics(node.metrics.registry);
+  }
+
+  private registerMetrics(registry: Registry): void {
+    const transport = this;
+    const registers = [registry];
+    new Gauge({
+      name: 'playout_kafka_published_seq',
+      help: 'Highest seq of a shard led here that Kafka acknowledged',
+      labelNames: ['shard'],
+      registers,
+      collect() {
+        this.reset();
+        for (const [shard, slot] of transport.node.shards) {
+          const seq = slot.leader !== null ? transport.lastPublished(shard) : null;
+          if (seq !== null) this.set({ shard }, seq);
+        }
+      },
+    });
+    new Gauge({
+      name: 'playout_kafka_publish_lag_entries',
+      help: 'Entries of a shard led here that are durable but not yet acknowledged by Kafka',
+      labelNames: ['shard'],
+      registers,
+      collect() {
+        this.reset();
+        for (const [shard, slot] of transport.node.shards) {
+          if (slot.leader === null || transport.publisher === null) continue;
+          const lag = transport.publishLag(shard, slot.host.durableSeq);
+          if (lag !== null) this.set({ shard }, lag);
+        }
+      },
+    });
+    new Gauge({
+      name: 'playout_kafka_consumer_lag_offsets',
+      help: 'Records of a consumed partition past the last one handed over (high watermark - offset - 1)',
+      labelNames: ['topic', 'partition'],
+      registers,
+      collect() {
+        this.reset();
+        for (const s of transport.sources) {
+          for (const p of s.partitionProgress()) if (p.lagOffsets !== null) this.set({ topic: p.topic, partition: String(p.partition) }, p.lagOffsets);
+        }
+      },
+    });
+    new Gauge({
+      name: 'playout_kafka_errors',
+      help: 'Kafka failures seen by this node since it started (each one logged and retried)',
+      registers,
+      collect() {
+        this.set(transport.errors);
+      },
+    });
+  }
+
+  /** The shard's `kafka` status: publishing progress where it is led here, consumer progress where followed. */
+  shardStatus(shard: string, head: number, leading: boolean): KafkaShardStatus {
+    const consumed: KafkaShardStatus['consumed'] = [];
+    if (!leading) {
+      for (const s of this.sources) {
+        let partition: number;
+        try {
+          partition = s.partitionOfShard(shard);
+        } catch {
+          continue; // not joined yet: the partition count is unknown
+        }
+        const p = s.partitionProgress().find((x) => x.partition === partition);
+        if (p !== undefined) consumed.push({ topic: p.topic, partition, offset: p.offset, highWatermark: p.highWatermark, lagOffsets: p.lagOffsets });
+      }
+    }
+    const published = leading ? this.lastPublished(shard) : null;
+    return { published, publishLagEntries: leading ? this.publishLag(shard, head) : null, consumed };
+  }
+
+  private publishLag(shard: string, head: number): number | null {
+    if (this.publisher === null) return null;
+    const published = this.lastPublished(shard);
+    const shipper = this.shippers.get(shard);
+    // Nothing acknowledged yet: what the shipper still has to send from where it started.
+    const from = published !== null ? published + 1 : (shipper?.next ?? null);
+    return from === null ? null : Math.max(0, head - from + 1);
+  }
+
+  /** Read the consumed partitions' high watermarks from the broker now and then (a stalled consumer learns none from fetches). */
+  private refreshLag(): void {
+    if (this.closed || this.sources.length === 0) return;
+    this.lagTimer = setTimeout(() => {
+      this.lagTimer = null;
+      void Promise.all(this.sources.filter((s) => s.isRunning).map((s) => s.refreshHighWatermarks().catch(() => undefined))).finally(() => this.refreshLag());
+    }, LAG_REFRESH_MS);
+    this.lagTimer.unref?.();
   }
 
   /** Start the Kafka clients in the background; a Kafka that is down is retried, never waited for. */
@@ -165,6 +269,7 @@ export class KafkaTransport {
     if (this.publisher !== null) this.retry('connect the publisher', () => this.publisher!.connect());
     for (const [i, s] of this.sources.entries()) this.retry(`consume ${this.config.consume[i]!.topic}`, () => s.start());
     if (this.inputs !== null) this.retry(`read ${INPUTS_TOPIC}`, () => this.inputs!.start());
+    this.refreshLag();
   }
 
   /** Run `action` until it succeeds or the transport closes, with doubling backoff. */

@@ -483,6 +483,7 @@ export class RegionNode implements NodeService {
       resyncs: slot.follower?.detector.status().resyncs ?? 0,
       pendingInputs: lead?.pendingInputs ?? 0,
       inputs: { sequenced: lead?.sequenced ?? 0, duplicates: lead?.duplicates ?? 0, rejected: lead?.rejected ?? 0 },
+      ...(this.kafka === null ? {} : { kafka: this.kafka.shardStatus(h.shard, h.durableSeq, lead !== null) }),
     };
   }
 

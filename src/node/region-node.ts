@@ -197,7 +197,9 @@ export class RegionNode implements NodeService, FailoverNode {
     await this.openShard(sc.id, { leader, ack: sc.ack, reducer, createdBy: 'config' }, sc);
   }
 
-  private async openShard(shard: string, meta: ShardMeta, sc: ShardConfig | null): Promise<ShardSlot> {
+  private async openShard(shard: string, meta: ShardMeta, sc: ShardConfig | null): Promise<ShardSlot | null> {
+    // Kafka shard groups: a followed shard waits until this node is assigned its partition.
+    if (meta.leader !== this.region && this.kafka?.defer(shard, meta, sc) === true) return null;
     const host = new ShardHost(this.ctx, shard, meta);
     await host.resume();
     host.loadFailover(sc?.leader ?? meta.leader);
@@ -416,6 +418,22 @@ export class RegionNode implements NodeService, FailoverNode {
     );
   }
 
+  /** Open a followed shard whose Kafka partition was assigned to this node (kafka consume shards: assigned). */
+  async openAssigned(shard: string, meta: ShardMeta, sc: ShardConfig | null): Promise<void> {
+    if (this.closed || this.shards.has(shard)) return;
+    await this.openShard(shard, meta, sc);
+  }
+
+  /** Close a followed shard whose Kafka partition moved to another node of this region, once its writes are durable. */
+  async closeAssigned(shard: string): Promise<void> {
+    const slot = this.shards.get(shard);
+    if (slot === undefined || slot.follower === null) return;
+    slot.follower.close();
+    this.shards.delete(shard);
+    this.stateCache.delete(shard);
+    await slot.host.drain();
+  }
+
   // --- peer status polling ---------------------------------------------------------------------------
 
   /**
@@ -463,7 +481,7 @@ export class RegionNode implements NodeService, FailoverNode {
   }
 
   private async discover(row: ShardStatus): Promise<void> {
-    if (this.shards.has(row.shard) || this.closed) return;
+    if (this.shards.has(row.shard) || this.closed || this.kafka?.isDeferred(row.shard) === true) return;
     const [name, version] = row.reducer.split('@') as [string, string];
     if (!this.registry.has(name, Number(version))) {
       this.app.log.warn({ shard: row.shard, reducer: row.reducer }, `not following shard ${row.shard}: reducer ${row.reducer} is not registered here`);
@@ -637,6 +655,7 @@ export class RegionNode implements NodeService, FailoverNode {
       inputs: { sequenced: lead?.sequenced ?? 0, duplicates: lead?.duplicates ?? 0, rejected: lead?.rejected ?? 0 },
       fence: h.fence,
       quarantineReports: h.quarantineReports,
+      ...(this.kafka === null ? {} : { kafka: this.kafka.shardStatus(h.shard, h.durableSeq, lead !== null) }),
     };
   }
 

@@ -332,9 +332,13 @@ export class ShardFailover {
       }
       if (newest === undefined || newest.epoch <= host.fence.epoch || host.stopped !== null) return 0;
       const region = this.node.region;
-      // Stop sequencing first: a region that learns it no longer leads must not stamp one more entry.
-      if (slot.leader !== null) this.node.stopLeading(slot, new PlayoutError('PLAYOUT_SEQUENCER_FENCED', `Region ${region} stopped sequencing shard "${shard}": epoch ${newest.epoch} (leader ${newest.leader}) is established`, { shard }));
-      await host.drain();
+      // Stop sequencing first: a region that learns it no longer leads must not stamp one more entry,
+      // and its head is final once its appends in flight landed. (A follower is not drained here: its
+      // stream may never pause; a truncation below stops it and drains.)
+      if (slot.leader !== null) {
+        this.node.stopLeading(slot, new PlayoutError('PLAYOUT_SEQUENCER_FENCED', `Region ${region} stopped sequencing shard "${shard}": epoch ${newest.epoch} (leader ${newest.leader}) is established`, { shard }));
+        await host.drain();
+      }
       const r = reconcile(shard, { head: host.durableSeq, epochs: host.epochs, hashAt: (seq) => this.hashAt(host, seq) }, { head: Math.max(refHead, newest.firstSeq), epochs });
       if (r.action === 'conflict') {
         this.node.stopFollowing(slot);

@@ -83,6 +83,8 @@ export class ShardFailover {
   private readonly locks = new Map<string, Promise<unknown>>();
   private readonly promotions = new Map<string, Promise<PromoteAnswer>>();
   private readonly learning = new Set<string>();
+  /** Fence requests this region answered as the leader (a retried request gets the same answer). */
+  private readonly fencedAsLeader = new Set<string>();
 
   constructor(node: FailoverNode) {
     this.node = node;
@@ -148,7 +150,7 @@ export class ShardFailover {
       const p = host.fence.promise;
       if (p !== null && p.epoch === req.epoch && p.candidate === req.candidate && p.failoverId === req.failoverId) {
         // The same request again (a retry): the same answer.
-        return grantOf(host.fence, this.headInfo(host), false, host.epochs);
+        return grantOf(host.fence, this.headInfo(host), this.fencedAsLeader.has(`${shard}/${req.epoch}/${req.failoverId}`), host.epochs);
       }
       const now = Date.now();
       // Refuse before touching anything: a conflicting request leaves the shard as it was.
@@ -167,7 +169,10 @@ export class ShardFailover {
       slot.follower?.setLeader(null, req.candidate);
       await host.waitDurable(limit).catch(() => undefined);
       await host.persistFailover();
-      if (wasLeader) this.node.follow(slot, null, req.candidate === this.node.region ? null : req.candidate, req.candidate);
+      if (wasLeader) {
+        this.fencedAsLeader.add(`${shard}/${req.epoch}/${req.failoverId}`);
+        this.node.follow(slot, null, req.candidate === this.node.region ? null : req.candidate, req.candidate);
+      }
       this.node.log.warn({ shard, epoch: req.epoch, candidate: req.candidate, failoverId: req.failoverId, head: host.durableSeq, wasLeader }, `shard ${shard}: promised epoch ${req.epoch} to ${req.candidate}; entries of older epochs beyond seq ${host.fence.promise?.seqMax} are refused`);
       return grantOf(host.fence, this.headInfo(host), wasLeader, host.epochs);
     });

@@ -266,6 +266,22 @@ export abstract class KafkaGroupConsumer {
     this.seek(topic, this.partitionOfShard(shard, topic), offset);
   }
 
+  /** The group's committed offsets (the next offset to read) of `topic`'s partitions; null where none. */
+  async committedOffsets(topic: string = this.topics[0]!): Promise<Map<number, string | null>> {
+    const admin = this.kafka.admin();
+    try {
+      await admin.connect();
+      const [t] = await admin.fetchOffsets({ groupId: this.groupId, topics: [topic] });
+      const out = new Map<number, string | null>();
+      for (const p of t?.partitions ?? []) out.set(p.partition, BigInt(p.offset) < 0n ? null : p.offset);
+      return out;
+    } catch (err) {
+      throw kafkaError(err, `${this.what}: read the committed offsets of group "${this.groupId}" on "${topic}"`, this.client.brokers);
+    } finally {
+      await admin.disconnect().catch(() => undefined);
+    }
+  }
+
   /** Commit `offsetNext` (the next offset to read) for the group. */
   async commit(topic: string, partition: number, offsetNext: string): Promise<void> {
     await this.commitAll([{ topic, partition, offset: offsetNext }]);

@@ -12,7 +12,7 @@ import type { Rng } from '../core/rng.js';
 import type { TickDigest } from '../core/shard-machine.js';
 import type { Clock, Timer } from '../ports/clock.js';
 import type { PeerShardStatus } from '../ports/entry-source.js';
-import { Follower, type FollowerAction, type FollowerConfig } from '../replication/follower.js';
+import { Follower, type AdmitHook, type FollowerAction, type FollowerConfig } from '../replication/follower.js';
 import { DesyncDetector, type DesyncAction, type DesyncConfig, type DesyncReport } from '../replication/desync-detector.js';
 import { stateAtTick, tickStateOf } from '../replication/state-at-tick.js';
 import { rangeNotRetainedOf, type HttpPeerClient } from '../adapters/http-peer-client.js';
@@ -34,6 +34,12 @@ export interface FollowerRoleOptions {
   desync: Omit<DesyncConfig, 'shard' | 'region' | 'leader'>;
   /** Retry delay of a failed durable report to the leader. */
   reportRetryMs: number;
+  /** The failover fence hooks (docs/failover.md, "Hooks"). */
+  admit?: AdmitHook | null;
+  /** Whose digests the detector compares with while `leader` is null (the candidate of a promise). */
+  reference?: string;
+  /** An epoch entry starts below the head (the Follower's `diverged` action): learn that epoch. */
+  onDiverged?: (entry: Entry, region: string | null) => void;
 }
 
 interface PeerView {
@@ -49,11 +55,12 @@ export class FollowerRole {
   readonly host: ShardHost;
   readonly follower: Follower;
   readonly detector: DesyncDetector;
-  readonly leader: string;
+  /** The leader this region follows (null while a failover's promise is pending). */
+  leader: string | null;
   lastReport: DesyncReport | null = null;
   private readonly clock: Clock;
   private readonly clients: ReadonlyMap<string, HttpPeerClient>;
-  private readonly source: EntrySource;
+  private source: EntrySource;
   private readonly options: FollowerRoleOptions;
   private readonly inflight = new Map<number, AbortController>();
   private readonly views = new Map<string, PeerView>();
@@ -68,7 +75,7 @@ export class FollowerRole {
   /** Appends handed to the host and not yet durable (or failed). */
   private appendsInFlight = 0;
 
-  constructor(host: ShardHost, leader: string, clients: ReadonlyMap<string, HttpPeerClient>, source: EntrySource, clock: Clock, rng: Rng, options: FollowerRoleOptions) {
+  constructor(host: ShardHost, leader: string | null, clients: ReadonlyMap<string, HttpPeerClient>, source: EntrySource, clock: Clock, rng: Rng, options: FollowerRoleOptions) {
     this.host = host;
     this.leader = leader;
     this.clients = clients;
@@ -82,13 +89,52 @@ export class FollowerRole {
     for (const p of peers) this.views.set(p, { head: null, digestTick: null, digest: null, lastHeardMs: null, behindSinceMs: null });
     host.autoApply = false;
     host.onLocalTick = (d) => this.localTicks.push(d);
-    this.follower = new Follower({ ...options.follower, shard: host.shard, region, peers }, { hashAt: (seq) => this.hashAt(seq) }, rng, {
+    this.follower = new Follower({ ...options.follower, leader, shard: host.shard, region, peers, admit: options.admit ?? null }, { hashAt: (seq) => this.hashAt(seq) }, rng, {
       head: host.durableSeq,
       headHash: host.durableHash ?? new Uint8Array(16),
       headTick: host.durableTick,
       applied: host.machine?.head ?? 0,
     });
-    this.detector = new DesyncDetector({ ...options.desync, shard: host.shard, region, leader });
+    this.detector = new DesyncDetector({ ...options.desync, shard: host.shard, region, leader: leader ?? options.reference ?? region });
+  }
+
+  // --- failover hooks --------------------------------------------------------------------------
+
+  /**
+   * The fence changed: `leader` has authority (null while a promise is pending), `reference`'s
+   * digests are compared with. The detector keeps its state (a quarantine survives a failover);
+   * `fromTick` is the new epoch's first tick (older leader digests from it on are forgotten).
+   */
+  setLeader(leader: string | null, reference: string, fromTick: number | null = null): void {
+    this.leader = leader;
+    this.follower.setLeader(leader);
+    this.detector.setLeader(reference, fromTick);
+    this.recheckFence();
+  }
+
+  /** Entries buffered or held before the fence changed are checked against it again. */
+  recheckFence(): void {
+    if (this.closed) return;
+    this.follower.recheckFence();
+    this.run(this.follower.onTimer(this.clock.nowMs()));
+  }
+
+  /** Stream from another region (the new leader), from the next seq this follower needs. */
+  switchSource(source: EntrySource): void {
+    if (this.closed || source === this.source) return;
+    this.source.unfollow(this.host.shard);
+    this.source = source;
+    this.source.follow(this.host.shard, this.follower.acceptedSeq + 1);
+  }
+
+  /** Repair from peers now (a candidate catching up to the highest fenced head). */
+  repairNow(): void {
+    if (!this.closed) this.run(this.follower.repairNow(this.clock.nowMs()));
+  }
+
+  /** Resolves once nothing is waiting to be applied. */
+  get applyIdle(): boolean {
+    return !this.applying && this.applyQueue.length === 0;
   }
 
   private hashAt(seq: number): Uint8Array | null {
@@ -185,6 +231,9 @@ export class FollowerRole {
           break;
         case 'alert':
           this.alert(a.level, a.error);
+          break;
+        case 'diverged':
+          this.options.onDiverged?.(a.entry, a.region);
           break;
         case 'stop':
           this.host.stop(a.error);
@@ -467,7 +516,7 @@ export class FollowerRole {
       this.reportAgain = true;
       return;
     }
-    const leader = this.clients.get(this.leader);
+    const leader = this.leader === null ? undefined : this.clients.get(this.leader);
     if (leader === undefined || this.host.durableHash === null) return;
     this.reporting = true;
     this.reportAgain = false;

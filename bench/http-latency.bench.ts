@@ -11,6 +11,7 @@ import { HttpPeerClient } from '../src/adapters/http-peer-client.js';
 import type { InputRequest } from '../src/adapters/http-schemas.js';
 import { LoadGenerator } from '../src/games/treasure-hunt/index.js';
 import { TOKENS, killNode, spawnNode, statusOf, writeClusterConfigs, type NodeProcess } from '../test/helpers/cluster.js';
+import { loadAverage1m, processCpuMs } from './process-cpu.js';
 import { atMost, info } from './report.js';
 
 const RATE = 10_000;
@@ -34,6 +35,8 @@ try {
   const [leader, follower] = procs as [NodeProcess, NodeProcess];
   const sentAt = new Map<string, number>();
   const latencies: number[] = [];
+  /** [sent at (ms since start), latency] for PLAYOUT_BENCH_TRACE's timeline. */
+  const timeline: [number, number][] = [];
   const acks: number[] = [];
   let measuring = false;
   const from = ((await statusOf(follower.url)).shards[0]?.head ?? 0) + 1;
@@ -46,7 +49,10 @@ try {
         const t0 = sentAt.get(e.ingestId);
         if (t0 === undefined) continue;
         sentAt.delete(e.ingestId);
-        if (measuring) latencies.push(now - t0);
+        if (measuring) {
+          latencies.push(now - t0);
+          timeline.push([t0 - start, now - t0]);
+        }
       }
     },
     onHeartbeat() {},
@@ -59,6 +65,8 @@ try {
   const batches: InputRequest[][] = Array.from({ length: ((WARMUP_MS + MEASURE_MS) * RATE) / 1000 / BATCH + 1 }, (_, t) => gen.next(t).map((i) => ({ type: i.type, version: i.version, payload: i.payload, ingestId: i.ingestId })));
   let sent = 0;
   let failed = 0;
+  let measuredSent = 0;
+  const cpuAtMeasure: (number | null)[] = [];
   const start = performance.now();
   let tick = 0;
   const inflight = new Set<Promise<void>>();
@@ -67,7 +75,10 @@ try {
     const due = start + (tick * BATCH * 1000) / RATE;
     const wait = due - performance.now();
     if (wait > 0) await new Promise((r) => setTimeout(r, wait));
-    measuring = performance.now() - start >= WARMUP_MS;
+    if (!measuring && performance.now() - start >= WARMUP_MS) {
+      measuring = true;
+      cpuAtMeasure.push(processCpuMs(leader.child.pid), processCpuMs(follower.child.pid), processCpuMs(process.pid));
+    }
     const batch = batches[tick++];
     if (batch === undefined) break;
     const t0 = performance.now();
@@ -82,21 +93,37 @@ try {
       },
     );
     sent += batch.length;
+    if (m) measuredSent += batch.length;
     inflight.add(p);
     void p.finally(() => inflight.delete(p));
   }
   const elapsedS = (performance.now() - start) / 1000;
   await Promise.all(inflight);
   await new Promise((r) => setTimeout(r, 1_000));
+  // CPU from the first measured send to here: the measured inputs, their replication and
+  // their backlog, plus one idle second (heartbeats only).
+  const cpuAtEnd = [processCpuMs(leader.child.pid), processCpuMs(follower.child.pid), processCpuMs(process.pid)];
   measuring = false;
   await stream.close();
   await client.close();
   if (process.env.PLAYOUT_BENCH_TRACE) {
+    // Worst latency per 250 ms of sending: stalls show as runs of high values.
+    const worst = new Map<number, number>();
+    for (const [at, l] of timeline) worst.set(Math.floor(at / 250), Math.max(worst.get(Math.floor(at / 250)) ?? 0, l));
+    console.log(`  worst latency per 250 ms (s:ms): ${[...worst].map(([k, v]) => `${(k / 4).toFixed(2)}:${Math.round(v)}`).join(' ')}`);
     for (const p of procs) {
       const m = await (await fetch(`${p.url}/metrics`)).text();
       console.log(`  ${p.region}: ${m.split('\n').filter((l) => /eventloop_lag_(max|p50|p99)_seconds\{|append_seconds_(sum|count)|process_cpu_seconds_total/.test(l)).join(' | ')}`);
     }
   }
+  const cpuNames = ['leader process CPU per input', 'follower process CPU per input', 'bench process (load generator, stream reader) CPU per input'];
+  for (let i = 0; i < 3; i++) {
+    const a = cpuAtMeasure[i];
+    const b = cpuAtEnd[i];
+    if (a !== null && a !== undefined && b !== null && b !== undefined && measuredSent > 0) info(cpuNames[i]!, ((b - a) * 1000) / measuredSent, 'µs');
+  }
+  const load = loadAverage1m();
+  if (load !== null) info('load average (1 min) at the end', load, '');
   latencies.sort((a, b) => a - b);
   acks.sort((a, b) => a - b);
   info('offered rate', sent / elapsedS, 'inputs/s');

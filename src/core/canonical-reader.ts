@@ -224,30 +224,8 @@ export class CanonicalReader {
     const b = this.buf;
     const p = this.pos;
     this.pos = p + n;
-    if (n <= KEY_BYTES_MAX) {
-      // ASCII only: anything else goes through the strict UTF-8 decoder.
-      if (cache) {
-        let h = n;
-        let i = 0;
-        for (; i < n; i++) {
-          const c = b[p + i]!;
-          if (c >= 0x80) break;
-          h = Math.imul(h ^ c, 0x01000193);
-        }
-        if (i === n) {
-          const slot = (h ^ (h >>> 15)) & KEY_CACHE_MASK;
-          const hit = keyCache[slot];
-          if (hit != null && hit.length === n && sameAscii(hit, b, p)) return hit;
-          const s = asciiString(b, p, n);
-          keyCache[slot] = s;
-          return s;
-        }
-      } else {
-        let i = 0;
-        while (i < n && b[p + i]! < 0x80) i++;
-        if (i === n) return asciiString(b, p, n);
-      }
-    }
+    const s = shortAscii(b, p, n, cache);
+    if (s !== null) return s;
     try {
       return utf8.decode(b.subarray(p, p + n));
     } catch (err) {
@@ -284,6 +262,31 @@ export class CanonicalReader {
     for (let i = 0; i < n; i++) out[i] = b[p + i]!;
     return out;
   }
+}
+
+/**
+ * The string of the `n` bytes at `b[p]` when they are short ASCII (at most KEY_BYTES_MAX), built,
+ * or with `cache` taken from the string cache; null otherwise (the strict UTF-8 path decodes those).
+ * The caller has checked that the bytes are there.
+ */
+export function shortAscii(b: Uint8Array, p: number, n: number, cache: boolean): string | null {
+  if (n > KEY_BYTES_MAX) return null;
+  if (cache) {
+    let h = n;
+    for (let i = 0; i < n; i++) {
+      const c = b[p + i]!;
+      if (c >= 0x80) return null;
+      h = Math.imul(h ^ c, 0x01000193);
+    }
+    const slot = (h ^ (h >>> 15)) & KEY_CACHE_MASK;
+    const hit = keyCache[slot];
+    if (hit != null && hit.length === n && sameAscii(hit, b, p)) return hit;
+    const s = asciiString(b, p, n);
+    keyCache[slot] = s;
+    return s;
+  }
+  for (let i = 0; i < n; i++) if (b[p + i]! >= 0x80) return null;
+  return asciiString(b, p, n);
 }
 
 function sameAscii(s: string, b: Uint8Array, p: number): boolean {

@@ -112,8 +112,13 @@ export function hash128Raw(bytes: Uint8Array, offset: number, length: number): v
     }
     if (length <= COPY_LOOP_BYTES) {
       for (let i = 0; i < length; i++) mem[AT + i] = bytes[offset + i]!;
+    } else if (offset === 0 && bytes.length <= CHUNK_BYTES) {
+      // The whole array when it fits the input buffer, though only `length` bytes are hashed:
+      // an entry's body is its bytes but the trailing hash, and copying those 16 bytes more
+      // costs less than the view `subarray` would allocate.
+      mem.set(bytes, AT);
     } else {
-      mem.set(offset === 0 && length === bytes.length ? bytes : bytes.subarray(offset, offset + length), AT);
+      mem.set(bytes.subarray(offset, offset + length), AT);
     }
   }
   wasm.Hash_Update(length);

@@ -717,6 +717,17 @@ export class Follower {
     this.leader = region;
   }
 
+  /**
+   * Ask peers now for what they hold beyond the accepted head, without waiting for the repair
+   * delay (a candidate catching up to the highest fenced head: the stream that would have carried
+   * those entries was refusing them until its fence limit was raised).
+   */
+  repairNow(nowMs: number): FollowerAction[] {
+    this.lastSourceProgressMs = Number.NEGATIVE_INFINITY;
+    this.planDirty = true;
+    return this.finish(nowMs);
+  }
+
   get currentLeader(): string | null {
     return this.leader;
   }

@@ -78,6 +78,86 @@ describe('entry encoding', () => {
     );
   });
 
+  it('reads every msgpack form of a field alike (str 8/16, wider ints, floats), and refuses wrong values in any form', () => {
+    // decodeEntry reads fields in the forms the canonical writer uses and hands any other form
+    // to the general reader: both must give the same entry, or the same refusal.
+    const str = (s: string, form: number): number[] => {
+      const b = [...new TextEncoder().encode(s)];
+      if (form === 0 && b.length < 32) return [0xa0 | b.length, ...b];
+      if (form <= 1 && b.length < 256) return [0xd9, b.length, ...b];
+      return [0xda, b.length >> 8, b.length & 0xff, ...b];
+    };
+    const uint = (n: number, form: number): number[] => {
+      const be = (v: number, bytes: number): number[] => Array.from({ length: bytes }, (_, i) => Math.floor(v / 2 ** (8 * (bytes - 1 - i))) & 0xff);
+      if (form === 0 && n < 128) return [n];
+      if (form <= 1 && n < 256) return [0xcc, n];
+      if (form <= 2 && n < 0x10000) return [0xcd, ...be(n, 2)];
+      if (form <= 3 && n < 2 ** 32) return [0xce, ...be(n, 4)];
+      if (form <= 4) return [0xcf, ...be(Math.floor(n / 2 ** 32), 4), ...be(n >>> 0, 4)];
+      const f = new DataView(new ArrayBuffer(8));
+      f.setFloat64(0, n);
+      return [0xcb, ...new Uint8Array(f.buffer)];
+    };
+    const nilOr = <T,>(v: T | null, enc: (v: T) => number[]): number[] => (v === null ? [0xc0] : enc(v));
+    const formArb = fc.nat({ max: 5 });
+    assertProperty(
+      fc.property(fieldsArb, fc.array(formArb, { minLength: 10, maxLength: 10 }), fc.nat({ max: 20 }), (f, forms, before) => {
+        const body = [
+          0x9d,
+          ...uint(1, forms[0]!),
+          ...str(f.shard, forms[1]! % 3),
+          ...uint(f.seq, forms[2]!),
+          ...uint(f.epoch, forms[3]!),
+          ...uint(f.tick, forms[4]!),
+          ...str(f.kind, forms[5]! % 3),
+          ...nilOr(f.type, (t) => str(t, forms[6]! % 3)),
+          ...nilOr(f.version, (v) => uint(v, forms[7]!)),
+          ...nilOr(f.origin, (o) => str(o, forms[8]! % 3)),
+          ...nilOr(f.ingestId, (i) => str(i, forms[9]! % 3)),
+          ...encodeCanonical(f.payload),
+          ...nilOr(f.digest, (d) => [0xc4, 16, ...d]),
+          0xc4,
+          16,
+          ...f.prev,
+        ];
+        const bytes = new Uint8Array(before + body.length + 16);
+        bytes.set(body, before);
+        bytes.set(hash128(bytes, before, body.length), before + body.length);
+        const d = decodeEntry(bytes, before, body.length + 16);
+        const e = sealEntry(f);
+        const { bytes: _b, hash: _h, ...fields } = e.toJSON();
+        const { bytes: _db, hash: _dh, ...decoded } = d.toJSON();
+        expect(decoded).toEqual(fields);
+        // Wrong values, in the same forms: refused with the field named.
+        const wrong = body.slice();
+        wrong[1 + uint(1, forms[0]!).length + str(f.shard, forms[1]! % 3).length] = 0xc0; // seq: nil
+        const wb = new Uint8Array(wrong.length + 16);
+        wb.set(wrong);
+        wb.set(hash128(wb, 0, wrong.length), wrong.length);
+        const err = errorOf(() => decodeEntry(wb));
+        expect(err.code).toBe('PLAYOUT_ENTRY_MALFORMED');
+      }),
+      { numRuns: 300 },
+    );
+    for (const [at, value, code] of [
+      [0, 2, 'PLAYOUT_ENTRY_FORMAT_UNKNOWN'],
+      [2, 0, 'PLAYOUT_ENTRY_MALFORMED'],
+      [5, 'inputs', 'PLAYOUT_ENTRY_MALFORMED'],
+      [5, 'Input', 'PLAYOUT_ENTRY_MALFORMED'],
+      [6, 7, 'PLAYOUT_ENTRY_MALFORMED'],
+      [7, -1, 'PLAYOUT_ENTRY_MALFORMED'],
+      [8, 1.5, 'PLAYOUT_ENTRY_MALFORMED'],
+      [11, new Uint8Array(15), 'PLAYOUT_ENTRY_MALFORMED'],
+      [12, null, 'PLAYOUT_ENTRY_MALFORMED'],
+    ] as const) {
+      const raw = validRaw();
+      raw[at] = value;
+      expect(errorOf(() => decodeEntry(rawEntry(raw))).code, `field ${at} = ${String(value)}`).toBe(code);
+    }
+    const ok = decodeEntry(rawEntry(validRaw()));
+    expect([ok.shard, ok.seq, ok.kind, ok.type, ok.origin, ok.ingestId]).toEqual(['shard-1', 5, 'input', 'player.move', 'eu-fra', 'id-1']);
+  });
+
   it('seals the payload as readers decode it, so the leader applies what followers apply', () => {
     const e = sealEntry({ shard: 's', seq: 1, epoch: 1, tick: 0, kind: 'input', type: 't', version: 1, origin: null, ingestId: null, payload: { b: -0, a: new Uint8Array([1]) }, digest: null, prev: ZERO_HASH });
     const d = decodeEntry(e.bytes);

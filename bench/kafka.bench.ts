@@ -19,6 +19,12 @@ const ENTRIES = Number(process.env.KAFKA_BENCH_ENTRIES ?? 100_000);
 const SHARDS = 8;
 const PARTITIONS = 4;
 const RUNS = 2;
+/** Consume runs per side: a consume run is short (about a second), so noise is larger. */
+const CONSUME_RUNS = 4;
+// Fetch settings both consumers use (KafkaEntrySource's defaults, spelled out for the bare one):
+// the same fetch sizes and waits, so the ratio compares what is done per record, not how much
+// is fetched per round trip.
+const FETCH = { maxWaitMs: 100, maxBytesPerPartition: 1 << 20, sessionTimeoutMs: 30_000, heartbeatIntervalMs: 3_000 };
 const BATCH_BYTES = 512 << 10;
 
 /** ENTRIES real entries over SHARDS shards (inputs and ticks, sealed by the Sequencer). */
@@ -62,16 +68,24 @@ async function timeConsume(cluster: KafkaCluster, topic: string, groupId: string
     return { wallMs: performance.now() - firstAt, cpuMs: (cpu.user + cpu.system) / 1000 };
   };
   if (bare) {
-    const consumer = new Kafka({ brokers: cluster.brokers, logLevel: logLevel.NOTHING }).consumer({ groupId, maxWaitTimeInMs: 100 });
+    const consumer = new Kafka({ brokers: cluster.brokers, logLevel: logLevel.NOTHING }).consumer({
+      groupId,
+      maxWaitTimeInMs: FETCH.maxWaitMs,
+      maxBytesPerPartition: FETCH.maxBytesPerPartition,
+      sessionTimeout: FETCH.sessionTimeoutMs,
+      heartbeatInterval: FETCH.heartbeatIntervalMs,
+      allowAutoTopicCreation: false,
+    });
     await consumer.connect();
     await consumer.subscribe({ topics: [topic], fromBeginning: true });
-    await consumer.run({ eachBatch: async ({ batch }) => onCount(batch.messages.length) });
+    // One partition at a time, as KafkaEntrySource; kafkajs resolves and commits each batch.
+    await consumer.run({ partitionsConsumedConcurrently: 1, eachBatch: async ({ batch }) => onCount(batch.messages.length) });
     await finished;
     const run = measure();
     await consumer.disconnect();
     return run;
   }
-  const source = new KafkaEntrySource({ client: { brokers: cluster.brokers, logLevel: 'nothing' }, groupId, topics: [topic], maxWaitMs: 100 }, { onEntries: (b) => onCount(b.entries.length), onCorrupt: (r) => console.error(`corrupt record in the bench topic: ${r.error.message}`) });
+  const source = new KafkaEntrySource({ client: { brokers: cluster.brokers, logLevel: 'nothing' }, groupId, topics: [topic], ...FETCH }, { onEntries: (b) => onCount(b.entries.length), onCorrupt: (r) => console.error(`corrupt record in the bench topic: ${r.error.message}`) });
   await source.start();
   await finished;
   const run = measure();
@@ -147,7 +161,7 @@ async function main(): Promise<void> {
     await p.close();
     let src: ConsumeRun = { wallMs: Infinity, cpuMs: Infinity };
     let bare: ConsumeRun = { wallMs: Infinity, cpuMs: Infinity };
-    for (let r = 0; r < RUNS; r++) {
+    for (let r = 0; r < CONSUME_RUNS; r++) {
       const b = await timeConsume(cluster, topic, `bare-${r}`, true);
       if (b.wallMs < bare.wallMs) bare = b;
       const s = await timeConsume(cluster, topic, `source-${r}`, false);

@@ -1,6 +1,7 @@
 // The zod schemas of the /v1 HTTP API: request bodies, query strings and JSON responses.
 // The server validates with them and `openApiDocument()` is generated from them, so the
 // document cannot drift from what the server accepts.
+import { AnnounceAnswerSchema, AnnounceRequestSchema, EpochsAnswerSchema, FenceGrantSchema, FenceRequestSchema, FenceStateSchema, PromoteAnswerSchema, PromoteRequestSchema, RegionFailoverStatusSchema, ReleaseAnswerSchema, ReleaseRequestSchema } from '../ports/failover-client.js';
 import { z } from 'zod';
 import { ShardIdSchema, RegionIdSchema } from '../core/entry.js';
 
@@ -141,6 +142,22 @@ export const ShardStatusSchema = z.strictObject({
   resyncs: uint,
   pendingInputs: uint,
   inputs: z.strictObject({ sequenced: uint, duplicates: uint, rejected: uint }),
+  /** The failover fence: the established epoch, its leader, a pending promise (docs/failover.md). */
+  fence: FenceStateSchema,
+  /** Divergent suffixes this region truncated into quarantine report files (nothing is dropped silently). */
+  quarantineReports: z.array(
+    z.strictObject({ file: z.string(), seqFrom: uint, seqTo: uint, entries: uint, inputs: uint, epoch: uint.nullable(), leader: z.string().nullable(), atMs: uint, reason: z.string() }),
+  ),
+  /** The shard's Kafka transport (docs/kafka.md); absent when the region has no `kafka` section. */
+  kafka: z
+    .strictObject({
+      /** Leader: highest seq Kafka acknowledged (null before the first), and the durable entries not yet acknowledged. */
+      published: uint.nullable(),
+      publishLagEntries: uint.nullable(),
+      /** Follower: per consumed topic, the partition holding the shard, the last offset handed over, and the records behind. */
+      consumed: z.array(z.strictObject({ topic: z.string(), partition: uint, offset: z.string().nullable(), highWatermark: z.string().nullable(), lagOffsets: uint.nullable() })),
+    })
+    .optional(),
 });
 export type ShardStatus = z.infer<typeof ShardStatusSchema>;
 export type PeerStatus = z.infer<typeof PeerStatusSchema>;
@@ -168,6 +185,11 @@ export const ErrorBodySchema = z.object({
   available: z.strictObject({ from: uint, to: uint }).nullable().optional(),
   /** For 421: the region that leads the shard, and its URL when known. */
   leader: z.strictObject({ region: z.string(), url: z.string().nullable() }).nullable().optional(),
+});
+
+export const FailoverPlanQuerySchema = z.strictObject({
+  to: RegionIdSchema,
+  acceptLoss: z.enum(['true', 'false']).optional(),
 });
 
 /** Everything in the OpenAPI document: route → schemas. */
@@ -200,6 +222,13 @@ export const ROUTE_DOCS: readonly RouteDoc[] = [
   { method: 'get', path: '/v1/shards/{shard}/state', summary: 'State at any retained tick (time travel: nearest snapshot plus replay)', scopes: ['peer'], params: ShardParamsSchema, query: StateQuerySchema },
   { method: 'post', path: '/v1/shards/{shard}/durable', summary: 'A follower reports the seq it holds durably (quorum acks, lag)', scopes: ['peer'], params: ShardParamsSchema, body: DurableReportSchema },
   { method: 'post', path: '/v1/shards/{shard}/resync', summary: 'Resync a shard from a healthy peer\'s snapshot', scopes: ['admin'], params: ShardParamsSchema, body: ResyncSchema, response: ShardStatusSchema },
+  { method: 'get', path: '/v1/shards/{shard}/failover', summary: 'Failover status: head, hash, epoch of the head, fence, epoch history, peers (docs/failover.md)', scopes: ['peer', 'admin'], params: ShardParamsSchema, response: RegionFailoverStatusSchema },
+  { method: 'get', path: '/v1/shards/{shard}/epochs', summary: 'The epoch history and the fence', scopes: ['peer', 'admin'], params: ShardParamsSchema, response: EpochsAnswerSchema },
+  { method: 'get', path: '/v1/shards/{shard}/failover-plan', summary: 'What a failover to `to` would do and lose, read from every region (changes nothing)', scopes: ['admin'], params: ShardParamsSchema, query: FailoverPlanQuerySchema },
+  { method: 'post', path: '/v1/shards/{shard}/fence', summary: 'Promise an epoch to a candidate (409 PLAYOUT_FENCE_CONFLICT); a leader stops sequencing and answers its final head', scopes: ['admin'], params: ShardParamsSchema, body: FenceRequestSchema, response: FenceGrantSchema },
+  { method: 'post', path: '/v1/shards/{shard}/fence/release', summary: 'Give back the promise of a refused failover', scopes: ['admin'], params: ShardParamsSchema, body: ReleaseRequestSchema, response: ReleaseAnswerSchema },
+  { method: 'post', path: '/v1/shards/{shard}/promote', summary: 'Catch up to the highest fenced head, append the epoch entry, lead (503 PLAYOUT_FAILOVER_INCOMPLETE past timeoutMs)', scopes: ['admin'], params: ShardParamsSchema, body: PromoteRequestSchema, response: PromoteAnswerSchema },
+  { method: 'post', path: '/v1/shards/{shard}/epoch', summary: 'Announce an established epoch: reconcile (quarantine a divergent suffix) and follow its leader', scopes: ['admin'], params: ShardParamsSchema, body: AnnounceRequestSchema, response: AnnounceAnswerSchema },
 ];
 
 function jsonSchema(schema: z.ZodType, io: 'input' | 'output'): Record<string, unknown> {

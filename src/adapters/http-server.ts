@@ -17,6 +17,22 @@ import { encodeCanonical } from '../core/codec.js';
 import { fromHex, toHex } from '../core/hash.js';
 import type { BucketsAnswer, RecordsAnswer } from '../ports/peer-client.js';
 import { TokenAuthenticator, type Scope } from './http-auth.js';
+import {
+  AnnounceRequestSchema,
+  FenceRequestSchema,
+  PromoteRequestSchema,
+  ReleaseRequestSchema,
+  type AnnounceAnswer,
+  type AnnounceRequest,
+  type EpochsAnswer,
+  type FenceGrant,
+  type FenceRequest,
+  type PromoteAnswer,
+  type PromoteRequest,
+  type RegionFailoverStatus,
+  type ReleaseAnswer,
+  type ReleaseRequest,
+} from '../ports/failover-client.js';
 import { FRAMES_CONTENT_TYPE, FrameWriter, type Heartbeat } from './http-frames.js';
 import {
   BucketsQuerySchema,
@@ -25,6 +41,7 @@ import {
   DigestsQuerySchema,
   DurableReportSchema,
   EntriesQuerySchema,
+  FailoverPlanQuerySchema,
   InputBatchSchema,
   InputSchema,
   ResyncSchema,
@@ -77,6 +94,19 @@ export interface NodeService {
   metricsText(): Promise<{ contentType: string; body: string }>;
   /** The URL of a peer region, for 421 answers. */
   peerUrl(region: string): string | null;
+  /** The failover routes (docs/failover.md); absent on services without failover. */
+  readonly failover?: FailoverService;
+}
+
+/** The failover side of a node (src/node/shard-failover.ts), one method per route. */
+export interface FailoverService {
+  status(shard: string): RegionFailoverStatus;
+  epochs(shard: string): EpochsAnswer;
+  fence(shard: string, req: FenceRequest): Promise<FenceGrant>;
+  release(shard: string, req: ReleaseRequest): Promise<ReleaseAnswer>;
+  promote(shard: string, req: PromoteRequest): Promise<PromoteAnswer>;
+  announce(shard: string, req: AnnounceRequest): Promise<AnnounceAnswer>;
+  plan(shard: string, to: string, acceptLoss: boolean): Promise<unknown>;
 }
 
 export interface HttpLimits {
@@ -123,14 +153,24 @@ const STATUS_OF: Partial<Record<ErrorCode, number>> = {
   PLAYOUT_SHARD_QUARANTINED: 503,
   PLAYOUT_SHARD_STOPPED: 503,
   PLAYOUT_SEQUENCER_FENCED: 503,
+  PLAYOUT_FENCE_CONFLICT: 409,
+  PLAYOUT_FAILOVER_TARGET_UNFIT: 409,
+  PLAYOUT_FAILOVER_IN_PROGRESS: 503,
+  PLAYOUT_FAILOVER_INCOMPLETE: 503,
+  PLAYOUT_FAILOVER_NO_MAJORITY: 503,
+  PLAYOUT_FAILOVER_LOSS_UNACCEPTED: 409,
 };
 
-/** Extra fields some errors carry to the client (the available range, the leader). */
+/** Extra fields some errors carry to the client (the available range, the leader), and an HTTP status or headers of their own (307 + Location). */
 export class HttpPlayoutError extends PlayoutError {
   readonly extra: Record<string, unknown>;
-  constructor(err: PlayoutError, extra: Record<string, unknown>) {
+  readonly httpStatus: number | null;
+  readonly headers: Readonly<Record<string, string>>;
+  constructor(err: PlayoutError, extra: Record<string, unknown>, http: { status?: number; headers?: Readonly<Record<string, string>> } = {}) {
     super(err.code, err.message, { path: err.path, expected: err.expected, received: err.received, seq: err.seq, tick: err.tick, shard: err.shard, cause: err });
     this.extra = extra;
+    this.httpStatus = http.status ?? null;
+    this.headers = http.headers ?? {};
   }
   override toJSON(): Record<string, unknown> {
     return { ...super.toJSON(), ...this.extra };
@@ -214,10 +254,15 @@ export function buildHttpServer(opts: HttpServerOptions): FastifyInstance {
       void reply.code(500).send({ code: 'INTERNAL', message: `Internal error in ${req.method} ${req.routeOptions.url ?? req.url}: ${(error as Error)?.message ?? String(error)}`, retriable: false });
       return;
     }
-    const status = err.code === 'PLAYOUT_BODY_MALFORMED' && err.path === 'headers.content-type' ? 415 : (STATUS_OF[err.code] ?? 500);
-    if (status >= 500) req.log.error({ err: error }, err.message);
-    else req.log.info({ code: err.code, path: err.path }, err.message);
-    if (err.code === 'PLAYOUT_TOO_MANY_STREAMS' || err.retriable) void reply.header('retry-after', '1');
+    const status = err instanceof HttpPlayoutError && err.httpStatus !== null ? err.httpStatus : err.code === 'PLAYOUT_BODY_MALFORMED' && err.path === 'headers.content-type' ? 415 : (STATUS_OF[err.code] ?? 500);
+    if (err instanceof HttpPlayoutError) for (const [k, v] of Object.entries(err.headers)) void reply.header(k, v);
+    // A redirect or a wait while a shard is between two epochs is an answer, not a failure: every
+    // client request during a switchover gets one, and logging each with its stack would slow the
+    // very regions that are taking over.
+    const routed = err instanceof HttpPlayoutError && err.httpStatus !== null;
+    if (status >= 500 && !routed) req.log.error({ err: error }, err.message);
+    else req.log.debug({ code: err.code, path: err.path }, err.message);
+    if ((err.code === 'PLAYOUT_TOO_MANY_STREAMS' || err.retriable) && !reply.hasHeader('retry-after')) void reply.header('retry-after', '1');
     void reply.code(status).send(err.toJSON());
   });
 
@@ -373,6 +418,53 @@ export function buildHttpServer(opts: HttpServerOptions): FastifyInstance {
     const q = parse(StateQuerySchema, req.query, 'query', 'read state');
     return service.state(shard, q.tick ?? null, q.table ?? null);
   });
+
+  // --- failover (docs/failover.md): reads with a peer token, changes with an admin token -------------
+  // The service may set up its failover side after the server is built: looked up per request.
+  const fo = {
+    get(): FailoverService {
+      if (service.failover === undefined) throw new PlayoutError('PLAYOUT_ROUTE_NOT_FOUND', `Region ${service.region} serves no failover routes`, { received: 'a failover route' });
+      return service.failover;
+    },
+    status: (shard: string) => fo.get().status(shard),
+    epochs: (shard: string) => fo.get().epochs(shard),
+    plan: (shard: string, to: string, acceptLoss: boolean) => fo.get().plan(shard, to, acceptLoss),
+    fence: (shard: string, r: FenceRequest) => fo.get().fence(shard, r),
+    release: (shard: string, r: ReleaseRequest) => fo.get().release(shard, r),
+    promote: (shard: string, r: PromoteRequest) => fo.get().promote(shard, r),
+    announce: (shard: string, r: AnnounceRequest) => fo.get().announce(shard, r),
+  };
+  {
+    app.get('/v1/shards/:shard/failover', { config: { scopes: ['peer', 'admin'], action: 'read the failover status' } }, async (req) => {
+      const { shard } = parse(ShardParamsSchema, req.params, 'params', 'read the failover status');
+      return fo.status(shard);
+    });
+    app.get('/v1/shards/:shard/epochs', { config: { scopes: ['peer', 'admin'], action: 'read the epochs' } }, async (req) => {
+      const { shard } = parse(ShardParamsSchema, req.params, 'params', 'read the epochs');
+      return fo.epochs(shard);
+    });
+    app.get('/v1/shards/:shard/failover-plan', { config: { scopes: ['admin'], action: 'plan a failover' } }, async (req) => {
+      const { shard } = parse(ShardParamsSchema, req.params, 'params', 'plan a failover');
+      const q = parse(FailoverPlanQuerySchema, req.query, 'query', 'plan a failover');
+      return fo.plan(shard, q.to, q.acceptLoss === 'true');
+    });
+    app.post('/v1/shards/:shard/fence', { config: { scopes: ['admin'], action: 'fence a shard' } }, async (req) => {
+      const { shard } = parse(ShardParamsSchema, req.params, 'params', 'fence a shard');
+      return fo.fence(shard, parse(FenceRequestSchema, req.body, 'body', 'fence a shard'));
+    });
+    app.post('/v1/shards/:shard/fence/release', { config: { scopes: ['admin'], action: 'release a fence' } }, async (req) => {
+      const { shard } = parse(ShardParamsSchema, req.params, 'params', 'release a fence');
+      return fo.release(shard, parse(ReleaseRequestSchema, req.body, 'body', 'release a fence'));
+    });
+    app.post('/v1/shards/:shard/promote', { config: { scopes: ['admin'], action: 'promote a region' } }, async (req) => {
+      const { shard } = parse(ShardParamsSchema, req.params, 'params', 'promote a region');
+      return fo.promote(shard, parse(PromoteRequestSchema, req.body, 'body', 'promote a region'));
+    });
+    app.post('/v1/shards/:shard/epoch', { config: { scopes: ['admin'], action: 'announce an epoch' } }, async (req) => {
+      const { shard } = parse(ShardParamsSchema, req.params, 'params', 'announce an epoch');
+      return fo.announce(shard, parse(AnnounceRequestSchema, req.body, 'body', 'announce an epoch'));
+    });
+  }
 
   app.addHook('onClose', async () => {
     for (const close of [...closers]) close();

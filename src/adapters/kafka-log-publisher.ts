@@ -17,7 +17,7 @@
 // it), and `lastPublished(shard)` says where to resume. Followers repair any hole over HTTP.
 import { Partitioners, type Message, type Producer } from 'kafkajs';
 import { z } from 'zod';
-import { assert, type Entry } from '../core/index.js';
+import { PlayoutError, assert, type Entry } from '../core/index.js';
 import { KafkaClientOptionsSchema, createKafka, kafkaError, parseOptions, type KafkaClientConfig } from './kafka-client.js';
 import { LOG_TOPIC, TopicNameSchema } from './kafka-topics.js';
 
@@ -32,6 +32,12 @@ export const KafkaLogPublisherOptionsSchema = z.strictObject({
   batchBytesMax: z.number().int().min(1024).max(64 << 20).default(512 << 10),
   /** How long the broker may wait for the in-sync replicas before failing the request. */
   ackTimeoutMs: z.number().int().positive().default(30_000),
+  /**
+   * How long close() waits for queued entries when the producer is connected; what is still
+   * queued then is failed. A producer that is still connecting (a broker outage) is not waited
+   * for at all: close() fails the queue at once and returns.
+   */
+  closeDrainMs: z.number().int().min(0).max(600_000).default(5_000),
 });
 export type KafkaLogPublisherOptions = z.input<typeof KafkaLogPublisherOptionsSchema>;
 
@@ -68,6 +74,7 @@ export class KafkaLogPublisher {
   private readonly queue: PendingBatch[] = [];
   private sending = false;
   private closed = false;
+  private closing: Promise<void> | null = null;
   private readonly published = new Map<string, number>();
   /** Entries acknowledged by Kafka since construction. */
   entriesPublished = 0;
@@ -139,16 +146,42 @@ export class KafkaLogPublisher {
     return this.published.get(shard) ?? null;
   }
 
-  /** Wait for queued entries, then disconnect. */
+  /**
+   * Wait for queued entries (at most `closeDrainMs`, and only while connected), fail what is
+   * left, and disconnect. Never waits for a connect in flight: kafkajs cannot cancel one (its
+   * retries run on their own timers), so that producer is disconnected as soon as its connect
+   * settles, and close() returns now — a node shutting down during a broker outage must not
+   * hang for the client's whole retry schedule.
+   */
   async close(): Promise<void> {
+    if (this.closed && this.closing !== null) return this.closing;
     this.closed = true;
-    await this.flush().catch(() => undefined);
+    this.closing = this.shutdown();
+    return this.closing;
+  }
+
+  private async shutdown(): Promise<void> {
+    if (this.producer !== null && this.queue.length > 0 && this.options.closeDrainMs > 0) {
+      let timer: ReturnType<typeof setTimeout> | undefined;
+      const expired = new Promise<void>((resolve) => {
+        timer = setTimeout(resolve, this.options.closeDrainMs);
+      });
+      await Promise.race([this.flush().catch(() => undefined), expired]);
+      clearTimeout(timer);
+    }
+    this.failQueued(kafkaError(new Error('the publisher was closed before Kafka acknowledged them'), `publish to "${this.topic}"`, this.client.brokers));
     const p = this.producer;
     this.producer = null;
     if (p) await p.disconnect().catch(() => undefined);
   }
 
+  private failQueued(error: PlayoutError): void {
+    const failed = this.queue.splice(0, this.queue.length);
+    for (const b of failed) b.reject(error);
+  }
+
   private getProducer(): Promise<Producer> {
+    if (this.closed) return Promise.reject(kafkaError(new Error('the publisher is closed'), `connect a producer for "${this.topic}"`, this.client.brokers));
     if (this.producer) return Promise.resolve(this.producer);
     if (this.connecting) return this.connecting;
     const producer = this.kafka.producer({
@@ -161,6 +194,11 @@ export class KafkaLogPublisher {
     this.connecting = producer
       .connect()
       .then(() => {
+        // Closed while connecting: nobody will use or disconnect this producer but us.
+        if (this.closed) {
+          void producer.disconnect().catch(() => undefined);
+          throw new Error('the publisher was closed while connecting');
+        }
         this.producer = producer;
         return producer;
       })

@@ -12,12 +12,18 @@
 // dropped, two different entries with one seq are a fork (PLAYOUT_FORK), and the entries are
 // returned in seq order. A record of the shard that is not a valid entry fails the read with
 // its offset: replay never applies corrupt data. Gaps are left for the replayer's chain check.
+//
+// `openKafkaSource` makes such a topic a replay SOURCE for every tool (registered for
+// `kafka:` in replay-source.ts): it reads the shard once when opened, then checks every pass
+// link by link, so a gap fails with the first missing seq. Kafka holds no snapshot: the topic
+// must still hold the shard's genesis entry (seq 1).
 import { randomUUID } from 'node:crypto';
 import { z } from 'zod';
-import { PlayoutError, ShardIdSchema, decodeEntry, hashEquals, toHex, type Entry } from '../core/index.js';
+import { ENTRY_FORMAT, HASH_NAME, PlayoutError, ShardIdSchema, decodeEntry, hashEquals, toHex, type Entry } from '../core/index.js';
 import { createKafka, kafkaError, parseOptions, type KafkaClientOptions } from './kafka-client.js';
 import { partitionOf } from './kafka-partition.js';
 import { TopicNameSchema } from './kafka-topics.js';
+import { pagedSource, startOf, type OpenOptions, type ReplaySource, type SourceInfo } from './replay-source.js';
 
 export interface KafkaUrl {
   brokers: string[];
@@ -204,4 +210,46 @@ async function deleteGroup(kafka: ReturnType<typeof createKafka>['kafka'], group
   } finally {
     await admin.disconnect().catch(() => undefined);
   }
+}
+
+/** A Kafka topic as a replay SOURCE: `kafka://host:port[,host:port…]/topic[?partition=N]` with `--shard`. */
+export async function openKafkaSource(spec: string, _location: string, options: OpenOptions, read: ReadShardFromKafkaOptions = {}): Promise<ReplaySource> {
+  const url = parseKafkaUrl(spec);
+  const shard = options.shard;
+  if (shard == null) {
+    throw new PlayoutError('PLAYOUT_INVALID_ARGUMENT', `Cannot open source ${spec}: a Kafka topic holds many shards; pass --shard`, { path: '--shard', expected: 'a shard id', received: 'no --shard' });
+  }
+  const entries = await readShardFromKafka(spec, shard, read);
+  const where = `shard "${shard}" of ${spec}`;
+  const first = entries[0]!;
+  if (first.seq !== 1) {
+    throw new PlayoutError('PLAYOUT_RANGE_NOT_RETAINED', `Cannot replay ${where}: the topic holds its entries from seq ${first.seq} on (older ones are past the topic's retention) and Kafka keeps no snapshot; replay from a region's store or capture it over http:// with --from-snapshot`, {
+      shard,
+      seq: first.seq,
+      path: 'SOURCE',
+      expected: 'entries from seq 1',
+      received: `entries from seq ${first.seq}`,
+    });
+  }
+  const start = startOf(where, shard, first, null);
+  const info: SourceInfo = {
+    spec,
+    kind: 'kafka',
+    location: `kafka://${url.brokers.join(',')}/${url.topic}`,
+    shard,
+    ...start,
+    engineVersion: null,
+    entryFormat: ENTRY_FORMAT,
+    hash: HASH_NAME,
+    createdBy: null,
+    description: `topic ${url.topic}, ${entries.length} entries of the shard when opened`,
+    firstSeq: 1,
+    snapshot: null,
+    bytes: null,
+  };
+  return pagedSource(info, null, where, entries.length, () => oneBatch(entries), async () => undefined);
+}
+
+async function* oneBatch(entries: Entry[]): AsyncGenerator<Entry[], void, undefined> {
+  yield entries;
 }

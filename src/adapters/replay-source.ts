@@ -1,15 +1,15 @@
 // Where the engineers' tools (replay, verify, bisect, diff, inspect) read a shard's log from.
 //
-// SOURCE is a fixture file (`.plog`), a node's store directory, and in later issues a live
-// region (`http(s)://host:port`) or a Kafka topic (`kafka://broker:port/topic`). Each kind is
-// one opener in a table keyed by URL scheme; a bare path is a fixture or a store depending on
-// what it names. Every source yields the same three things: what the log is (header info), the
-// snapshot its entries start after (or none: they start at genesis), and the entries, in seq
-// order, decoded and verified, in batches.
+// SOURCE is a fixture file (`.plog`), a node's store directory, a live region
+// (`http(s)://host:port`, http-replay-source.ts) or a Kafka topic (`kafka://broker:port/topic`,
+// kafka-replay-source.ts). Each kind is one opener in a table keyed by URL scheme; a bare path
+// is a fixture or a store depending on what it names. Every source yields the same three
+// things: what the log is (header info), the snapshot its entries start after (or none: they
+// start at genesis), and the entries, in seq order, decoded and verified, in batches.
 import { stat } from 'node:fs/promises';
 import { isAbsolute, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { ENTRY_FORMAT, GenesisPayloadSchema, HASH_NAME, PlayoutError, cloneCanonical, decodeSnapshot, toHex, type Entry, type ReducerRegistry, type ShardMachine, type Snapshot } from '../core/index.js';
+import { ENTRY_FORMAT, GenesisPayloadSchema, HASH_NAME, PlayoutError, ZERO_HASH, checkLink, cloneCanonical, decodeSnapshot, toHex, type Entry, type ReducerRegistry, type ShardMachine, type Snapshot } from '../core/index.js';
 import { stateAtTick } from '../replication/state-at-tick.js';
 import { PlogReader, type PlogReaderOptions } from './plog.js';
 
@@ -84,12 +84,26 @@ export interface OpenOptions {
   shard?: string | null;
   /** Relative paths resolve against this directory. */
   cwd?: string;
+  /** Where remote sources find their credentials (a region's bearer token); default: none. */
+  env?: Readonly<Record<string, string | undefined>>;
+  /** The environment variable holding the token, instead of PLAYOUT_PEER_TOKEN / PLAYOUT_ADMIN_TOKEN. */
+  tokenEnv?: string | null;
+  /**
+   * A remote source whose log no longer reaches genesis may start from its own snapshot (the
+   * oldest one its retained log continues). Without it such a source is refused.
+   */
+  fromSnapshot?: boolean;
 }
 
 export type SourceOpener = (spec: string, location: string, options: OpenOptions) => Promise<ReplaySource>;
 
-/** Openers by URL scheme (with the colon). Later issues add `http:`, `https:` and `kafka:`. */
-const SCHEMES = new Map<string, SourceOpener>([['file:', (spec, location, options) => openPath(spec, fileURLToPath(location), options)]]);
+/** Openers by URL scheme (with the colon). Remote ones are loaded when used: `inspect x.plog` loads neither undici nor kafkajs. */
+const SCHEMES = new Map<string, SourceOpener>([
+  ['file:', (spec, location, options) => openPath(spec, fileURLToPath(location), options)],
+  ['http:', async (spec, location, options) => (await import('./http-replay-source.js')).openHttpSource(spec, location, options)],
+  ['https:', async (spec, location, options) => (await import('./http-replay-source.js')).openHttpSource(spec, location, options)],
+  ['kafka:', async (spec, location, options) => (await import('./kafka-replay-source.js')).openKafkaSource(spec, location, options)],
+]);
 
 /** Openers for a bare path, by what it names. */
 const PATH_KINDS: { fixture: SourceOpener; store: SourceOpener | null } = {
@@ -220,44 +234,14 @@ async function openStore(spec: string, location: string, options: OpenOptions): 
   const { LmdbLogStore } = await import('./lmdb-store.js');
   const store = await LmdbLogStore.open(location, { readOnly: true });
   try {
-    const shards = store.shards();
-    let shard: string;
-    if (options.shard != null) {
-      if (!shards.includes(options.shard)) {
-        throw new PlayoutError('PLAYOUT_SHARD_NOT_FOUND', `Cannot read shard "${options.shard}" from the store ${spec}: it holds ${shards.length === 0 ? 'no shard' : `shards ${shards.join(', ')}`}`, {
-          path: '--shard',
-          shard: options.shard,
-          expected: shards.join(', ') || 'none',
-          received: options.shard,
-        });
-      }
-      shard = options.shard;
-    } else if (shards.length === 1) shard = shards[0]!;
-    else {
-      throw new PlayoutError(shards.length === 0 ? 'PLAYOUT_SHARD_NOT_FOUND' : 'PLAYOUT_INVALID_ARGUMENT', `Cannot choose a shard in the store ${spec}: ${shards.length === 0 ? 'it holds none' : `it holds ${shards.join(', ')}; pass --shard`}`, {
-        path: '--shard',
-        expected: shards.join(', ') || 'a store with a shard',
-        received: 'no --shard',
-      });
-    }
+    const shard = chooseShard(`the store ${spec}`, store.shards(), options.shard);
     const head = store.head(shard);
     const first = store.firstSeq(shard);
     if (head === null || first === null) throw new PlayoutError('PLAYOUT_SHARD_NOT_FOUND', `Cannot read shard "${shard}" from the store ${spec}: it holds no entries of it`, { shard, path: '--shard' });
     const firstSeq = first;
     const headSeq = head.seq;
     let snapshot: Snapshot | null = null;
-    let reducer: string;
-    let reducerVersion: number;
-    let seed: number;
-    let tickMs: number;
-    if (firstSeq === 1) {
-      const g = store.get(shard, 1);
-      const parsed = GenesisPayloadSchema.safeParse(g?.payload);
-      if (g === null || g.kind !== 'genesis' || !parsed.success) {
-        throw new PlayoutError('PLAYOUT_STORE_CORRUPT', `Cannot read shard "${shard}" from the store ${spec}: its entry 1 is not a valid genesis entry`, { shard, seq: 1 });
-      }
-      ({ reducer, reducerVersion, seed, tickMs } = parsed.data);
-    } else {
+    if (firstSeq !== 1) {
       // The retained log continues the snapshot that sits right below it.
       const info = store.snapshots(shard).find((x) => x.seq === firstSeq - 1);
       const stored = info === undefined ? null : store.snapshot(shard, info.tick);
@@ -265,8 +249,8 @@ async function openStore(spec: string, location: string, options: OpenOptions): 
         throw new PlayoutError('PLAYOUT_TICK_NOT_RETAINED', `Cannot replay shard "${shard}" from the store ${spec}: its log starts at seq ${firstSeq} and no snapshot ends at seq ${firstSeq - 1}`, { shard, seq: firstSeq });
       }
       snapshot = decodeSnapshot(stored.bytes);
-      ({ reducer, reducerVersion, seed, tickMs } = snapshot);
     }
+    const { reducer, reducerVersion, seed, tickMs } = startOf(`the store ${spec}`, shard, snapshot === null ? store.get(shard, 1) : null, snapshot, 'PLAYOUT_STORE_CORRUPT');
     const info: SourceInfo = {
       spec,
       kind: 'store',
@@ -324,4 +308,114 @@ async function openStore(spec: string, location: string, options: OpenOptions): 
     await store.close();
     throw err;
   }
+}
+
+/** What a log runs, read from its genesis entry or from the snapshot it starts after. */
+export function startOf(where: string, shard: string, genesis: Entry | null, snapshot: Snapshot | null, code: PlayoutError['code'] = 'PLAYOUT_GENESIS_INVALID'): { reducer: string; reducerVersion: number; seed: number; tickMs: number } {
+  if (snapshot !== null) {
+    if (snapshot.shard !== shard) {
+      throw new PlayoutError('PLAYOUT_SNAPSHOT_CORRUPT', `Cannot read shard "${shard}" from ${where}: its snapshot is of shard "${snapshot.shard}"`, { shard, path: 'snapshot.shard', expected: shard, received: snapshot.shard });
+    }
+    return { reducer: snapshot.reducer, reducerVersion: snapshot.reducerVersion, seed: snapshot.seed, tickMs: snapshot.tickMs };
+  }
+  const parsed = GenesisPayloadSchema.safeParse(genesis?.payload);
+  if (genesis === null || genesis.seq !== 1 || genesis.kind !== 'genesis' || !parsed.success) {
+    throw new PlayoutError(code, `Cannot read shard "${shard}" from ${where}: its entry 1 is not a valid genesis entry`, { shard, seq: 1, path: 'entries[1]', expected: 'a genesis entry', received: genesis === null ? 'no entry' : genesis.kind });
+  }
+  return { reducer: parsed.data.reducer, reducerVersion: parsed.data.reducerVersion, seed: parsed.data.seed, tickMs: parsed.data.tickMs };
+}
+
+/**
+ * One pass over entries that arrive in pages (a remote source), checked link by link from
+ * where the log starts (the snapshot's last entry, or nothing before genesis), cut into
+ * batches. Strict reads stop at the first gap or broken link with its seq; lenient ones
+ * (inspect) report it and go on from the entry that broke it.
+ */
+export function chainedStream(where: string, start: Snapshot | null, total: number, pages: (signal: AbortSignal) => AsyncIterable<Entry[]>, options: ReadOptions = {}): EntryStream {
+  const strict = options.strict ?? true;
+  const batchEntries = Math.max(1, options.batchEntries ?? 256);
+  const abort = new AbortController();
+  let done = 0;
+  let lastSeq = start === null ? 0 : start.seq;
+  let lastHash = start === null ? ZERO_HASH : start.lastHash;
+  async function* batches(): AsyncGenerator<Entry[], void, undefined> {
+    try {
+      for await (const page of pages(abort.signal)) {
+        for (let i = 0; i < page.length; i += batchEntries) {
+          const batch = page.length <= batchEntries ? page : page.slice(i, i + batchEntries);
+          for (const e of batch) {
+            try {
+              checkLink(e, lastSeq, lastHash);
+            } catch (err) {
+              const p = err as PlayoutError;
+              const message = `Cannot read ${where}: ${p.code === 'PLAYOUT_GAP' ? `entries ${lastSeq + 1}–${e.seq - 1} are missing (the next one held is ${e.seq})` : p.message}`;
+              if (strict) throw new PlayoutError(p.code, message, { seq: p.seq, shard: p.shard, path: p.path, expected: p.expected, received: p.received, cause: err });
+              options.onProblem?.({ code: p.code, seq: e.seq, message, offset: 0 });
+            }
+            lastSeq = e.seq;
+            lastHash = e.hash;
+          }
+          done += batch.length;
+          if (abort.signal.aborted) return;
+          yield batch;
+        }
+      }
+    } finally {
+      abort.abort();
+    }
+  }
+  return {
+    [Symbol.asyncIterator]: () => batches(),
+    progress: () => ({ done, total, unit: 'entries' }),
+    close: async () => abort.abort(),
+  };
+}
+
+/** The shard to read: the one asked for, which the source must hold, or the only one it holds. */
+export function chooseShard(where: string, shards: readonly string[], requested: string | null | undefined): string {
+  if (requested != null) {
+    if (shards.includes(requested)) return requested;
+    throw new PlayoutError('PLAYOUT_SHARD_NOT_FOUND', `Cannot read shard "${requested}" from ${where}: it holds ${shards.length === 0 ? 'no shard' : `shards ${shards.join(', ')}`}`, {
+      path: '--shard',
+      shard: requested,
+      expected: shards.join(', ') || 'none',
+      received: requested,
+    });
+  }
+  if (shards.length === 1) return shards[0]!;
+  throw new PlayoutError(shards.length === 0 ? 'PLAYOUT_SHARD_NOT_FOUND' : 'PLAYOUT_INVALID_ARGUMENT', `Cannot choose a shard of ${where}: ${shards.length === 0 ? 'it holds none' : `it holds ${shards.join(', ')}; pass --shard`}`, {
+    path: '--shard',
+    expected: shards.join(', ') || 'a source with a shard',
+    received: 'no --shard',
+  });
+}
+
+/**
+ * A source whose entries arrive in pages from elsewhere (a region, a Kafka topic): every pass
+ * is a chainedStream over `pages`, and closing the source closes its open passes, then `release`.
+ */
+export function pagedSource(info: SourceInfo, snapshot: Snapshot | null, where: string, total: number, pages: (signal: AbortSignal) => AsyncIterable<Entry[]>, release: () => Promise<void>): ReplaySource {
+  const streams = new Set<EntryStream>();
+  return {
+    info,
+    snapshot,
+    freshSnapshot: () => (snapshot === null ? null : cloneCanonical(snapshot)),
+    async read(readOptions: ReadOptions = {}): Promise<EntryStream> {
+      const stream = chainedStream(where, snapshot, total, pages, readOptions);
+      streams.add(stream);
+      return {
+        [Symbol.asyncIterator]: () => stream[Symbol.asyncIterator](),
+        progress: () => stream.progress(),
+        close: async () => {
+          streams.delete(stream);
+          await stream.close();
+        },
+      };
+    },
+    async close(): Promise<void> {
+      for (const s of streams) await s.close();
+      streams.clear();
+      await release();
+    },
+  };
 }

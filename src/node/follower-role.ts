@@ -12,7 +12,7 @@ import type { Rng } from '../core/rng.js';
 import type { TickDigest } from '../core/shard-machine.js';
 import type { Clock, Timer } from '../ports/clock.js';
 import type { PeerShardStatus } from '../ports/entry-source.js';
-import { Follower, type FollowerAction, type FollowerConfig } from '../replication/follower.js';
+import { Follower, type AdmitHook, type FollowerAction, type FollowerConfig } from '../replication/follower.js';
 import { DesyncDetector, type DesyncAction, type DesyncConfig, type DesyncReport } from '../replication/desync-detector.js';
 import { stateAtTick, tickStateOf } from '../replication/state-at-tick.js';
 import { rangeNotRetainedOf, type HttpPeerClient } from '../adapters/http-peer-client.js';
@@ -22,12 +22,24 @@ import type { ShardHost } from './shard-host.js';
 
 /** Entries applied per turn of the event loop (see FollowerRole.queueApply). */
 const APPLY_SLICE = 2_000;
+/**
+ * Entries applied per turn while appends are in flight: entries keep arriving, and making them
+ * durable comes first (they count for quorum acks and are what a catch-up is measured by);
+ * applying follows in the turns between.
+ */
+const APPLY_SLICE_RECEIVING = 256;
 
 export interface FollowerRoleOptions {
   follower: Omit<FollowerConfig, 'shard' | 'region' | 'peers'>;
   desync: Omit<DesyncConfig, 'shard' | 'region' | 'leader'>;
   /** Retry delay of a failed durable report to the leader. */
   reportRetryMs: number;
+  /** The failover fence hooks (docs/failover.md, "Hooks"). */
+  admit?: AdmitHook | null;
+  /** Whose digests the detector compares with while `leader` is null (the candidate of a promise). */
+  reference?: string;
+  /** An epoch entry starts below the head (the Follower's `diverged` action): learn that epoch. */
+  onDiverged?: (entry: Entry, region: string | null) => void;
 }
 
 interface PeerView {
@@ -43,11 +55,12 @@ export class FollowerRole {
   readonly host: ShardHost;
   readonly follower: Follower;
   readonly detector: DesyncDetector;
-  readonly leader: string;
+  /** The leader this region follows (null while a failover's promise is pending). */
+  leader: string | null;
   lastReport: DesyncReport | null = null;
   private readonly clock: Clock;
   private readonly clients: ReadonlyMap<string, HttpPeerClient>;
-  private readonly source: EntrySource;
+  private source: EntrySource;
   private readonly options: FollowerRoleOptions;
   private readonly inflight = new Map<number, AbortController>();
   private readonly views = new Map<string, PeerView>();
@@ -59,8 +72,10 @@ export class FollowerRole {
   private reporting = false;
   private reportAgain = false;
   private closed = false;
+  /** Appends handed to the host and not yet durable (or failed). */
+  private appendsInFlight = 0;
 
-  constructor(host: ShardHost, leader: string, clients: ReadonlyMap<string, HttpPeerClient>, source: EntrySource, clock: Clock, rng: Rng, options: FollowerRoleOptions) {
+  constructor(host: ShardHost, leader: string | null, clients: ReadonlyMap<string, HttpPeerClient>, source: EntrySource, clock: Clock, rng: Rng, options: FollowerRoleOptions) {
     this.host = host;
     this.leader = leader;
     this.clients = clients;
@@ -74,13 +89,52 @@ export class FollowerRole {
     for (const p of peers) this.views.set(p, { head: null, digestTick: null, digest: null, lastHeardMs: null, behindSinceMs: null });
     host.autoApply = false;
     host.onLocalTick = (d) => this.localTicks.push(d);
-    this.follower = new Follower({ ...options.follower, shard: host.shard, region, peers }, { hashAt: (seq) => this.hashAt(seq) }, rng, {
+    this.follower = new Follower({ ...options.follower, leader, shard: host.shard, region, peers, admit: options.admit ?? null }, { hashAt: (seq) => this.hashAt(seq) }, rng, {
       head: host.durableSeq,
       headHash: host.durableHash ?? new Uint8Array(16),
       headTick: host.durableTick,
       applied: host.machine?.head ?? 0,
     });
-    this.detector = new DesyncDetector({ ...options.desync, shard: host.shard, region, leader });
+    this.detector = new DesyncDetector({ ...options.desync, shard: host.shard, region, leader: leader ?? options.reference ?? region });
+  }
+
+  // --- failover hooks --------------------------------------------------------------------------
+
+  /**
+   * The fence changed: `leader` has authority (null while a promise is pending), `reference`'s
+   * digests are compared with. The detector keeps its state (a quarantine survives a failover);
+   * `fromTick` is the new epoch's first tick (older leader digests from it on are forgotten).
+   */
+  setLeader(leader: string | null, reference: string, fromTick: number | null = null): void {
+    this.leader = leader;
+    this.follower.setLeader(leader);
+    this.detector.setLeader(reference, fromTick);
+    this.recheckFence();
+  }
+
+  /** Entries buffered or held before the fence changed are checked against it again. */
+  recheckFence(): void {
+    if (this.closed) return;
+    this.follower.recheckFence();
+    this.run(this.follower.onTimer(this.clock.nowMs()));
+  }
+
+  /** Stream from another region (the new leader), from the next seq this follower needs. */
+  switchSource(source: EntrySource): void {
+    if (this.closed || source === this.source) return;
+    this.source.unfollow(this.host.shard);
+    this.source = source;
+    this.source.follow(this.host.shard, this.follower.acceptedSeq + 1);
+  }
+
+  /** Repair from peers now (a candidate catching up to the highest fenced head). */
+  repairNow(): void {
+    if (!this.closed) this.run(this.follower.repairNow(this.clock.nowMs()));
+  }
+
+  /** Resolves once nothing is waiting to be applied. */
+  get applyIdle(): boolean {
+    return !this.applying && this.applyQueue.length === 0;
   }
 
   private hashAt(seq: number): Uint8Array | null {
@@ -131,7 +185,7 @@ export class FollowerRole {
     const v = this.views.get(region);
     if (v === undefined) return;
     v.head = Math.max(v.head ?? 0, head);
-    v.lastHeardMs = Date.now();
+    v.lastHeardMs = this.clock.nowMs();
     if (digest !== null) {
       v.digestTick = digest.tick;
       v.digest = digest.digest;
@@ -140,7 +194,7 @@ export class FollowerRole {
   }
 
   private updateBehind(): void {
-    const now = Date.now();
+    const now = this.clock.nowMs();
     for (const v of this.views.values()) {
       if (v.head !== null && v.head > this.host.durableSeq) v.behindSinceMs ??= now;
       else v.behindSinceMs = null;
@@ -178,6 +232,9 @@ export class FollowerRole {
         case 'alert':
           this.alert(a.level, a.error);
           break;
+        case 'diverged':
+          this.options.onDiverged?.(a.entry, a.region);
+          break;
         case 'stop':
           this.host.stop(a.error);
           break;
@@ -199,14 +256,21 @@ export class FollowerRole {
       this.run(this.follower.appendFailed(appendId, asPlayoutError(err), this.clock.nowMs()));
       return;
     }
+    this.appendsInFlight++;
     this.host.waitDurable(last).then(
       () => {
+        this.appendsInFlight--;
         if (this.closed) return;
         this.updateBehind();
-        this.run(this.follower.appended(appendId, this.clock.nowMs()));
+        const now = this.clock.nowMs();
+        // The leader's digests carried by the log are evidence as soon as the log holds them:
+        // applying may lag far behind (a catch-up, a quarantine), the comparison must not.
+        this.runDesync(this.detector.onLogEntries(entries, now));
+        this.run(this.follower.appended(appendId, now));
         this.reportDurable();
       },
       (err) => {
+        this.appendsInFlight--;
         if (!this.closed) this.run(this.follower.appendFailed(appendId, asPlayoutError(err), this.clock.nowMs()));
       },
     );
@@ -225,7 +289,7 @@ export class FollowerRole {
 
   private drainApply(): void {
     this.applying = true;
-    let budget = APPLY_SLICE;
+    let budget = this.appendsInFlight > 0 ? APPLY_SLICE_RECEIVING : APPLY_SLICE;
     while (budget > 0 && this.applyQueue.length > 0 && !this.closed) {
       const work = this.applyQueue[0]!;
       if (Array.isArray(work)) {
@@ -253,14 +317,18 @@ export class FollowerRole {
     else this.applying = false;
   }
 
-  /** Apply durable entries, then tell the detector what closed locally and what the log carried. */
-  private apply(entries: readonly Entry[], alreadyApplied = false): void {
-    if (!alreadyApplied) this.host.applyBatch(entries);
+  /**
+   * Apply durable entries, then tell the detector what closed locally. The log's digests were
+   * fed when the entries became durable (append); entries replayed from the store after a
+   * restore or bootstrap are fed again, as the detector's window may have moved past them.
+   */
+  private apply(entries: readonly Entry[], fromStore = false): void {
+    if (!fromStore) this.host.applyBatch(entries);
     const now = this.clock.nowMs();
     const ticks = this.localTicks;
     this.localTicks = [];
     for (const d of ticks) this.runDesync(this.detector.onLocalDigest({ tick: d.tick, seq: d.seq, digest: d.digest }, now));
-    this.runDesync(this.detector.onLogEntries(entries, now));
+    if (fromStore) this.runDesync(this.detector.onLogEntries(entries, now));
   }
 
   private requestRange(requestId: number, peer: string, seqFrom: number, seqTo: number, timeoutMs: number): void {
@@ -340,7 +408,8 @@ export class FollowerRole {
             firstDivergingTick: a.tick,
             expected: null,
             actual: null,
-            sinceMs: Date.now(),
+            // Wall time, as the host's own quarantines (shown to operators, not compared).
+            sinceMs: this.host.ctx.nowMs(),
             records: [],
             reason: a.error.message,
           });
@@ -447,7 +516,7 @@ export class FollowerRole {
       this.reportAgain = true;
       return;
     }
-    const leader = this.clients.get(this.leader);
+    const leader = this.leader === null ? undefined : this.clients.get(this.leader);
     if (leader === undefined || this.host.durableHash === null) return;
     this.reporting = true;
     this.reportAgain = false;
@@ -504,7 +573,7 @@ export class FollowerRole {
   // --- status -----------------------------------------------------------------------------------
 
   peerStatus(): PeerStatus[] {
-    const now = Date.now();
+    const now = this.clock.nowMs();
     const out: PeerStatus[] = [];
     for (const [region, v] of this.views) {
       const ours = v.digestTick === null ? null : this.host.digestAt(v.digestTick);

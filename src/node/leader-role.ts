@@ -12,6 +12,8 @@ import { PlayoutError, isPlayoutError } from '../core/errors.js';
 import { fromHex, hashEquals, toHex } from '../core/hash.js';
 import { validateInput } from '../core/reducer.js';
 import { Sequencer } from '../core/sequencer.js';
+import type { Entry } from '../core/entry.js';
+import { epochEntries } from '../replication/failover-promotion.js';
 import type { AckMode, DurableReport, InputRequest, InputResult, PeerStatus } from '../adapters/http-schemas.js';
 import type { ShardHost } from './shard-host.js';
 
@@ -62,8 +64,12 @@ export class LeaderRole {
     this.unsubscribe = host.onAppend(() => this.onDurable());
   }
 
-  /** A leader continuing the shard's stored log (after genesis or a restart). */
-  static resume(host: ShardHost, options: LeaderOptions): LeaderRole {
+  /**
+   * A leader continuing the shard's stored log (after genesis or a restart). With `startEpoch`
+   * (a promotion), its first entries are the epoch entry (and the tick entry closing the head's
+   * tick when the head is inside one), enqueued before the tick timer starts.
+   */
+  static resume(host: ShardHost, options: LeaderOptions, start: { startEpoch?: { epoch: number; leader: string; lastSeqPrevEpoch: number } } = {}): LeaderRole {
     const m = host.machine;
     if (m === null || m.reducer === null || host.durableHash === null) {
       throw new PlayoutError('PLAYOUT_GENESIS_INVALID', `Cannot lead shard "${host.shard}": it has no genesis in the store`, { shard: host.shard });
@@ -92,8 +98,19 @@ export class LeaderRole {
       }
     }
     host.log.info({ shard: host.shard, head: host.durableSeq, tick: m.tick, remembered }, `leading shard ${host.shard} from seq ${host.durableSeq}`);
-    return new LeaderRole(host, seq, options);
+    const role = new LeaderRole(host, seq, options);
+    if (start.startEpoch !== undefined) {
+      const headIsTick = host.ctx.store.get(host.shard, host.durableSeq)?.kind === 'tick';
+      const d = m.lastDigest;
+      const first: Entry[] = epochEntries(seq, start.startEpoch, d !== null && d.tick === seq.tick - 1 ? d.digest : null, headIsTick);
+      host.enqueue(first, 'sequencer');
+      role.firstEntries = first;
+    }
+    return role;
   }
+
+  /** The epoch's first entries when this role was resumed with `startEpoch` (empty otherwise). */
+  firstEntries: readonly Entry[] = [];
 
   start(): void {
     this.nextTickAtMs = Date.now() + this.options.tickMs;

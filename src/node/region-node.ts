@@ -10,6 +10,7 @@
 // failover the log's epoch entries decide.
 import { randomInt } from 'node:crypto';
 import { readFileSync } from 'node:fs';
+import { join } from 'node:path';
 import type { FastifyInstance } from 'fastify';
 import { PlayoutError } from '../core/errors.js';
 import { toHex } from '../core/hash.js';
@@ -39,6 +40,12 @@ import { LeaderRole } from './leader-role.js';
 import { KafkaTransport } from './kafka-transport.js';
 import type { EntrySource } from '../ports/entry-source.js';
 import { ShardHost, type HostContext, type ShardMeta } from './shard-host.js';
+import type { Entry } from '../core/entry.js';
+import type { EpochRecord, EpochsAnswer, FailoverClient, RegionFailoverStatus } from '../ports/failover-client.js';
+import { admits, leads, startsBeforeHead } from '../replication/fence.js';
+import { routeIngress } from '../replication/failover-redirect.js';
+import { HttpFailoverClient } from '../cli/ops/failover-http.js';
+import { ShardFailover, type FailoverNode } from './shard-failover.js';
 
 export interface RegionNodeOptions {
   config: RegionConfig;
@@ -49,15 +56,18 @@ export interface RegionNodeOptions {
   logger?: boolean | Record<string, unknown>;
 }
 
-interface ShardSlot {
+export interface ShardSlot {
   host: ShardHost;
   leader: LeaderRole | null;
   follower: FollowerRole | null;
 }
 
+/** How long a client is told to wait while a shard is between two epochs. */
+const FAILOVER_RETRY_AFTER_MS = 250;
+
 const META_KEY = 'shard';
 
-export class RegionNode implements NodeService {
+export class RegionNode implements NodeService, FailoverNode {
   readonly region: string;
   readonly version = ENGINE_VERSION;
   readonly config: RegionConfig;
@@ -79,6 +89,13 @@ export class RegionNode implements NodeService {
   private pollTimer: NodeJS.Timeout | null = null;
   private closed = false;
   private readonly stateCache = new Map<string, { tick: number; machine: ShardMachine }>();
+  /** The failover routes and the learning of epochs (src/node/shard-failover.ts). */
+  readonly failover: ShardFailover;
+  readonly quarantineDir: string;
+  /** Failover reads at peers (their epochs), with the peer token. */
+  private readonly failoverClients = new Map<string, HttpFailoverClient>();
+  /** Per shard, what the last status poll of each peer said (head, established epoch). */
+  private readonly peerSeen = new Map<string, Map<string, { head: number; epoch: number; atMs: number }>>();
 
   private constructor(opts: RegionNodeOptions) {
     const c = opts.config;
@@ -111,8 +128,11 @@ export class RegionNode implements NodeService {
       nowMs: () => Date.now(),
     };
     this.kafka = c.kafka === undefined ? null : new KafkaTransport(this, c.kafka, this.app.log);
+    this.quarantineDir = join(c.store.path, 'quarantine');
+    this.failover = new ShardFailover(this);
     const token = c.secrets.peer[0]!;
     for (const p of c.peers) {
+      this.failoverClients.set(p.region, new HttpFailoverClient({ region: p.region, url: p.url, token, requestTimeoutMs: c.repair.requestTimeoutMs }));
       const client = new HttpPeerClient({
         region: p.region,
         url: p.url,
@@ -177,34 +197,160 @@ export class RegionNode implements NodeService {
     await this.openShard(sc.id, { leader, ack: sc.ack, reducer, createdBy: 'config' }, sc);
   }
 
-  private async openShard(shard: string, meta: ShardMeta, sc: ShardConfig | null): Promise<ShardSlot> {
+  private async openShard(shard: string, meta: ShardMeta, sc: ShardConfig | null): Promise<ShardSlot | null> {
+    // Kafka shard groups: a followed shard waits until this node is assigned its partition.
+    if (meta.leader !== this.region && this.kafka?.defer(shard, meta, sc) === true) return null;
     const host = new ShardHost(this.ctx, shard, meta);
     await host.resume();
+    host.loadFailover(sc?.leader ?? meta.leader);
     if (sc !== null && host.machine?.genesis != null) checkGenesis(this.config.source, shard, host.machine.genesis, sc);
     if (JSON.stringify(this.store.getMeta(shard, META_KEY)) !== JSON.stringify(host.meta)) await this.store.putMeta(shard, META_KEY, host.meta);
     const slot: ShardSlot = { host, leader: null, follower: null };
     this.shards.set(shard, slot);
-    if (host.meta.leader === this.region) {
+    host.onEpochRecorded = (record) => this.onEpochRecorded(slot, record);
+    // Once epochs exist the fence decides who leads, not the config's first leader.
+    const fresh = host.durableSeq === 0 && host.epochs.length === 0;
+    // A region that led before it stopped (a kill -9) asks its peers first: if a later epoch was
+    // established meanwhile it must not sequence one more entry, it learns that epoch and follows.
+    const newer = !fresh && leads(host.fence, this.region) ? await this.newerEpochAtPeers(shard, host.fence.epoch) : null;
+    if (newer !== null) {
+      this.app.log.warn({ shard, epoch: newer.answer.fence.epoch, peer: newer.region }, `shard ${shard}: region ${newer.region} knows epoch ${newer.answer.fence.epoch}, later than this region's ${host.fence.epoch}; following instead of leading`);
+      this.follow(slot, null, newer.region, newer.region);
+      const last = newer.answer.epochs[newer.answer.epochs.length - 1]!;
+      void this.failover.learn(shard, newer.answer.epochs, last.firstSeq, newer.region).catch((err) => this.app.log.error({ err, shard }, `shard ${shard}: cannot learn epoch ${last.epoch}`));
+      return slot;
+    }
+    if (fresh ? host.meta.leader === this.region : leads(host.fence, this.region)) {
       if (host.durableSeq === 0) {
         if (sc === null) throw new PlayoutError('PLAYOUT_GENESIS_INVALID', `Cannot lead shard "${shard}": it has no genesis and no config`, { shard });
         const [name, version] = [sc.reducer.name, sc.reducer.version];
         await host.genesis(Sequencer.genesis({ shard, reducer: this.registry.get(name, version), seed: sc.seed, tickMs: sc.tickMs, params: sc.params ?? null }));
       }
-      slot.leader = this.newLeader(host);
-      slot.leader.start();
-      this.kafka?.lead(host, slot.leader);
+      this.lead(slot, null);
     } else {
-      const source = this.sources.get(host.meta.leader);
-      if (source === undefined) {
-        throw new PlayoutError('PLAYOUT_CONFIG_INVALID', `Cannot follow shard "${shard}": its leader ${host.meta.leader} is not a peer of ${this.region}`, { path: 'peers', expected: host.meta.leader, received: [...this.clients.keys()].join(', ') });
+      const f = host.fence;
+      // A promise pending at a restart: nobody has authority until the epoch is established.
+      const leader = f.promise !== null ? null : (f.leader ?? host.meta.leader);
+      const streamFrom = leader ?? f.promise?.candidate ?? f.leader ?? host.meta.leader;
+      if (streamFrom !== this.region && !this.sources.has(streamFrom)) {
+        throw new PlayoutError('PLAYOUT_CONFIG_INVALID', `Cannot follow shard "${shard}": its leader ${streamFrom} is not a peer of ${this.region}`, { path: 'peers', expected: streamFrom, received: [...this.clients.keys()].join(', ') });
       }
-      slot.follower = this.newFollower(host, this.kafka?.httpSource(source) ?? source);
-      slot.follower.start();
+      this.follow(slot, leader, streamFrom === this.region ? null : streamFrom, streamFrom);
     }
     return slot;
   }
 
-  private newLeader(host: ShardHost): LeaderRole {
+  // --- roles (FailoverNode) -----------------------------------------------------------------------
+
+  slotOf(shard: string): ShardSlot {
+    return this.slot(shard);
+  }
+
+  get log(): FastifyInstance['log'] {
+    return this.app.log;
+  }
+
+  peerRegions(): string[] {
+    return [...this.clients.keys()];
+  }
+
+  stopLeading(slot: ShardSlot, reason: PlayoutError): void {
+    const l = slot.leader;
+    if (l === null) return;
+    l.sequencer.fence();
+    l.close(reason);
+    slot.leader = null;
+  }
+
+  stopFollowing(slot: ShardSlot): void {
+    slot.follower?.close();
+    slot.follower = null;
+  }
+
+  lead(slot: ShardSlot, startEpoch: { epoch: number; leader: string; lastSeqPrevEpoch: number } | null): LeaderRole {
+    this.stopFollowing(slot);
+    slot.host.autoApply = true;
+    slot.host.onLocalTick = null;
+    const role = this.newLeader(slot.host, startEpoch);
+    slot.leader = role;
+    role.start();
+    this.kafka?.lead(slot.host, role);
+    return role;
+  }
+
+  follow(slot: ShardSlot, leader: string | null, streamFrom: string | null, reference: string): void {
+    this.stopFollowing(slot);
+    const from = streamFrom ?? [...this.sources.keys()][0]!;
+    const source = this.sources.get(from)!;
+    slot.follower = this.newFollower(slot.host, leader, this.kafka?.httpSource(source) ?? source, reference);
+    slot.follower.start();
+  }
+
+  switchSource(slot: ShardSlot, region: string): void {
+    const source = this.sources.get(region);
+    if (source !== undefined) slot.follower?.switchSource(this.kafka?.httpSource(source) ?? source);
+  }
+
+  peerEpochs(region: string, shard: string, timeoutMs?: number): Promise<EpochsAnswer> {
+    const c = this.failoverClients.get(region);
+    if (c === undefined) return Promise.reject(new PlayoutError('PLAYOUT_PEER_UNAVAILABLE', `Region ${region} is not a peer of ${this.region}`, { shard }));
+    return c.epochs(shard, timeoutMs === undefined ? undefined : { timeoutMs });
+  }
+
+  /** The peer holding the latest established epoch above `epoch`, asked once at boot (peers that do not answer soon are skipped). */
+  private async newerEpochAtPeers(shard: string, epoch: number): Promise<{ region: string; answer: EpochsAnswer } | null> {
+    const answers = await Promise.all(
+      [...this.failoverClients.keys()].map(async (region) => {
+        try {
+          return { region, answer: await this.peerEpochs(region, shard, Math.min(1_000, this.config.repair.requestTimeoutMs)) };
+        } catch {
+          return null;
+        }
+      }),
+    );
+    let best: { region: string; answer: EpochsAnswer } | null = null;
+    for (const a of answers) {
+      const last = a?.answer.epochs[a.answer.epochs.length - 1];
+      if (a === null || last === undefined || last.epoch !== a.answer.fence.epoch || a.answer.fence.epoch <= epoch) continue;
+      if (best === null || a.answer.fence.epoch > best.answer.fence.epoch) best = a;
+    }
+    return best;
+  }
+
+  async refreshPeer(region: string, shard: string): Promise<void> {
+    const c = this.clients.get(region);
+    if (c === undefined) return;
+    const status = await c.status(shard, { signal: AbortSignal.timeout(this.config.repair.requestTimeoutMs) });
+    this.shards.get(shard)?.follower?.onPeerStatus(status);
+  }
+
+  planClients(): FailoverClient[] {
+    const token = this.config.secrets.peer[0]!;
+    this.selfFailoverClient ??= new HttpFailoverClient({ region: this.region, url: this.url, token, requestTimeoutMs: this.config.repair.requestTimeoutMs });
+    return [this.selfFailoverClient, ...this.failoverClients.values()];
+  }
+  private selfFailoverClient: HttpFailoverClient | null = null;
+
+  peerHeads(slot: ShardSlot): RegionFailoverStatus['peers'] {
+    const seen = this.peerSeen.get(slot.host.shard);
+    const now = Date.now();
+    return [...this.clients.keys()].map((region) => {
+      const p = seen?.get(region);
+      return { region, head: p?.head ?? null, epoch: p?.epoch ?? null, lastHeardMsAgo: p === undefined ? null : Math.max(0, now - p.atMs) };
+    });
+  }
+
+  /** A durable genesis or epoch entry was recorded: the follower takes its leader as the authority. */
+  private onEpochRecorded(slot: ShardSlot, record: EpochRecord): void {
+    const f = slot.follower;
+    if (f === null || record.leader === this.region || slot.host.fence.epoch !== record.epoch) return;
+    const leader = slot.host.fence.promise === null ? record.leader : null;
+    if (f.leader === leader) return;
+    f.setLeader(leader, leader ?? slot.host.fence.promise?.candidate ?? record.leader, record.tick);
+    if (leader !== null) this.switchSource(slot, leader);
+  }
+
+  private newLeader(host: ShardHost, startEpoch: { epoch: number; leader: string; lastSeqPrevEpoch: number } | null = null): LeaderRole {
     const c = this.config;
     return LeaderRole.resume(host, {
       ack: host.meta.ack,
@@ -213,15 +359,22 @@ export class RegionNode implements NodeService {
       pendingInputsMax: c.limits.pendingInputsMax,
       ackTimeoutMs: c.replication.ackTimeoutMs,
       dedupeWindowTicks: c.replication.dedupeWindowTicks,
-    });
+    }, startEpoch === null ? {} : { startEpoch });
   }
 
-  private newFollower(host: ShardHost, source: EntrySource): FollowerRole {
+  private newFollower(host: ShardHost, leader: string | null, source: EntrySource, reference: string): FollowerRole {
     const c = this.config;
-    return new FollowerRole(host, host.meta.leader, this.clients, source, this.clock, Rng.fromSeed(randomInt(0x7fffffff)), {
+    return new FollowerRole(host, leader, this.clients, source, this.clock, Rng.fromSeed(randomInt(0x7fffffff)), {
+      // The fence decides which entries the Follower may even look at (docs/failover.md, "Hooks").
+      admit: { admit: (e: Entry) => admits(host.fence, e), diverges: (e: Entry, accepted: number) => startsBeforeHead(host.fence, e, accepted) },
+      reference,
+      onDiverged: (_entry, region) => {
+        const from = region ?? host.fence.leader;
+        if (from !== null && from !== this.region) this.failover.learnFrom(host.shard, from);
+      },
       follower: {
         ...FOLLOWER_DEFAULTS,
-        leader: host.meta.leader,
+        leader,
         bufferEntriesMax: c.limits.bufferedEntriesMax,
         batchMax: c.repair.batchEntriesMax,
         repairDelayMs: c.repair.delayMs,
@@ -246,12 +399,39 @@ export class RegionNode implements NodeService {
     return s;
   }
 
+  /** Where inputs for this shard go instead (failover-redirect.ts): 307 to the leader, 421, or 503 while between epochs. */
+  private ingressRefusal(slot: ShardSlot): PlayoutError {
+    const shard = slot.host.shard;
+    const route = routeIngress({ region: this.region, fence: slot.host.fence, urlOf: (r) => this.peerUrl(r), path: `/v1/shards/${encodeURIComponent(shard)}/inputs`, retryAfterMs: FAILOVER_RETRY_AFTER_MS });
+    if (route.kind === 'redirect') return new HttpPlayoutError(route.error, { leader: { region: route.leader, url: route.url } }, { status: route.status, headers: route.headers });
+    if (route.kind === 'wait') return new HttpPlayoutError(route.error, { leader: null }, { status: 503, headers: route.headers });
+    // The fence says this region leads but it does not sequence yet (its epoch entry is not durable).
+    const error = new PlayoutError('PLAYOUT_FAILOVER_IN_PROGRESS', `Cannot accept inputs for shard "${shard}" at region ${this.region} yet: it is starting to lead; retry in ${FAILOVER_RETRY_AFTER_MS} ms`, { shard, expected: 'a region that sequences the shard', received: this.region });
+    return new HttpPlayoutError(error, { leader: null }, { status: 503, headers: { 'retry-after': '1' } });
+  }
+
   private notLeader(slot: ShardSlot, what: string): PlayoutError {
-    const leader = slot.host.meta.leader;
+    const leader = slot.host.fence.leader ?? slot.host.meta.leader;
     return new HttpPlayoutError(
       new PlayoutError('PLAYOUT_NOT_LEADER', `Cannot ${what} for shard "${slot.host.shard}" at region ${this.region}: region ${leader} leads it`, { shard: slot.host.shard, expected: leader, received: this.region }),
       { leader: { region: leader, url: this.peerUrl(leader) } },
     );
+  }
+
+  /** Open a followed shard whose Kafka partition was assigned to this node (kafka consume shards: assigned). */
+  async openAssigned(shard: string, meta: ShardMeta, sc: ShardConfig | null): Promise<void> {
+    if (this.closed || this.shards.has(shard)) return;
+    await this.openShard(shard, meta, sc);
+  }
+
+  /** Close a followed shard whose Kafka partition moved to another node of this region, once its writes are durable. */
+  async closeAssigned(shard: string): Promise<void> {
+    const slot = this.shards.get(shard);
+    if (slot === undefined || slot.follower === null) return;
+    slot.follower.close();
+    this.shards.delete(shard);
+    this.stateCache.delete(shard);
+    await slot.host.drain();
   }
 
   // --- peer status polling ---------------------------------------------------------------------------
@@ -275,6 +455,13 @@ export class RegionNode implements NodeService {
           if (this.closed) return;
           for (const row of status.shards) {
             const slot = this.shards.get(row.shard);
+            if (slot !== undefined) {
+              let seen = this.peerSeen.get(row.shard);
+              if (seen === undefined) this.peerSeen.set(row.shard, (seen = new Map()));
+              seen.set(client.region, { head: row.head, epoch: row.epoch, atMs: Date.now() });
+              // A peer names an established epoch this region does not know: learn it from that peer.
+              if (row.epoch > slot.host.fence.epoch) this.failover.learnFrom(row.shard, client.region);
+            }
             if (slot === undefined) {
               if (row.role === 'leader' && row.leader === client.region) await this.discover(row).catch((err) => this.app.log.warn({ err, shard: row.shard }, `cannot follow shard ${row.shard} discovered at ${client.region}`));
               continue;
@@ -294,7 +481,7 @@ export class RegionNode implements NodeService {
   }
 
   private async discover(row: ShardStatus): Promise<void> {
-    if (this.shards.has(row.shard) || this.closed) return;
+    if (this.shards.has(row.shard) || this.closed || this.kafka?.isDeferred(row.shard) === true) return;
     const [name, version] = row.reducer.split('@') as [string, string];
     if (!this.registry.has(name, Number(version))) {
       this.app.log.warn({ shard: row.shard, reducer: row.reducer }, `not following shard ${row.shard}: reducer ${row.reducer} is not registered here`);
@@ -312,7 +499,7 @@ export class RegionNode implements NodeService {
 
   async submit(shard: string, inputs: readonly InputRequest[], pathOf: (index: number) => string): Promise<InputResult[]> {
     const slot = this.slot(shard);
-    if (slot.leader === null) throw this.notLeader(slot, 'submit inputs');
+    if (slot.leader === null || !leads(slot.host.fence, this.region)) throw this.ingressRefusal(slot);
     return slot.leader.submit(inputs, pathOf);
   }
 
@@ -442,8 +629,9 @@ export class RegionNode implements NodeService {
     return {
       shard: h.shard,
       role: lead !== null ? 'leader' : 'follower',
-      leader: h.meta.leader,
-      epoch: h.epoch,
+      leader: h.fence.leader ?? h.meta.leader,
+      // The established epoch (fence.epoch): a follower takes a lower head after a truncation as is.
+      epoch: h.fence.epoch,
       ack: h.meta.ack,
       reducer: m?.reducer ? `${m.reducer.name}@${m.reducer.version}` : h.meta.reducer,
       head: h.durableSeq,
@@ -465,6 +653,9 @@ export class RegionNode implements NodeService {
       resyncs: slot.follower?.detector.status().resyncs ?? 0,
       pendingInputs: lead?.pendingInputs ?? 0,
       inputs: { sequenced: lead?.sequenced ?? 0, duplicates: lead?.duplicates ?? 0, rejected: lead?.rejected ?? 0 },
+      fence: h.fence,
+      quarantineReports: h.quarantineReports,
+      ...(this.kafka === null ? {} : { kafka: this.kafka.shardStatus(h.shard, h.durableSeq, lead !== null) }),
     };
   }
 
@@ -483,6 +674,7 @@ export class RegionNode implements NodeService {
     }
     await this.app.close().catch(() => undefined);
     await Promise.all([...this.clients.values()].map((c) => c.close().catch(() => undefined)));
+    await Promise.all([...this.failoverClients.values(), ...(this.selfFailoverClient === null ? [] : [this.selfFailoverClient])].map((c) => c.close().catch(() => undefined)));
     for (const slot of this.shards.values()) await slot.host.drain().catch(() => undefined);
     await this.store.close();
   }

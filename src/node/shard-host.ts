@@ -21,6 +21,9 @@ import type { Heartbeat } from '../adapters/http-frames.js';
 import type { ShardFeed } from '../adapters/http-server.js';
 import type { AckMode } from '../adapters/http-schemas.js';
 import type { NodeMetrics } from '../adapters/metrics.js';
+import type { EpochRecord, FenceState } from '../ports/failover-client.js';
+import { EPOCHS_META_KEY, appendEpochRecord, epochRecordOf, historyFromEntries, parseEpochHistory } from '../replication/epoch-history.js';
+import { FENCE_META_KEY, establish, establishHistory, initialFence, parseFence } from '../replication/fence.js';
 
 export interface HostContext {
   readonly region: string;
@@ -49,6 +52,19 @@ export interface Quarantine {
   actual: Uint8Array | null;
   sinceMs: number;
   records: string[];
+  reason: string;
+}
+
+/** A divergent suffix truncated into a quarantine report file (listed in the shard's status). */
+export interface QuarantineReportRef {
+  file: string;
+  seqFrom: number;
+  seqTo: number;
+  entries: number;
+  inputs: number;
+  epoch: number | null;
+  leader: string | null;
+  atMs: number;
   reason: string;
 }
 
@@ -91,7 +107,15 @@ export class ShardHost implements ShardFeed {
   onLocalTick: ((d: TickDigest) => void) | null = null;
   quarantine: Quarantine | null = null;
   stopped: PlayoutError | null = null;
+  /** Epoch of the entry at the head (the sequencer continues it); the established epoch is `fence.epoch`. */
   epoch = 0;
+  /** The failover fence (src/replication/fence.ts) and epoch history, persisted in the store's meta. */
+  fence: FenceState;
+  epochs: EpochRecord[] = [];
+  /** Divergent suffixes this region truncated into quarantine report files. */
+  quarantineReports: QuarantineReportRef[] = [];
+  /** Called for every epoch recorded from a durable genesis or epoch entry (the node switches roles). */
+  onEpochRecorded: ((record: EpochRecord) => void) | null = null;
 
   private readonly listeners = new Set<() => void>();
   private pending: Entry[] = [];
@@ -112,6 +136,81 @@ export class ShardHost implements ShardFeed {
     this.ctx = ctx;
     this.shard = shard;
     this.meta = meta;
+    this.fence = initialFence(shard, ctx.region, []);
+  }
+
+  // --- failover state ------------------------------------------------------------------------
+
+  /**
+   * Load the fence and the epoch history from the store's meta (after `resume`). A store without
+   * them (older data), or whose last epoch entry's record was lost in a crash, rebuilds the
+   * history from the log; `firstLeader` names the genesis's leader.
+   */
+  loadFailover(firstLeader: string): void {
+    const store = this.ctx.store;
+    const raw = store.getMeta(this.shard, EPOCHS_META_KEY);
+    let epochs = raw === null ? [] : parseEpochHistory(raw, this.shard);
+    const headEpoch = store.head(this.shard)?.epoch ?? 0;
+    if (headEpoch > (epochs[epochs.length - 1]?.epoch ?? 0)) {
+      const first = store.firstSeq(this.shard) ?? 1;
+      for (const r of historyFromEntries(store.iterate(this.shard, first), firstLeader)) epochs = appendEpochRecord(epochs, r, this.shard);
+    }
+    this.epochs = epochs;
+    const rawFence = store.getMeta(this.shard, FENCE_META_KEY);
+    const fence = rawFence === null ? initialFence(this.shard, this.ctx.region, epochs) : parseFence(rawFence, this.shard, this.ctx.region);
+    this.fence = establishHistory(fence, epochs);
+    const reports = store.getMeta<QuarantineReportRef[]>(this.shard, 'failover.quarantine');
+    this.quarantineReports = Array.isArray(reports) ? reports : [];
+    if (this.fence.leader !== null && this.fence.leader !== this.meta.leader) this.meta = { ...this.meta, leader: this.fence.leader };
+  }
+
+  /** Persist the fence and the epoch history; resolves once both (and every earlier write) are durable. */
+  async persistFailover(): Promise<void> {
+    const store = this.ctx.store;
+    await Promise.all([store.putMeta(this.shard, EPOCHS_META_KEY, this.epochs), store.putMeta(this.shard, FENCE_META_KEY, this.fence)]);
+  }
+
+  /** Record the epoch a durable genesis or epoch entry starts, establish it, persist both. */
+  private recordEpoch(e: Entry): void {
+    let record: EpochRecord;
+    try {
+      record = epochRecordOf(e, { leader: e.kind === 'genesis' ? this.meta.leader : null, atMs: e.kind === 'genesis' ? Date.now() : null });
+      this.epochs = appendEpochRecord(this.epochs, record, this.shard);
+    } catch (err) {
+      this.stop(err);
+      return;
+    }
+    this.fence = establish(this.fence, record);
+    if (this.fence.leader !== null && this.fence.leader !== this.meta.leader) {
+      this.meta = { ...this.meta, leader: this.fence.leader };
+      void this.ctx.store.putMeta(this.shard, 'shard', this.meta).catch((err) => this.stop(err));
+    }
+    this.persistFailover().catch((err) => this.stop(err));
+    this.log.info({ shard: this.shard, epoch: record.epoch, leader: record.leader, firstSeq: record.firstSeq }, `shard ${this.shard}: epoch ${record.epoch} (leader ${record.leader}) starts at seq ${record.firstSeq}`);
+    this.onEpochRecorded?.(record);
+  }
+
+  /**
+   * Truncate the log above `keep` (the caller wrote the quarantine report first), drop the
+   * snapshots and epochs beyond it, and rebuild the machine from what is left. Nothing may be
+   * appending: the caller stopped both roles and drained.
+   */
+  async truncateAbove(keep: number): Promise<Entry[]> {
+    await this.drain();
+    const store = this.ctx.store;
+    const entries = await store.truncateAbove(this.shard, keep);
+    for (const s of store.snapshots(this.shard)) if (s.seq > keep) await store.deleteSnapshot(this.shard, s.tick);
+    this.epochs = this.epochs.filter((r) => r.firstSeq <= keep);
+    this.durableSeq = 0;
+    this.durableHash = null;
+    this.durableTick = 0;
+    this.epoch = 0;
+    this.quarantine = null;
+    this.lastTick = null;
+    this.lastAgreedTick = null;
+    this.tickDigests = [];
+    await this.resume();
+    return entries;
   }
 
   get log(): FastifyBaseLogger {
@@ -306,6 +405,10 @@ export class ShardHost implements ShardFeed {
     this.durableSeq = last.seq;
     this.durableHash = last.hash;
     this.durableTick = last.tick;
+    for (let i = 0; i < batch.length; i++) {
+      const k = batch[i]!.kind;
+      if (k === 'epoch' || k === 'genesis') this.recordEpoch(batch[i]!);
+    }
     if (this.autoApply) this.applyBatch(batch);
     let n = 0;
     while (n < this.waiters.length && this.waiters[n]!.seq <= this.durableSeq) this.waiters[n++]!.resolve();
@@ -492,7 +595,8 @@ export class ShardHost implements ShardFeed {
       headHash: this.durableHash,
       tick: this.durableTick,
       firstSeq: this.firstSeq(),
-      epoch: this.epoch,
+      // The established epoch: a follower takes a lower head after a truncation as is.
+      epoch: this.fence.epoch,
       digest: d === null ? null : { tick: d.tick, digest: d.digest },
       quarantined: this.quarantine !== null,
       nowMs: Date.now(),

@@ -624,8 +624,20 @@ export class DesyncDetector {
   }
 
   /** After a failover: the new leader's digests are the reference. */
-  setLeader(region: string): void {
+  /**
+   * A failover changed whose digests are the reference: the candidate's on a promise, the epoch's
+   * leader once established. Everything else is kept (a quarantine, its diagnosis, resync state):
+   * a fence change does not heal a desync. `fromTick`: the new epoch's first tick; leader digests
+   * of that tick and later, published by the previous leader, belong to a history that was not
+   * kept and are forgotten.
+   */
+  setLeader(region: string, fromTick: number | null = null): void {
     this.leader = region;
+    if (fromTick !== null) this.leaderDigests.deleteAbove(fromTick - 1);
+  }
+
+  get currentLeader(): string {
+    return this.leader;
   }
 
   onTimer(nowMs: number): DesyncAction[] {

@@ -63,6 +63,24 @@ export interface FollowerConfig {
   readonly penaltyMs: number;
   /** A bootstrap (snapshot fetch, verify, store) not finished within this is failed. */
   readonly bootstrapTimeoutMs: number;
+  /**
+   * The failover fence (docs/failover.md, "Hooks"): asked about every entry before anything else
+   * looks at it. Null admits it; an error drops it (counted in `fenced`), never compared as a
+   * duplicate: an old leader's suffix beyond the fence would otherwise look like a fork. The node
+   * passes `(e) => admits(currentFence, e)`; absent, everything is admitted.
+   */
+  readonly admit?: AdmitHook | null;
+}
+
+/**
+ * The fence hooks, see FollowerConfig.admit. `diverges(entry, acceptedSeq)` (the node passes
+ * `startsBeforeHead(fence, …)`) is true for an `epoch` entry of an epoch the region does not know
+ * yet that starts at or below its accepted head: dropped like a refused entry and reported once
+ * per epoch as a `diverged` action, so that the node learns the epoch and truncates.
+ */
+export interface AdmitHook {
+  admit(entry: Entry): PlayoutError | null;
+  diverges(entry: Entry, acceptedSeq: number): boolean;
 }
 
 /** Defaults for every tunable (the node's region config may override each). */
@@ -175,6 +193,18 @@ export interface AlertAction {
   readonly error: PlayoutError;
 }
 
+/**
+ * An `epoch` entry starts at or below the accepted head (AdmitHook.diverges): this region holds
+ * entries the new epoch did not keep. The node learns the epoch from `region` (its epochs),
+ * reconciles (truncating the divergent suffix into a quarantine report) and restarts the
+ * Follower from the truncated head. Reported once per epoch.
+ */
+export interface DivergedAction {
+  readonly op: 'diverged';
+  readonly entry: Entry;
+  readonly region: string | null;
+}
+
 /** The shard must stop (a fork): the follower accepts nothing more until the node replaces it. */
 export interface StopAction {
   readonly op: 'stop';
@@ -190,6 +220,7 @@ export type FollowerAction =
   | BootstrapAction
   | FollowAction
   | AlertAction
+  | DivergedAction
   | StopAction;
 
 // --- status ------------------------------------------------------------------------------
@@ -227,6 +258,8 @@ export interface FollowerCounters {
   bootstraps: number;
   bootstrapsFailed: number;
   appendFailures: number;
+  /** Entries dropped by the fence (AdmitHook): refused epochs, and epoch entries that diverge. */
+  fenced: number;
 }
 
 export interface FollowerPeerStatus {
@@ -388,6 +421,11 @@ export class Follower {
   readonly config: FollowerConfig;
   private readonly log: FollowerLog;
   private readonly rng: Rng;
+  private admitHook: AdmitHook | null;
+  /** Epochs already reported `diverged` (once each). */
+  private readonly divergedEpochs = new Set<number>();
+  /** The lowest epoch reported `diverged`: its entries at held seqs are not compared either. */
+  private divergedFrom: number | null = null;
 
   private mode: FollowerMode = 'following';
   /** Set by quarantine(), cleared by restored(); survives a bootstrap in between. */
@@ -446,6 +484,7 @@ export class Follower {
     bootstraps: 0,
     bootstrapsFailed: 0,
     appendFailures: 0,
+    fenced: 0,
   };
 
   /** Actions of the call in progress, and the entries it accepted (one append per call). */
@@ -459,6 +498,7 @@ export class Follower {
     this.config = config;
     this.log = log;
     this.rng = rng;
+    this.admitHook = config.admit ?? null;
     this.leader = config.leader;
     this.head = start.head;
     this.headHash = start.headHash;
@@ -501,6 +541,7 @@ export class Follower {
         this.alert('warning', new PlayoutError('PLAYOUT_OUT_OF_ORDER', `Cannot follow entry ${e.seq}: expected shard "${this.config.shard}", received "${e.shard}" from ${region ?? 'a source'}`, { seq: e.seq, shard: this.config.shard, path: 'shard', expected: this.config.shard, received: e.shard }));
         continue;
       }
+      if (this.refused(e, region)) continue;
       if (peer !== null) {
         // Sending seq proves holding it.
         if (peer.head === null || peer.head < e.seq) peer.head = e.seq;
@@ -544,7 +585,8 @@ export class Follower {
   }
 
   /** The answer to a requestRange: a contiguous run from seqFrom (possibly shorter than asked). */
-  onRangeResponse(requestId: number, entries: readonly Entry[], nowMs: number): FollowerAction[] {
+  onRangeResponse(requestId: number, received: readonly Entry[], nowMs: number): FollowerAction[] {
+    let entries = received;
     const req = this.requests.get(requestId);
     if (req === undefined) return this.finish(nowMs); // timed out or cancelled: the range is asked again elsewhere
     this.endRequest(req);
@@ -561,6 +603,15 @@ export class Follower {
       if (peer.head === null || peer.head >= req.seqFrom) peer.head = req.seqFrom - 1;
       return this.finish(nowMs);
     }
+    const admitted = this.admittedPrefix(entries, peer.region);
+    if (admitted.length === 0) {
+      // Everything it sent lies beyond the fence (an old leader's suffix): it cannot help now;
+      // back off from it so that the other peers are asked.
+      this.counters.repairsFailed++;
+      this.peerFailed(peer, nowMs);
+      return this.finish(nowMs);
+    }
+    entries = admitted;
     const problem = this.checkRangeShape(req, entries);
     if (problem !== null) {
       this.refuse(peer, req.seqFrom, req.seqTo, problem, nowMs);
@@ -657,9 +708,62 @@ export class Follower {
     return this.finish(nowMs);
   }
 
-  /** After a failover: the new leader's stream is the authority. */
+  /**
+   * After a failover: the new leader's stream is the authority. Null while the region holds a
+   * promise for an epoch not yet established: no region's chain break proves a fork then (the
+   * old leader's next entry may lie beyond the fence), it is refused and repaired.
+   */
   setLeader(region: string | null): void {
     this.leader = region;
+  }
+
+  /**
+   * Ask peers now for what they hold beyond the accepted head, without waiting for the repair
+   * delay (a candidate catching up to the highest fenced head: the stream that would have carried
+   * those entries was refusing them until its fence limit was raised).
+   */
+  repairNow(nowMs: number): FollowerAction[] {
+    this.lastSourceProgressMs = Number.NEGATIVE_INFINITY;
+    this.planDirty = true;
+    return this.finish(nowMs);
+  }
+
+  get currentLeader(): string | null {
+    return this.leader;
+  }
+
+  /**
+   * Replace the fence hooks (null: admit everything). Entries already buffered or held are checked
+   * again at once (they may predate a promise): refused ones are dropped, not drained later.
+   */
+  setAdmit(hook: AdmitHook | null): void {
+    this.admitHook = hook;
+    this.recheckFence();
+  }
+
+  /**
+   * The fence changed (a promise, a release, an epoch established): drop buffered entries and
+   * held ranges it now refuses, so that none of them is accepted or compared as a duplicate.
+   */
+  recheckFence(): void {
+    if (this.admitHook === null) return;
+    for (const [seq, b] of [...this.buffer]) {
+      if (this.admitHook.admit(b.entry) !== null) {
+        this.buffer.delete(seq);
+        this.counters.fenced++;
+      }
+    }
+    let max = 0;
+    for (const seq of this.buffer.keys()) if (seq > max) max = seq;
+    this.bufferSeqMax = max;
+    for (let i = this.held.length - 1; i >= 0; i--) {
+      const h = this.held[i]!;
+      const admitted = this.admittedPrefix(h.entries, h.peer.region, false);
+      if (admitted.length === h.entries.length) continue;
+      this.held.splice(i, 1);
+      if (admitted.length > 0) this.held.push(new HeldRange(h.requestId, h.peer, admitted));
+    }
+    this.planDirty = true;
   }
 
   /** Stop applying (a desync): entries are still received, checked and stored. */
@@ -801,6 +905,48 @@ export class Follower {
 
   // --- internals -------------------------------------------------------------------------
 
+  /** The fence's verdict on one entry: true when it is dropped (counted; a divergence reported). */
+  private refused(e: Entry, region: string | null): boolean {
+    const hook = this.admitHook;
+    if (hook === null) return false;
+    if (hook.admit(e) !== null) {
+      this.counters.fenced++;
+      return true;
+    }
+    if (hook.diverges(e, this.accepted)) {
+      this.counters.fenced++;
+      if (!this.divergedEpochs.has(e.epoch)) {
+        this.divergedEpochs.add(e.epoch);
+        if (this.divergedFrom === null || e.epoch < this.divergedFrom) this.divergedFrom = e.epoch;
+        this.out.push({ op: 'diverged', entry: e, region });
+      }
+      return true;
+    }
+    // The entries after a diverging epoch entry, at seqs this log holds otherwise: they are the
+    // new epoch's, not duplicates of ours, until the node has truncated (and restarted us).
+    if (this.divergedFrom !== null && e.epoch >= this.divergedFrom && e.seq <= this.accepted) {
+      this.counters.fenced++;
+      return true;
+    }
+    return false;
+  }
+
+  /** The run's prefix the fence admits (a range must stay contiguous); the rest is counted as fenced. */
+  private admittedPrefix(entries: readonly Entry[], region: string | null, report = true): readonly Entry[] {
+    const hook = this.admitHook;
+    if (hook === null) return entries;
+    for (let i = 0; i < entries.length; i++) {
+      const e = entries[i]!;
+      const refused = report ? this.refused(e, region) : hook.admit(e) !== null;
+      if (refused) {
+        if (!report) this.counters.fenced++;
+        this.counters.fenced += entries.length - i - 1;
+        return entries.slice(0, i);
+      }
+    }
+    return entries;
+  }
+
   private accept(e: Entry): void {
     this.accepted = e.seq;
     this.acceptedHash = e.hash;
@@ -815,6 +961,8 @@ export class Follower {
       const b = this.buffer.get(this.accepted + 1);
       if (b !== undefined) {
         this.buffer.delete(b.entry.seq);
+        // Buffered before a promise, it must pass the fence as it stands now.
+        if (this.refused(b.entry, b.region)) continue;
         if (hashEquals(b.entry.prev, this.acceptedHash)) {
           this.accept(b.entry);
           this.lastSourceProgressMs = nowMs;
@@ -827,7 +975,8 @@ export class Follower {
       if (hi >= 0) {
         const h = this.held[hi]!;
         this.held.splice(hi, 1);
-        if (h.seqTo > this.accepted) this.integrate(h.entries, h.peer, nowMs);
+        const admitted = this.admittedPrefix(h.entries, h.peer.region);
+        if (admitted.length > 0 && admitted[admitted.length - 1]!.seq > this.accepted) this.integrate(admitted, h.peer, nowMs);
         continue;
       }
       break;

@@ -362,7 +362,9 @@ describe('sources', () => {
     const codeOf = async (p: Promise<unknown>): Promise<string> => p.then(() => 'none', (e: unknown) => (isPlayoutError(e) ? e.code : String(e)));
     expect(await codeOf(openSource(path, { shard: 'ledger-2' }))).toBe('PLAYOUT_SHARD_NOT_FOUND');
     expect(await codeOf(openSource(join(dir, 'missing.plog')))).toBe('PLAYOUT_SOURCE_NOT_FOUND');
-    expect(await codeOf(openSource('kafka://127.0.0.1:9092/playout.log'))).toBe('PLAYOUT_SOURCE_NOT_FOUND');
+    expect(await codeOf(openSource('gopher://127.0.0.1:70/playout.log'))).toBe('PLAYOUT_SOURCE_NOT_FOUND');
+    // A Kafka topic holds many shards: --shard is required before any broker is asked.
+    expect(await codeOf(openSource('kafka://127.0.0.1:9092/playout.log'))).toBe('PLAYOUT_INVALID_ARGUMENT');
     expect(await codeOf(openSource(dir))).toBe('PLAYOUT_SOURCE_NOT_FOUND'); // a directory that is no store
   });
 

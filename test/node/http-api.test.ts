@@ -125,12 +125,14 @@ describe('bodies and limits', () => {
     expect(r.json.path).toBe('body.ingestId');
   });
 
-  it('answers 404 for an unknown shard or route and 421 with the leader at a follower', async () => {
+  it('answers 404 for an unknown shard or route and 307 to the leader at a follower', async () => {
     expect((await call('POST', leaderUrl, '/v1/shards/nope/inputs', TOKENS.ingest, move)).json.code).toBe('PLAYOUT_SHARD_NOT_FOUND');
     expect((await call('GET', leaderUrl, '/v1/nothing', TOKENS.admin)).json.code).toBe('PLAYOUT_ROUTE_NOT_FOUND');
-    const r = await call('POST', followerUrl, '/v1/shards/hunt-1/inputs', TOKENS.ingest, move);
-    expect(r.status).toBe(421);
-    expect(r.json).toMatchObject({ code: 'PLAYOUT_NOT_LEADER', leader: { region: 'eu-fra', url: leaderUrl } });
+    // 307 keeps the method and body: the client re-sends the same input (same ingestId) to the leader.
+    const res = await fetch(`${followerUrl}/v1/shards/hunt-1/inputs`, { method: 'POST', redirect: 'manual', headers: { authorization: `Bearer ${TOKENS.ingest}`, 'content-type': 'application/json' }, body: JSON.stringify(move) });
+    expect(res.status).toBe(307);
+    expect(res.headers.get('location')).toBe(`${leaderUrl}/v1/shards/hunt-1/inputs`);
+    expect(await res.json()).toMatchObject({ code: 'PLAYOUT_NOT_LEADER', leader: { region: 'eu-fra', url: leaderUrl } });
   });
 
   it('refuses a durable report from another history as a fork', async () => {

@@ -214,4 +214,32 @@ describe('DesyncDetector', () => {
     expect(det.resynced(99, 1, 0)).toEqual([]);
     expect(det.status().resyncs).toBe(0);
   });
+
+  describe('setLeader across a failover', () => {
+    it.each([
+      { name: 'the candidate on a promise: its digests are the reference', leader: 'af-jnb', fromTick: null, leaderDigestOf4: 'old' },
+      { name: 'the new epoch from tick 3: the old leader digests of ticks ≥ 3 are forgotten', leader: 'af-jnb', fromTick: 3, leaderDigestOf4: null },
+    ])('$name', ({ leader, fromTick, leaderDigestOf4 }) => {
+      const det = detector();
+      for (let t = 0; t < 5; t++) det.onLeaderDigest(t, d(t), 0);
+      det.setLeader(leader, fromTick);
+      expect(det.currentLeader).toBe(leader);
+      expect(det.expectedDigest(2)).toEqual(d(2));
+      expect(det.expectedDigest(4)).toEqual(leaderDigestOf4 === null ? null : d(4));
+      // The new leader's heartbeat now feeds the reference; the old one's no longer does.
+      det.onPeerStatus(status('eu-fra', 6, d(66)), 0);
+      det.onPeerStatus(status(leader, 7, d(77)), 0);
+      expect(det.expectedDigest(6)).toBeNull();
+      expect(det.expectedDigest(7)).toEqual(d(77));
+    });
+
+    it('keeps a quarantine and its first diverging tick when the leader changes', () => {
+      const det = detector();
+      det.onLeaderDigest(2, d(2), 0);
+      expect(ops(det.onLocalDigest({ tick: 2, seq: 13, digest: d(9) }, 0))).toContain('quarantine');
+      det.setLeader('af-jnb', 10);
+      expect(det.status()).toMatchObject({ quarantined: true, firstDivergingTick: 2 });
+      expect(det.isQuarantined).toBe(true);
+    });
+  });
 });

@@ -2,12 +2,16 @@
 import { readFile } from 'node:fs/promises';
 import { isAbsolute, resolve } from 'node:path';
 import { PlogReader, PLOG_MAGIC } from '../../adapters/plog.js';
-import { openSource, type ReplaySource } from '../../adapters/replay-source.js';
+import { openSource, type OpenOptions, type ReplaySource } from '../../adapters/replay-source.js';
 import { PlayoutError, decodeSnapshot, type Snapshot } from '../../core/index.js';
 import { defaultBuild, knownBuilds, loadBuild, recorderCandidates, type Build } from './builds.js';
 
-export async function openNamed(spec: string, shard: string | undefined, cwd: string): Promise<ReplaySource> {
-  return openSource(spec, { shard: shard ?? null, cwd });
+/**
+ * Open SOURCE for a command. Remote sources (http://) take their token from the environment:
+ * `remote.env` (a command's io.env), else this process's.
+ */
+export async function openNamed(spec: string, shard: string | undefined, cwd: string, remote: Pick<OpenOptions, 'env' | 'tokenEnv' | 'fromSnapshot'> = {}): Promise<ReplaySource> {
+  return openSource(spec, { shard: shard ?? null, cwd, env: remote.env ?? process.env, tokenEnv: remote.tokenEnv ?? null, fromSnapshot: remote.fromSnapshot ?? false });
 }
 
 export async function buildNamed(spec: string | undefined, cwd: string): Promise<Build> {

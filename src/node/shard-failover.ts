@@ -1,0 +1,418 @@
+// ShardFailover: a region node's side of a failover (DESIGN.md §6, docs/failover.md "Hooks in the
+// node"). It serves the failover routes of src/ports/failover-client.ts for the node's shards —
+// status, epochs, fence, release, promote, announce — and learns epochs from peers, by running the
+// pure rules of src/replication/ (fence.ts, failover-promotion.ts, failover-quarantine.ts) against
+// the shard's ShardHost and switching its role through the RegionNode (FailoverNode below).
+//
+// Every change of the fence is persisted before it is answered (a promise is a vote), and every
+// change of a shard's fence or role runs under the shard's lock, one at a time; a promotion holds
+// the lock only for its short steps, so that a later failover can supersede one that is stuck
+// catching up.
+import { fsync, mkdirSync, openSync, closeSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { promisify } from 'node:util';
+import type { FastifyBaseLogger } from 'fastify';
+import type { Entry } from '../core/entry.js';
+import { PlayoutError, isPlayoutError } from '../core/errors.js';
+import { hashEquals, toHex } from '../core/hash.js';
+import type {
+  AnnounceAnswer,
+  AnnounceRequest,
+  EpochRecord,
+  EpochsAnswer,
+  FenceGrant,
+  FenceRequest,
+  PromoteAnswer,
+  PromoteRequest,
+  FailoverClient,
+  RegionFailoverStatus,
+  ReleaseAnswer,
+  ReleaseRequest,
+} from '../ports/failover-client.js';
+import type { FailoverPlan } from '../replication/failover-coordinator.js';
+import { planFailoverOp } from '../cli/ops/failover.js';
+import { appendEpochRecord } from '../replication/epoch-history.js';
+import { beginPromotion, promotionReady, stillPromised } from '../replication/failover-promotion.js';
+import { encodeQuarantineReport, quarantineReport, reconcile } from '../replication/failover-quarantine.js';
+import { establishHistory, grantOf, leads, promise, release, type FenceHead } from '../replication/fence.js';
+import type { FollowerRole } from './follower-role.js';
+import type { LeaderRole } from './leader-role.js';
+import type { ShardHost } from './shard-host.js';
+
+const fsyncAsync = promisify(fsync);
+
+/** One shard of the node, as the failover side sees it. */
+export interface FailoverSlot {
+  readonly host: ShardHost;
+  leader: LeaderRole | null;
+  follower: FollowerRole | null;
+}
+
+/** What ShardFailover asks of the node (RegionNode implements it). */
+export interface FailoverNode {
+  readonly region: string;
+  readonly log: FastifyBaseLogger;
+  /** Folder of the quarantine report files (`<store>/quarantine`). */
+  readonly quarantineDir: string;
+  /** Throws PLAYOUT_SHARD_NOT_FOUND. */
+  slotOf(shard: string): FailoverSlot;
+  /** Regions of the peers. */
+  peerRegions(): string[];
+  /** Stop sequencing at once: fence the sequencer, stop the tick timer, close the LeaderRole. */
+  stopLeading(slot: FailoverSlot, reason: PlayoutError): void;
+  /** Stop following (close the FollowerRole). */
+  stopFollowing(slot: FailoverSlot): void;
+  /** Follow with a new FollowerRole from the durable head: `leader` (null: none has authority yet), streaming from `streamFrom`. */
+  follow(slot: FailoverSlot, leader: string | null, streamFrom: string | null, reference: string): void;
+  /** Stream from another region with the existing FollowerRole. */
+  switchSource(slot: FailoverSlot, region: string): void;
+  /** Lead (a new LeaderRole at the durable head), optionally starting an epoch. */
+  lead(slot: FailoverSlot, startEpoch: { epoch: number; leader: string; lastSeqPrevEpoch: number } | null): LeaderRole;
+  /** GET …/epochs at a peer. */
+  peerEpochs(region: string, shard: string, timeoutMs?: number): Promise<EpochsAnswer>;
+  /** The peer's status row of the shard (head, epoch), fed to the follower; null when unreachable. */
+  refreshPeer(region: string, shard: string): Promise<void>;
+  /** What the node knows of its peers' heads for this shard. */
+  peerHeads(slot: FailoverSlot): RegionFailoverStatus['peers'];
+  /** Failover clients of this region and every peer (reads: status, entries), for a plan. */
+  planClients(): FailoverClient[];
+}
+
+export class ShardFailover {
+  private readonly node: FailoverNode;
+  private readonly locks = new Map<string, Promise<unknown>>();
+  private readonly promotions = new Map<string, Promise<PromoteAnswer>>();
+  private readonly learning = new Set<string>();
+
+  constructor(node: FailoverNode) {
+    this.node = node;
+  }
+
+  /** Run `fn` after every earlier locked step of this shard. */
+  private locked<T>(shard: string, fn: () => Promise<T>): Promise<T> {
+    const prev = this.locks.get(shard) ?? Promise.resolve();
+    const next = prev.then(fn, fn);
+    this.locks.set(shard, next.catch(() => undefined));
+    return next;
+  }
+
+  private running(host: ShardHost): void {
+    if (host.stopped !== null) throw host.stopped;
+  }
+
+  // --- reads ---------------------------------------------------------------------------------
+
+  headInfo(host: ShardHost): FenceHead {
+    if (host.durableSeq === 0 || host.durableHash === null) return { head: 0, headHash: null, headEpoch: 0, headTick: 0, openTick: 0 };
+    const e = host.ctx.store.get(host.shard, host.durableSeq);
+    return { head: host.durableSeq, headHash: toHex(host.durableHash), headEpoch: e?.epoch ?? host.epoch, headTick: host.durableTick, openTick: e?.kind === 'tick' ? host.durableTick + 1 : host.durableTick };
+  }
+
+  status(shard: string): RegionFailoverStatus {
+    const slot = this.node.slotOf(shard);
+    const h = slot.host;
+    return {
+      region: this.node.region,
+      shard,
+      ack: h.meta.ack,
+      ...this.headInfo(h),
+      firstSeq: h.firstSeq(),
+      applied: h.machine?.head ?? 0,
+      lastAgreedTick: slot.leader !== null ? (h.latestDigest?.tick ?? null) : h.lastAgreedTick,
+      quarantined: h.quarantine !== null,
+      stopped: h.stopped === null ? null : `${h.stopped.code}: ${h.stopped.message}`,
+      fence: h.fence,
+      epochs: h.epochs,
+      peers: this.node.peerHeads(slot),
+    };
+  }
+
+  epochs(shard: string): EpochsAnswer {
+    const h = this.node.slotOf(shard).host;
+    return { shard, region: this.node.region, epochs: h.epochs, fence: h.fence };
+  }
+
+  /** GET …/failover-plan: what a failover to `to` would do, read from every region (changes nothing). */
+  async plan(shard: string, to: string, acceptLoss: boolean): Promise<FailoverPlan> {
+    this.node.slotOf(shard);
+    return planFailoverOp({ shard, clients: this.node.planClients(), requestTimeoutMs: 5_000, promoteTimeoutMs: 60_000, listEntriesMax: 1_000, newFailoverId: () => 'plan' }, to, acceptLoss);
+  }
+
+  // --- fence, release ----------------------------------------------------------------------------
+
+  fence(shard: string, req: FenceRequest): Promise<FenceGrant> {
+    const slot = this.node.slotOf(shard);
+    return this.locked(shard, async () => {
+      const host = slot.host;
+      this.running(host);
+      const p = host.fence.promise;
+      if (p !== null && p.epoch === req.epoch && p.candidate === req.candidate && p.failoverId === req.failoverId) {
+        // The same request again (a retry): the same answer.
+        return grantOf(host.fence, this.headInfo(host), false, host.epochs);
+      }
+      const now = Date.now();
+      // Refuse before touching anything: a conflicting request leaves the shard as it was.
+      promise(host.fence, req, this.headInfo(host), now);
+      const wasLeader = slot.leader !== null;
+      let limit: number;
+      if (slot.leader !== null) {
+        // Stop sequencing first: the head this region reports is its final head.
+        limit = slot.leader.sequencer.seq;
+        this.node.stopLeading(slot, new PlayoutError('PLAYOUT_SEQUENCER_FENCED', `Region ${this.node.region} stopped sequencing shard "${shard}": it promised epoch ${req.epoch} to ${req.candidate} (failover ${req.failoverId})`, { shard }));
+      } else {
+        limit = Math.max(host.durableSeq, slot.follower?.follower.acceptedSeq ?? 0);
+      }
+      host.fence = promise(host.fence, req, { ...this.headInfo(host), head: limit }, now);
+      // Nobody has authority until the epoch is established; the candidate's digests are the reference.
+      slot.follower?.setLeader(null, req.candidate);
+      await host.waitDurable(limit).catch(() => undefined);
+      await host.persistFailover();
+      if (wasLeader) this.node.follow(slot, null, req.candidate === this.node.region ? null : req.candidate, req.candidate);
+      this.node.log.warn({ shard, epoch: req.epoch, candidate: req.candidate, failoverId: req.failoverId, head: host.durableSeq, wasLeader }, `shard ${shard}: promised epoch ${req.epoch} to ${req.candidate}; entries of older epochs beyond seq ${host.fence.promise?.seqMax} are refused`);
+      return grantOf(host.fence, this.headInfo(host), wasLeader, host.epochs);
+    });
+  }
+
+  release(shard: string, req: ReleaseRequest): Promise<ReleaseAnswer> {
+    const slot = this.node.slotOf(shard);
+    return this.locked(shard, async () => {
+      const host = slot.host;
+      const r = release(host.fence, req);
+      if (!r.released) return r;
+      host.fence = r.fence;
+      await host.persistFailover();
+      this.node.log.warn({ shard, epoch: req.epoch, failoverId: req.failoverId }, `shard ${shard}: released the promise of epoch ${req.epoch} (failover ${req.failoverId})`);
+      const leader = host.fence.leader;
+      if (leads(host.fence, this.node.region) && slot.leader === null && host.stopped === null) {
+        // The old leader gets its sequencer back once everything it holds is applied.
+        this.node.stopFollowing(slot);
+        await host.drain();
+        await this.waitApplied(host, 10_000);
+        this.node.lead(slot, null);
+      } else if (leader !== null) {
+        slot.follower?.setLeader(leader, leader);
+      }
+      return { released: true, fence: host.fence };
+    });
+  }
+
+  // --- promote -----------------------------------------------------------------------------------
+
+  /** Idempotent per (epoch, failoverId): a repeated request joins the promotion in progress. */
+  promote(shard: string, req: PromoteRequest): Promise<PromoteAnswer> {
+    const key = `${shard}/${req.epoch}/${req.failoverId}`;
+    let p = this.promotions.get(key);
+    if (p === undefined) {
+      p = this.promoteSteps(shard, req);
+      this.promotions.set(key, p);
+      // A failed promotion may be asked again (it fails again at once unless the promise still holds).
+      p.catch(() => this.promotions.delete(key));
+    }
+    return p;
+  }
+
+  private async promoteSteps(shard: string, req: PromoteRequest): Promise<PromoteAnswer> {
+    const slot = this.node.slotOf(shard);
+    const host = slot.host;
+    const region = this.node.region;
+    const deadline = Date.now() + req.timeoutMs;
+    const t0 = Date.now();
+    let caughtUpFrom = 0;
+    let quarantined = 0;
+    await this.locked(shard, async () => {
+      this.running(host);
+      host.fence = beginPromotion(host.fence, region, req);
+      await host.persistFailover();
+      caughtUpFrom = host.durableSeq;
+      if (req.truncateAbove !== null && req.truncateAbove < host.durableSeq) {
+        quarantined = await this.truncate(slot, req.truncateAbove, null, `promotion to epoch ${req.epoch} (failover ${req.failoverId}): the highest fenced head ${req.catchUpTo.seq} is of epoch ${req.catchUpTo.epoch}`);
+      }
+      if (slot.leader !== null) this.node.stopLeading(slot, new PlayoutError('PLAYOUT_SEQUENCER_FENCED', `Region ${region} stops sequencing shard "${shard}" to start epoch ${req.epoch}`, { shard }));
+      const from = req.sources.find((r) => r !== region) ?? null;
+      if (slot.follower === null) this.node.follow(slot, null, from, region);
+      else slot.follower.setLeader(null, region);
+    });
+    // Catch up: the follower repairs from the sources as usual; the fence admits up to the target.
+    await Promise.all(req.sources.filter((r) => r !== region).map((r) => this.node.refreshPeer(r, shard).catch(() => undefined)));
+    slot.follower?.repairNow();
+    let lastRepairMs = Date.now();
+    for (;;) {
+      this.running(host);
+      stillPromised(host.fence, region, req);
+      const head = host.durableSeq;
+      const at = head >= req.catchUpTo.seq ? this.hashAt(host, req.catchUpTo.seq) : null;
+      if (promotionReady(req, head, at) === 'ready' && host.machine?.head === head && host.quarantine === null && (slot.follower?.applyIdle ?? true)) break;
+      if (Date.now() >= deadline) {
+        throw new PlayoutError('PLAYOUT_FAILOVER_INCOMPLETE', `Region ${region} did not catch up to seq ${req.catchUpTo.seq} of shard "${shard}" within ${req.timeoutMs} ms (head ${head}, applied ${host.machine?.head ?? 0}${host.quarantine !== null ? ', quarantined' : ''}); its promise of epoch ${req.epoch} stays`, { shard, seq: head, expected: `head ${req.catchUpTo.seq}`, received: `head ${head}` });
+      }
+      if (Date.now() - lastRepairMs > 200) {
+        lastRepairMs = Date.now();
+        await Promise.all(req.sources.filter((r) => r !== region).map((r) => this.node.refreshPeer(r, shard).catch(() => undefined)));
+        slot.follower?.repairNow();
+      }
+      await sleep(2);
+    }
+    const leader = await this.locked(shard, async () => {
+      this.running(host);
+      stillPromised(host.fence, region, req);
+      // Ready: stop following, wait for writes in flight, seal the epoch's first entries, lead.
+      this.node.stopFollowing(slot);
+      await host.drain();
+      stillPromised(host.fence, region, req);
+      return this.node.lead(slot, { epoch: req.epoch, leader: region, lastSeqPrevEpoch: host.durableSeq });
+    });
+    const first = leader.firstEntries;
+    const last = first[first.length - 1]!;
+    await host.waitDurable(last.seq);
+    const recorded = host.epochs.find((r) => r.epoch === req.epoch);
+    if (recorded === undefined) throw new PlayoutError('PLAYOUT_FAILOVER_INCOMPLETE', `Region ${region} could not record epoch ${req.epoch} of shard "${shard}"`, { shard });
+    // Stamp the failover on the record (it was recorded from the entry alone).
+    host.epochs = appendEpochRecord(host.epochs, { ...recorded, atMs: Date.now(), failoverId: req.failoverId }, shard);
+    await host.persistFailover();
+    const record = host.epochs.find((r) => r.epoch === req.epoch)!;
+    this.node.log.warn({ shard, epoch: req.epoch, failoverId: req.failoverId, firstSeq: record.firstSeq, caughtUpFrom, ms: Date.now() - t0 }, `shard ${shard}: region ${region} leads epoch ${req.epoch} from seq ${record.firstSeq}`);
+    return { record, caughtUpFrom, quarantined, sequencingFrom: last.seq + 1, sequencingTick: leader.sequencer.tick, epochs: host.epochs };
+  }
+
+  private hashAt(host: ShardHost, seq: number): string | null {
+    if (seq === host.durableSeq && host.durableHash !== null) return toHex(host.durableHash);
+    const e = host.ctx.store.get(host.shard, seq);
+    return e === null ? null : toHex(e.hash);
+  }
+
+  private async waitApplied(host: ShardHost, timeoutMs: number): Promise<void> {
+    const deadline = Date.now() + timeoutMs;
+    while (host.machine !== null && host.machine.head < host.durableSeq && host.quarantine === null && host.stopped === null && Date.now() < deadline) await sleep(2);
+  }
+
+  // --- learning an epoch ---------------------------------------------------------------------------
+
+  announce(shard: string, req: AnnounceRequest): Promise<AnnounceAnswer> {
+    this.node.slotOf(shard);
+    return this.learn(shard, req.epochs.length > 0 ? req.epochs : [req.record], req.record.firstSeq, req.record.leader).then((quarantined) => ({ fence: this.node.slotOf(shard).host.fence, quarantined }));
+  }
+
+  /** A peer's status (or a diverging epoch entry it sent) names an epoch above ours: fetch its epochs and learn them. */
+  learnFrom(shard: string, region: string): void {
+    const key = `${shard}/${region}`;
+    if (this.learning.has(key)) return;
+    this.learning.add(key);
+    void (async () => {
+      try {
+        const answer = await this.node.peerEpochs(region, shard);
+        const last = answer.epochs[answer.epochs.length - 1];
+        if (last !== undefined && last.epoch === answer.fence.epoch) await this.learn(shard, answer.epochs, last.firstSeq, region);
+      } catch (err) {
+        this.node.log.warn({ shard, peer: region, code: isPlayoutError(err) ? err.code : undefined }, `shard ${shard}: cannot learn the epochs of ${region}: ${(err as Error).message}`);
+      } finally {
+        this.learning.delete(key);
+      }
+    })();
+  }
+
+  /**
+   * Learn the history `epochs` (the new leader's): merge the records this region holds too, stop
+   * sequencing, reconcile the log, quarantine a divergent suffix, establish, follow the leader.
+   * Resolves with the number of entries quarantined.
+   */
+  learn(shard: string, epochs: readonly EpochRecord[], refHead: number, from: string | null): Promise<number> {
+    const slot = this.node.slotOf(shard);
+    return this.locked(shard, async () => {
+      const host = slot.host;
+      // Records of epochs this region holds too (same first entry) teach it when and by which failover they started.
+      let merged = host.epochs;
+      for (const r of epochs) {
+        const mine = merged.find((m) => m.epoch === r.epoch && m.entryHash === r.entryHash);
+        if (mine !== undefined && (mine.atMs === null || mine.failoverId === null)) merged = appendEpochRecord(merged, r, shard);
+      }
+      const newest = epochs[epochs.length - 1];
+      if (merged !== host.epochs) {
+        host.epochs = merged;
+        if (newest === undefined || newest.epoch <= host.fence.epoch) await host.persistFailover();
+      }
+      if (newest === undefined || newest.epoch <= host.fence.epoch || host.stopped !== null) return 0;
+      const region = this.node.region;
+      // Stop sequencing first: a region that learns it no longer leads must not stamp one more entry.
+      if (slot.leader !== null) this.node.stopLeading(slot, new PlayoutError('PLAYOUT_SEQUENCER_FENCED', `Region ${region} stopped sequencing shard "${shard}": epoch ${newest.epoch} (leader ${newest.leader}) is established`, { shard }));
+      await host.drain();
+      const r = reconcile(shard, { head: host.durableSeq, epochs: host.epochs, hashAt: (seq) => this.hashAt(host, seq) }, { head: Math.max(refHead, newest.firstSeq), epochs });
+      if (r.action === 'conflict') {
+        this.node.stopFollowing(slot);
+        host.stop(r.error);
+        return 0;
+      }
+      let quarantined = 0;
+      if (r.action === 'truncate') {
+        quarantined = await this.truncate(slot, r.keep, r.epoch ?? newest, `epoch ${newest.epoch} (leader ${newest.leader}) kept seq ..${r.epoch?.lastSeqPrevEpoch ?? r.keep}; this region held entries of an older epoch beyond it`);
+      }
+      host.fence = establishHistory(host.fence, epochs);
+      if (host.fence.leader !== null && host.fence.leader !== host.meta.leader) host.meta = { ...host.meta, leader: host.fence.leader };
+      await host.persistFailover();
+      await host.ctx.store.putMeta(shard, 'shard', host.meta);
+      this.node.log.warn({ shard, epoch: newest.epoch, leader: newest.leader, quarantined }, `shard ${shard}: learned epoch ${newest.epoch} (leader ${newest.leader})${from !== null ? ` from ${from}` : ''}`);
+      // A candidate still promoting for a later epoch keeps its role (its loop checks its promise).
+      const leader = host.fence.promise === null ? newest.leader : null;
+      if (leader === region) return quarantined;
+      const streamFrom = leader ?? host.fence.promise?.candidate ?? newest.leader;
+      if (slot.follower === null) this.node.follow(slot, leader, streamFrom === region ? null : streamFrom, leader ?? streamFrom);
+      else {
+        slot.follower.setLeader(leader, leader ?? streamFrom, newest.tick);
+        if (streamFrom !== region) this.node.switchSource(slot, streamFrom);
+      }
+      return quarantined;
+    });
+  }
+
+  /**
+   * Quarantine the log above `keep`: write the report file durably (it lists every entry), then
+   * truncate, then alert. Both roles are stopped; the caller picks the next one.
+   */
+  private async truncate(slot: FailoverSlot, keep: number, epoch: EpochRecord | null, reason: string): Promise<number> {
+    const host = slot.host;
+    const shard = host.shard;
+    if (slot.leader !== null) this.node.stopLeading(slot, new PlayoutError('PLAYOUT_SEQUENCER_FENCED', `Region ${this.node.region} stopped sequencing shard "${shard}" to truncate above seq ${keep}`, { shard }));
+    this.node.stopFollowing(slot);
+    await host.drain();
+    const head = host.durableSeq;
+    if (keep >= head) return 0;
+    const suffix: Entry[] = [];
+    for (const e of host.ctx.store.iterate(shard, keep + 1, head)) suffix.push(e);
+    const kept = keep === 0 ? null : host.ctx.store.get(shard, keep);
+    const report = quarantineReport({ shard, region: this.node.region, entries: suffix, keptSeq: keep, keptHash: kept === null ? null : toHex(kept.hash), epoch, reason, atMs: Date.now() });
+    // The report is durable before the truncation: a crash in between loses nothing silently.
+    const file = join(this.node.quarantineDir, `${shard}-${report.seqFrom}-${report.seqTo}.json`);
+    await writeDurably(this.node.quarantineDir, file, encodeQuarantineReport(report));
+    const truncated = await host.truncateAbove(keep);
+    if (truncated.length !== suffix.length || truncated.some((e, i) => !hashEquals(e.hash, suffix[i]!.hash))) {
+      this.node.log.error({ shard, file }, `shard ${shard}: the store truncated other entries than the quarantine report ${file} lists`);
+    }
+    host.quarantineReports = [...host.quarantineReports, { file, seqFrom: report.seqFrom, seqTo: report.seqTo, entries: report.entries.length, inputs: report.inputs, epoch: report.epoch, leader: report.leader, atMs: report.atMs, reason }];
+    await host.ctx.store.putMeta(shard, 'failover.quarantine', host.quarantineReports);
+    await host.persistFailover();
+    const alert = new PlayoutError('PLAYOUT_DIVERGENT_SUFFIX', `Shard "${shard}" at region ${this.node.region}: ${report.entries.length} entries (${report.inputs} inputs) [${report.seqFrom}, ${report.seqTo}] were truncated into ${file}: ${reason}`, { shard, seq: report.seqFrom });
+    this.node.log.error({ shard, code: alert.code, file, seqFrom: report.seqFrom, seqTo: report.seqTo, inputs: report.inputs, ingestIds: report.entries.filter((e) => e.kind === 'input').map((e) => e.ingestId) }, alert.message);
+    return report.entries.length;
+  }
+}
+
+function sleep(ms: number): Promise<void> {
+  return new Promise((r) => setTimeout(r, ms));
+}
+
+/** Write a file and fsync it and its folder. */
+async function writeDurably(dir: string, file: string, text: string): Promise<void> {
+  mkdirSync(dir, { recursive: true });
+  writeFileSync(file, text);
+  const fd = openSync(file, 'r');
+  try {
+    await fsyncAsync(fd);
+  } finally {
+    closeSync(fd);
+  }
+  const dfd = openSync(dir, 'r');
+  try {
+    await fsyncAsync(dfd);
+  } finally {
+    closeSync(dfd);
+  }
+}

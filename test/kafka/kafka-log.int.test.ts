@@ -396,5 +396,5 @@ describe.skipIf(kafka.skip)('Kafka log transport on a real broker', () => {
       await rm(files.dir, { recursive: true, force: true });
       await rm(tmp, { recursive: true, force: true });
     }
-  }, 240_000);
+  }, 300_000);
 });

@@ -10,6 +10,7 @@ import { HttpPeerClient } from '../src/adapters/http-peer-client.js';
 import type { InputRequest } from '../src/adapters/http-schemas.js';
 import { LoadGenerator } from '../src/games/treasure-hunt/index.js';
 import { TOKENS, freePorts, killNode, spawnNode, statusOf, writeClusterConfigs, type NodeProcess } from '../test/helpers/cluster.js';
+import { loadAverage1m, processCpuMs } from './process-cpu.js';
 import { atMost, info } from './report.js';
 
 const RATE = 10_000;
@@ -66,13 +67,18 @@ try {
   const target = await head(leader.url);
   proxy.set('up');
   const healedAt = performance.now();
+  const cpuAtHeal = [processCpuMs(leader.child.pid), processCpuMs(follower.child.pid)];
+  let cpuAtCaughtUp: (number | null)[] = [];
   let caughtUpMs: number | null = null;
   let liveMs: number | null = null;
   const timeline: string[] = [];
   while (performance.now() - healedAt < 30_000 && liveMs === null) {
     const [f, l] = [await head(follower.url), await head(leader.url)];
     if (process.env.PLAYOUT_BENCH_TRACE) timeline.push(`${Math.round(performance.now() - healedAt)}:${l - f}`);
-    if (caughtUpMs === null && f >= target) caughtUpMs = performance.now() - healedAt;
+    if (caughtUpMs === null && f >= target) {
+      caughtUpMs = performance.now() - healedAt;
+      cpuAtCaughtUp = [processCpuMs(leader.child.pid), processCpuMs(follower.child.pid)];
+    }
     if (caughtUpMs !== null && f >= l - BATCH) liveMs = performance.now() - healedAt;
     await new Promise((r) => setTimeout(r, 20));
   }
@@ -81,7 +87,7 @@ try {
     console.log(`  behind after heal (ms:entries): ${timeline.join(' ')}`);
     for (const p of procs) {
       const m = await (await fetch(`${p.url}/metrics`)).text();
-      console.log(`  ${p.region}: ${m.split('\n').filter((l) => /eventloop_lag_(max|p99)_seconds|append_seconds_(sum|count)/.test(l)).join(' | ')}`);
+      console.log(`  ${p.region}: ${m.split('\n').filter((l) => /eventloop_lag_(max|p99)_seconds\{|append_seconds_(sum|count)|repairs_total\{|repair_entries_total\{|stream_reconnects_total\{/.test(l)).join(' | ')}`);
     }
   }
   await load;
@@ -91,6 +97,12 @@ try {
   info('cut length', healedAt - cutAt, 'ms');
   info('entries behind when the link healed', behindAtHeal, 'entries');
   if (caughtUpMs === null) throw new Error(`the follower did not reach seq ${target} within 30 s of the heal`);
+  const [l0, f0] = cpuAtHeal;
+  const [l1, f1] = cpuAtCaughtUp;
+  if (l0 != null && l1 != null) info('leader CPU from heal to caught up (share of one core)', (l1 - l0) / caughtUpMs, 'cores');
+  if (f0 != null && f1 != null) info('follower CPU from heal to caught up (share of one core)', (f1 - f0) / caughtUpMs, 'cores');
+  const loadAvg = loadAverage1m();
+  if (loadAvg !== null) info('load average (1 min) at the end', loadAvg, '');
   atMost('heal → follower holds the leader head at heal time', caughtUpMs, 1_000, 'ms');
   if (liveMs !== null) info('heal → follower within 100 entries of the moving head', liveMs, 'ms');
 } finally {

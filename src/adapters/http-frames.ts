@@ -37,12 +37,17 @@ export interface EndFrame {
   message: string;
 }
 
+/** FrameWriter.take copies out fewer bytes than this, and hands larger batches over. */
+const TAKE_COPY_BYTES_MAX = 1 << 14;
+
 /** Appends frames into one growing buffer; `take()` hands the bytes out and starts over. */
 export class FrameWriter {
   private buf: Buffer;
   private pos = 0;
+  private readonly bytesInitial: number;
 
   constructor(bytesInitial = 1 << 16) {
+    this.bytesInitial = bytesInitial;
     this.buf = Buffer.allocUnsafe(bytesInitial);
   }
 
@@ -65,7 +70,7 @@ export class FrameWriter {
   private frame(type: number, body: Uint8Array): void {
     const need = this.pos + FRAME_HEADER_BYTES + body.length;
     if (need > this.buf.length) {
-      let size = this.buf.length * 2;
+      let size = Math.max(this.bytesInitial, this.buf.length * 2);
       while (size < need) size *= 2;
       const next = Buffer.allocUnsafe(size);
       this.buf.copy(next, 0, 0, this.pos);
@@ -77,9 +82,20 @@ export class FrameWriter {
     this.pos = need;
   }
 
-  /** The frames written since the last take (a copy; the writer's buffer is reused). */
+  /**
+   * The frames written since the last take. A few frames are copied out and the buffer is
+   * reused; a large batch (a catch-up chunk, a range answer) is handed over whole and the
+   * writer starts a new buffer, sparing a copy of megabytes.
+   */
   take(): Buffer {
-    const out = Buffer.from(this.buf.subarray(0, this.pos));
+    if (this.pos < TAKE_COPY_BYTES_MAX) {
+      const out = Buffer.from(this.buf.subarray(0, this.pos));
+      this.pos = 0;
+      return out;
+    }
+    const out = this.buf.subarray(0, this.pos);
+    // The next frame allocates a new buffer (a one-shot writer never does).
+    this.buf = Buffer.alloc(0);
     this.pos = 0;
     return out;
   }

@@ -148,6 +148,16 @@ export const ShardStatusSchema = z.strictObject({
   quarantineReports: z.array(
     z.strictObject({ file: z.string(), seqFrom: uint, seqTo: uint, entries: uint, inputs: uint, epoch: uint.nullable(), leader: z.string().nullable(), atMs: uint, reason: z.string() }),
   ),
+  /** The shard's Kafka transport (docs/kafka.md); absent when the region has no `kafka` section. */
+  kafka: z
+    .strictObject({
+      /** Leader: highest seq Kafka acknowledged (null before the first), and the durable entries not yet acknowledged. */
+      published: uint.nullable(),
+      publishLagEntries: uint.nullable(),
+      /** Follower: per consumed topic, the partition holding the shard, the last offset handed over, and the records behind. */
+      consumed: z.array(z.strictObject({ topic: z.string(), partition: uint, offset: z.string().nullable(), highWatermark: z.string().nullable(), lagOffsets: uint.nullable() })),
+    })
+    .optional(),
 });
 export type ShardStatus = z.infer<typeof ShardStatusSchema>;
 export type PeerStatus = z.infer<typeof PeerStatusSchema>;

@@ -256,8 +256,12 @@ export function buildHttpServer(opts: HttpServerOptions): FastifyInstance {
     }
     const status = err instanceof HttpPlayoutError && err.httpStatus !== null ? err.httpStatus : err.code === 'PLAYOUT_BODY_MALFORMED' && err.path === 'headers.content-type' ? 415 : (STATUS_OF[err.code] ?? 500);
     if (err instanceof HttpPlayoutError) for (const [k, v] of Object.entries(err.headers)) void reply.header(k, v);
-    if (status >= 500) req.log.error({ err: error }, err.message);
-    else req.log.info({ code: err.code, path: err.path }, err.message);
+    // A redirect or a wait while a shard is between two epochs is an answer, not a failure: every
+    // client request during a switchover gets one, and logging each with its stack would slow the
+    // very regions that are taking over.
+    const routed = err instanceof HttpPlayoutError && err.httpStatus !== null;
+    if (status >= 500 && !routed) req.log.error({ err: error }, err.message);
+    else req.log.debug({ code: err.code, path: err.path }, err.message);
     if ((err.code === 'PLAYOUT_TOO_MANY_STREAMS' || err.retriable) && !reply.hasHeader('retry-after')) void reply.header('retry-after', '1');
     void reply.code(status).send(err.toJSON());
   });
@@ -416,8 +420,21 @@ export function buildHttpServer(opts: HttpServerOptions): FastifyInstance {
   });
 
   // --- failover (docs/failover.md): reads with a peer token, changes with an admin token -------------
-  const fo = service.failover;
-  if (fo !== undefined) {
+  // The service may set up its failover side after the server is built: looked up per request.
+  const fo = {
+    get(): FailoverService {
+      if (service.failover === undefined) throw new PlayoutError('PLAYOUT_ROUTE_NOT_FOUND', `Region ${service.region} serves no failover routes`, { received: 'a failover route' });
+      return service.failover;
+    },
+    status: (shard: string) => fo.get().status(shard),
+    epochs: (shard: string) => fo.get().epochs(shard),
+    plan: (shard: string, to: string, acceptLoss: boolean) => fo.get().plan(shard, to, acceptLoss),
+    fence: (shard: string, r: FenceRequest) => fo.get().fence(shard, r),
+    release: (shard: string, r: ReleaseRequest) => fo.get().release(shard, r),
+    promote: (shard: string, r: PromoteRequest) => fo.get().promote(shard, r),
+    announce: (shard: string, r: AnnounceRequest) => fo.get().announce(shard, r),
+  };
+  {
     app.get('/v1/shards/:shard/failover', { config: { scopes: ['peer', 'admin'], action: 'read the failover status' } }, async (req) => {
       const { shard } = parse(ShardParamsSchema, req.params, 'params', 'read the failover status');
       return fo.status(shard);

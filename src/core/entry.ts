@@ -311,8 +311,16 @@ function uintAt(b: Uint8Array, p: number, end: number): number {
   return -1;
 }
 
-/** A short ASCII str (fixstr or str 8) at b[p]; undefined for anything else. */
-function strAt(b: Uint8Array, p: number, end: number, cache: boolean): string | undefined {
+// The last string read for the shard, type and origin fields: consecutive entries mostly repeat
+// them, and comparing the bytes with the last one costs less than the string cache's hash.
+const MEMO_SHARD = 0;
+const MEMO_TYPE = 1;
+const MEMO_ORIGIN = 2;
+const NO_MEMO = -1;
+const memo: string[] = ['', '', ''];
+
+/** A short ASCII str (fixstr or str 8) at b[p], the last one of its field when the bytes match, else cached (memo >= 0) or built; undefined for anything else. */
+function strAt(b: Uint8Array, p: number, end: number, memoSlot: number): string | undefined {
   const t = b[p]!;
   let n: number;
   let from: number;
@@ -324,8 +332,20 @@ function strAt(b: Uint8Array, p: number, end: number, cache: boolean): string | 
     from = p + 2;
   } else return undefined;
   if (from + n > end) return undefined;
-  const s = shortAscii(b, from, n, cache);
+  if (memoSlot !== NO_MEMO) {
+    const last = memo[memoSlot]!;
+    if (last.length === n) {
+      let i = 0;
+      while (i < n && last.charCodeAt(i) === b[from + i]) i++;
+      if (i === n) {
+        at = from + n;
+        return last;
+      }
+    }
+  }
+  const s = shortAscii(b, from, n, memoSlot !== NO_MEMO);
   if (s === null) return undefined;
+  if (memoSlot !== NO_MEMO) memo[memoSlot] = s;
   at = from + n;
   return s;
 }
@@ -338,7 +358,7 @@ function strAt(b: Uint8Array, p: number, end: number, cache: boolean): string | 
 function decodeFast(b: Uint8Array, end: number): Entry | null {
   // fixarray of 13, format 1 (a positive fixint)
   if (b[0] !== 0x9d || b[1] !== ENTRY_FORMAT) return null;
-  const shard = strAt(b, 2, end, true);
+  const shard = strAt(b, 2, end, MEMO_SHARD);
   if (shard === undefined) return null;
   const seq = uintAt(b, at, end);
   if (seq < 1) return null;
@@ -356,7 +376,7 @@ function decodeFast(b: Uint8Array, end: number): Entry | null {
   if (p >= end) return null;
   if (b[p] === 0xc0) p++;
   else {
-    const s = strAt(b, p, end, true);
+    const s = strAt(b, p, end, MEMO_TYPE);
     if (s === undefined) return null;
     type = s;
     p = at;
@@ -373,7 +393,7 @@ function decodeFast(b: Uint8Array, end: number): Entry | null {
   if (p >= end) return null;
   if (b[p] === 0xc0) p++;
   else {
-    const s = strAt(b, p, end, true);
+    const s = strAt(b, p, end, MEMO_ORIGIN);
     if (s === undefined) return null;
     origin = s;
     p = at;
@@ -383,7 +403,7 @@ function decodeFast(b: Uint8Array, end: number): Entry | null {
   if (b[p] === 0xc0) p++;
   else {
     // Unique per input: built, not cached (they would only evict the ids that repeat).
-    const s = strAt(b, p, end, false);
+    const s = strAt(b, p, end, NO_MEMO);
     if (s === undefined) return null;
     ingestId = s;
     p = at;

@@ -22,6 +22,12 @@ import type { ShardHost } from './shard-host.js';
 
 /** Entries applied per turn of the event loop (see FollowerRole.queueApply). */
 const APPLY_SLICE = 2_000;
+/**
+ * Entries applied per turn while appends are in flight: entries keep arriving, and making them
+ * durable comes first (they count for quorum acks and are what a catch-up is measured by);
+ * applying follows in the turns between.
+ */
+const APPLY_SLICE_RECEIVING = 256;
 
 export interface FollowerRoleOptions {
   follower: Omit<FollowerConfig, 'shard' | 'region' | 'peers'>;
@@ -66,6 +72,8 @@ export class FollowerRole {
   private reporting = false;
   private reportAgain = false;
   private closed = false;
+  /** Appends handed to the host and not yet durable (or failed). */
+  private appendsInFlight = 0;
 
   constructor(host: ShardHost, leader: string | null, clients: ReadonlyMap<string, HttpPeerClient>, source: EntrySource, clock: Clock, rng: Rng, options: FollowerRoleOptions) {
     this.host = host;
@@ -248,8 +256,10 @@ export class FollowerRole {
       this.run(this.follower.appendFailed(appendId, asPlayoutError(err), this.clock.nowMs()));
       return;
     }
+    this.appendsInFlight++;
     this.host.waitDurable(last).then(
       () => {
+        this.appendsInFlight--;
         if (this.closed) return;
         this.updateBehind();
         const now = this.clock.nowMs();
@@ -260,6 +270,7 @@ export class FollowerRole {
         this.reportDurable();
       },
       (err) => {
+        this.appendsInFlight--;
         if (!this.closed) this.run(this.follower.appendFailed(appendId, asPlayoutError(err), this.clock.nowMs()));
       },
     );
@@ -278,7 +289,7 @@ export class FollowerRole {
 
   private drainApply(): void {
     this.applying = true;
-    let budget = APPLY_SLICE;
+    let budget = this.appendsInFlight > 0 ? APPLY_SLICE_RECEIVING : APPLY_SLICE;
     while (budget > 0 && this.applyQueue.length > 0 && !this.closed) {
       const work = this.applyQueue[0]!;
       if (Array.isArray(work)) {

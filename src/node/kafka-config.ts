@@ -18,6 +18,18 @@ export const KafkaConsumeConfigSchema = z.strictObject({
   topic: TopicNameSchema.default(LOG_TOPIC),
   /** The consumer group of this region's nodes for this topic. */
   groupId: GroupId,
+  /**
+   * `all`: this node follows every shard it holds and feeds it what this topic carries.
+   * `assigned`: the region's nodes share the followed shards as one consumer group (partition =
+   * shard group): a node holds a followed shard only while the group assigns it the partition
+   * holding it. When a node leaves (or dies: after `sessionTimeoutMs`), another is assigned its
+   * partitions and opens their shards from its own store, re-reading from where that store
+   * ends, or from the group's offset with the gap repaired over HTTP (or from a snapshot).
+   */
+  shards: z.enum(['all', 'assigned']).default('all'),
+  /** A member without a heartbeat for this long is presumed dead and its partitions move (the broker's minimum is 6000). */
+  sessionTimeoutMs: z.number().int().min(1_000).max(3_600_000).default(30_000),
+  heartbeatIntervalMs: z.number().int().min(100).max(60_000).default(3_000),
 });
 export type KafkaConsumeConfig = z.output<typeof KafkaConsumeConfigSchema>;
 
@@ -52,5 +64,8 @@ export const KafkaNodeConfigSchema = z.strictObject({
   /** Backoff between attempts to reach Kafka (connect, publish, join), doubling up to retryDelayMsMax. */
   retryDelayMs: z.number().int().min(1).max(60_000).default(500),
   retryDelayMsMax: z.number().int().min(1).max(600_000).default(10_000),
+}).refine((k) => k.consume.filter((c) => c.shards === 'assigned').length <= 1, {
+  path: ['consume'],
+  message: 'at most one consume entry may have shards: assigned (it decides which followed shards this node holds)',
 });
 export type KafkaNodeConfig = z.output<typeof KafkaNodeConfigSchema>;

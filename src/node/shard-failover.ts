@@ -69,7 +69,7 @@ export interface FailoverNode {
   /** Lead (a new LeaderRole at the durable head), optionally starting an epoch. */
   lead(slot: FailoverSlot, startEpoch: { epoch: number; leader: string; lastSeqPrevEpoch: number } | null): LeaderRole;
   /** GET …/epochs at a peer. */
-  peerEpochs(region: string, shard: string): Promise<EpochsAnswer>;
+  peerEpochs(region: string, shard: string, timeoutMs?: number): Promise<EpochsAnswer>;
   /** The peer's status row of the shard (head, epoch), fed to the follower; null when unreachable. */
   refreshPeer(region: string, shard: string): Promise<void>;
   /** What the node knows of its peers' heads for this shard. */

@@ -18,6 +18,24 @@ function log(n: number): Entry[] {
 }
 
 describe('frames', () => {
+  it('hands out batches that later frames written to the same writer never change', () => {
+    const entries = log(600);
+    const w = new FrameWriter(256);
+    const taken: Buffer[] = [];
+    // Small batches (copied out) and large ones (handed over) in turn.
+    for (const [from, to] of [[0, 3], [3, 400], [400, 401], [401, 601]] as const) {
+      for (const e of entries.slice(from, to)) w.entry(e.bytes);
+      taken.push(w.take());
+    }
+    const d = new FrameDecoder(1 << 16);
+    const seqs: number[] = [];
+    for (const b of taken) {
+      d.push(b);
+      for (let f = d.next(); f !== null; f = d.next()) if (f.type === 'entry') seqs.push(f.entry.seq);
+    }
+    expect(seqs).toEqual(entries.map((e) => e.seq));
+  });
+
   it('decodes frames split at any byte boundaries, and decoded entries stay intact after later pushes', () => {
     const entries = log(200);
     const w = new FrameWriter(64);

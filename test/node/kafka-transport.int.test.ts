@@ -98,6 +98,22 @@ describe.skipIf(c.skip)('region nodes replicating through Kafka', () => {
     console.log(check.lines.join('\n'));
     expect(check.ok, check.lines.join('\n')).toBe(true);
     expect(check.commonTicks).toBeGreaterThan(20);
+
+    // Kafka progress in GET /v1/status and /metrics: the leader's last published seq, the
+    // follower's partition read to the end.
+    await waitFor('the leader\'s status to show its head published', async () => {
+      const row = (await clients.get(LEADER)!.nodeStatus()).shards.find((r) => r.shard === SHARD)!;
+      return row.kafka?.published === row.head && row.kafka.publishLagEntries === 0 ? row : undefined;
+    }, 30_000);
+    const fRow = await waitFor('the follower\'s status to show its partition read to the end', async () => {
+      const row = (await clients.get(FOLLOWER)!.nodeStatus()).shards.find((r) => r.shard === SHARD)!;
+      return row.kafka?.consumed[0]?.lagOffsets === 0 ? row : undefined;
+    }, 30_000);
+    expect(fRow.kafka!.consumed[0]).toMatchObject({ topic: 'playout.log', partition: follower.kafka!.sources[0]!.partitionOfShard(SHARD) });
+    expect(fRow.kafka!.published).toBeNull();
+    const metrics = (await follower.metricsText()).body;
+    expect(metrics).toMatch(new RegExp(`playout_kafka_consumer_lag_offsets\\{[^}]*topic="playout.log",partition="${fRow.kafka!.consumed[0]!.partition}"[^}]*\\} 0`));
+    expect((await leader.metricsText()).body).toMatch(new RegExp(`playout_kafka_published_seq\\{[^}]*shard="${SHARD}"[^}]*\\} [1-9]`));
   }, 90_000);
 
   it('a paused Kafka consumer: the follower repairs the range over HTTP, then drops the late Kafka duplicates', async () => {
@@ -106,6 +122,10 @@ describe.skipIf(c.skip)('region nodes replicating through Kafka', () => {
     source.pause();
     await produceLoad(40); // about two seconds of load while Kafka delivers nothing
     const head = slot(leader).host.durableSeq;
+    // The stalled consumer's lag shows in the status (high watermarks read from the broker).
+    const partition = source.partitionOfShard(SHARD);
+    const stalled = await waitFor('the paused consumer\'s lag in the status', () => follower.shardStatus(SHARD).kafka!.consumed.find((c) => c.partition === partition && (c.lagOffsets ?? 0) > 0), 20_000);
+    expect(stalled.lagOffsets).toBeGreaterThan(0);
     await waitFor('the follower to repair over HTTP up to the leader head', () => (slot(follower).host.durableSeq >= head ? true : undefined), 30_000);
     const repaired = counters().entriesRepaired - before.entriesRepaired;
     expect(repaired).toBeGreaterThan(0);

@@ -34,7 +34,7 @@ describe('region config: kafka section', () => {
     expect(none.kafka).toBeUndefined();
     const c = parseRegionConfig(base({ brokers: ['127.0.0.1:19092'], consume: [{ topic: 'eu-fra.playout.log', groupId: 'playout.log.af-jnb' }] }), TOKEN_ENV);
     expect(c.kafka).toMatchObject({ publish: false, publishTopic: 'playout.log', inputs: false, httpStream: true, clientId: 'playout' });
-    expect(c.kafka!.consume[0]).toEqual({ topic: 'eu-fra.playout.log', groupId: 'playout.log.af-jnb' });
+    expect(c.kafka!.consume[0]).toEqual({ topic: 'eu-fra.playout.log', groupId: 'playout.log.af-jnb', shards: 'all', sessionTimeoutMs: 30_000, heartbeatIntervalMs: 3_000 });
   });
 
   it.each([
@@ -45,6 +45,8 @@ describe('region config: kafka section', () => {
     [{ brokers: ['127.0.0.1:9092'], consume: [{ topic: 'bad topic!', groupId: 'g' }] }, 'kafka.consume[0].topic', 'topic name'],
     [{ brokers: ['127.0.0.1:9092'], partitions: 0 }, 'kafka.partitions', '>=1'],
     [{ brokers: ['127.0.0.1:9092'], mirror: true }, 'kafka', 'mirror'],
+    [{ brokers: ['127.0.0.1:9092'], consume: [{ groupId: 'g', shards: 'some' }] }, 'kafka.consume[0].shards', 'assigned'],
+    [{ brokers: ['127.0.0.1:9092'], consume: [{ groupId: 'g', shards: 'assigned' }, { topic: 'eu-fra.playout.log', groupId: 'g', shards: 'assigned' }] }, 'kafka.consume', 'at most one consume entry'],
   ])('refuses %j at %s', (kafka, path, words) => {
     const e = errorOf(() => parseRegionConfig(base(kafka), TOKEN_ENV, 'eu-fra.yaml'));
     expect(e.code).toBe('PLAYOUT_CONFIG_INVALID');

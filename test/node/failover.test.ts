@@ -1,0 +1,120 @@
+// Failover between real region nodes in this process (lmdb stores, HTTP on loopback): a planned
+// switchover under load through the operator functions and the nodes' failover routes, then a
+// switch back; clients are redirected and no acknowledged input is lost. The same with separate
+// processes, kill -9 and Toxiproxy is test/node/failover.int.test.ts.
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { executeFailoverOp, planFailoverOp } from '../../src/cli/ops/failover.js';
+import { HttpFailoverClient } from '../../src/cli/ops/failover-http.js';
+import { checkShard } from '../../src/node/cluster-check.js';
+import { TOKENS, adminClient, startInProcessCluster, startNode, waitFor, type InProcessCluster } from '../helpers/cluster.js';
+import { FailoverLoad } from '../helpers/failover-load.js';
+
+const REGIONS = ['eu-fra', 'af-jnb', 'us-sfo'];
+const SHARD = 'hunt-1';
+const SEED = Number(process.env.PLAYOUT_SEED ?? 6061);
+
+const st2 = (c: InProcessCluster, r: string) => c.nodes.get(r)!.failover.status(SHARD);
+
+describe('failover between region nodes', () => {
+  let cluster: InProcessCluster;
+  const url = (r: string): string => cluster.nodes.get(r)!.url;
+  const regionOf = (u: string): string => REGIONS.find((r) => url(r) === u) ?? u;
+  let n = 0;
+  const ops = () => ({
+    shard: SHARD,
+    clients: REGIONS.map((r) => new HttpFailoverClient({ region: r, url: url(r), token: TOKENS.admin, requestTimeoutMs: 5_000 })),
+    requestTimeoutMs: 5_000,
+    promoteTimeoutMs: 20_000,
+    listEntriesMax: 100,
+    newFailoverId: () => `fo-test-${++n}`,
+  });
+
+  beforeAll(async () => {
+    console.log(`failover test: reproduce with PLAYOUT_SEED=${SEED}`);
+    cluster = await startInProcessCluster({
+      regions: REGIONS,
+      shards: [{ id: SHARD, leader: 'eu-fra', tickMs: 50, ack: 'leader', seed: SEED }],
+      overrides: { replication: { statusPollMs: 200, heartbeatMs: 100 }, repair: { delayMs: 100, requestTimeoutMs: 1_000, backoffMsMin: 20, backoffMsMax: 500 } },
+    });
+  }, 60_000);
+
+  afterAll(async () => {
+    await cluster?.close();
+  });
+
+  async function converged(): Promise<void> {
+    const leaderHead = async () => Math.max(...(await Promise.all(REGIONS.map(async (r) => cluster.nodes.get(r)!.status().shards[0]!.head))));
+    const target = await leaderHead();
+    await waitFor(`every region to apply seq ${target}`, () => REGIONS.every((r) => {
+      const s = cluster.nodes.get(r)!.status().shards[0]!;
+      return s.applied >= target && s.quarantine === null && s.stopped === null;
+    }), 20_000);
+  }
+
+  async function check(acked: ReadonlyMap<string, number>): Promise<void> {
+    const clients = new Map(REGIONS.map((r) => [r, adminClient(r, url(r))]));
+    try {
+      const c = await checkShard(SHARD, clients, acked);
+      expect(c.ok, c.lines.join('\n')).toBe(true);
+      expect(c.differingTicks).toBe(0);
+    } finally {
+      for (const cl of clients.values()) await cl.close();
+    }
+  }
+
+  it('switches over to af-jnb under load: clients are redirected, nothing acknowledged is lost, digests agree', async () => {
+    const load = new FailoverLoad({ shard: SHARD, url: url('eu-fra'), regionOf, seed: SEED, batchInputs: 20, batchesPerSecond: 50 });
+    await waitFor('acknowledged inputs', () => load.acked.size > 300, 20_000);
+    const o = ops();
+    const plan = await planFailoverOp(o, 'af-jnb', false);
+    expect(plan.refusal ?? null).toBeNull();
+    const result = await executeFailoverOp(o, 'af-jnb', false);
+    expect(result.error?.message ?? null).toBeNull();
+    expect(result.ok).toBe(true);
+    expect(result.epoch).toBe(2);
+    expect(result.loss).toBeNull();
+    await waitFor('acknowledgements from af-jnb', () => (load.ackedBy.get('af-jnb') ?? 0) > 200, 20_000);
+    await load.stop();
+    expect(load.redirects).toBeGreaterThan(0);
+    for (const c of o.clients) await c.close();
+    await converged();
+    await check(load.acked);
+    const s = cluster.nodes.get('eu-fra')!.status().shards[0]!;
+    expect(s).toMatchObject({ role: 'follower', leader: 'af-jnb', epoch: 2 });
+    expect(cluster.nodes.get('af-jnb')!.status().shards[0]!).toMatchObject({ role: 'leader', epoch: 2 });
+  }, 60_000);
+
+  it('refuses a failover to a region that leads already, and one to an unknown region, saying why', async () => {
+    const o = ops();
+    const r = await executeFailoverOp(o, 'xx-none', false);
+    expect(r.ok).toBe(false);
+    expect(r.error?.code).toBe('PLAYOUT_FAILOVER_TARGET_UNFIT');
+    for (const c of o.clients) await c.close();
+  }, 30_000);
+
+  it('switches back to eu-fra (epoch 3) with the state intact after a restart of every node', async () => {
+    const load = new FailoverLoad({ shard: SHARD, url: url('eu-fra'), regionOf, seed: SEED + 1, batchInputs: 20, batchesPerSecond: 50 });
+    await waitFor('acknowledged inputs', () => load.acked.size > 200, 20_000);
+    const o = ops();
+    const result = await executeFailoverOp(o, 'eu-fra', false);
+    expect(result.error?.message ?? null).toBeNull();
+    expect(result.epoch).toBe(3);
+    await waitFor('acknowledgements from eu-fra', () => (load.ackedBy.get('eu-fra') ?? 0) > 200, 20_000);
+    await load.stop();
+    for (const c of o.clients) await c.close();
+    await converged();
+    await check(load.acked);
+    // Every node restarts from its store: the fence and the epoch history decide who leads.
+    for (const r of REGIONS) {
+      await cluster.nodes.get(r)!.close();
+      cluster.nodes.set(r, await startNode(cluster.files, r));
+    }
+    for (const r of REGIONS) {
+      const st = cluster.nodes.get(r)!.failover.status(SHARD);
+      expect(st.epochs.map((e) => [e.epoch, e.leader])).toEqual([[1, 'eu-fra'], [2, 'af-jnb'], [3, 'eu-fra']]);
+      expect(st.fence).toMatchObject({ epoch: 3, leader: 'eu-fra', promise: null });
+      expect(cluster.nodes.get(r)!.status().shards[0]!.role).toBe(r === 'eu-fra' ? 'leader' : 'follower');
+    }
+    expect(st2(cluster, 'us-sfo').epochs[1]).toMatchObject({ failoverId: expect.stringMatching(/^fo-test-/), atMs: expect.any(Number) });
+  }, 60_000);
+});

@@ -142,18 +142,29 @@ export async function openHttpSource(spec: string, _location: string, options: O
 
     let snapshot: Snapshot | null = null;
     let genesis: Entry | null = null;
-    if (row.firstSeq === 1) {
-      genesis = (await fetchRange(1, 1))[0] ?? null;
-    } else if (!fromSnapshot) {
-      throw new PlayoutError('PLAYOUT_RANGE_NOT_RETAINED', `Cannot replay ${where} from genesis: the node holds entries [${row.firstSeq}, ${head}] only (its log was truncated below a snapshot); start from the node's snapshot with --from-snapshot (capture) or ?from-snapshot in the URL`, {
+    let retained = row.firstSeq;
+    if (retained === 1) {
+      try {
+        genesis = (await fetchRange(1, 1))[0] ?? null;
+      } catch (err) {
+        // Truncated between the status and this read: with --from-snapshot, start from a snapshot after all.
+        if (!fromSnapshot || !(err instanceof PlayoutError) || err.code !== 'PLAYOUT_RANGE_NOT_RETAINED') throw err;
+        const now = await client.status(shard).catch((e: unknown) => Promise.reject(reworded(spec, e)));
+        retained = now.firstSeq ?? 1;
+        head = Math.max(head, now.head);
+      }
+    }
+    if (genesis === null && !fromSnapshot) {
+      throw new PlayoutError('PLAYOUT_RANGE_NOT_RETAINED', `Cannot replay ${where} from genesis: the node holds entries [${retained}, ${head}] only (its log was truncated below a snapshot); start from the node's snapshot with --from-snapshot (capture) or ?from-snapshot in the URL`, {
         shard,
         seq: 1,
         path: 'SOURCE',
         expected: 'a log from seq 1, or --from-snapshot',
-        received: `[${row.firstSeq}, ${head}]`,
+        received: `[${retained}, ${head}]`,
       });
-    } else {
-      snapshot = await continuedSnapshot(client, spec, where, shard, row.firstSeq, head, fetchRange);
+    }
+    if (genesis === null) {
+      snapshot = await continuedSnapshot(client, spec, where, shard, retained, head, fetchRange);
       // A snapshot taken since the status was read may end past that head: read up to it at least.
       head = Math.max(head, snapshot.seq);
     }

@@ -87,7 +87,7 @@ try {
     console.log(`  behind after heal (ms:entries): ${timeline.join(' ')}`);
     for (const p of procs) {
       const m = await (await fetch(`${p.url}/metrics`)).text();
-      console.log(`  ${p.region}: ${m.split('\n').filter((l) => /eventloop_lag_(max|p99)_seconds|append_seconds_(sum|count)/.test(l)).join(' | ')}`);
+      console.log(`  ${p.region}: ${m.split('\n').filter((l) => /eventloop_lag_(max|p99)_seconds\{|append_seconds_(sum|count)|repairs_total\{|repair_entries_total\{|stream_reconnects_total\{/.test(l)).join(' | ')}`);
     }
   }
   await load;

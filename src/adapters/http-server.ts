@@ -523,10 +523,12 @@ function sendData(reply: FastifyReply, accept: string | undefined, value: unknow
 
 /**
  * Serve one replication stream: catch up from the store in chunks, then follow appends.
- * Backpressure: nothing is buffered per stream beyond one chunk; while the socket is full the
- * stream waits for 'drain' and then reads on from its cursor, so a slow peer costs a cursor,
- * not memory.
+ * Backpressure: at most STREAM_AHEAD_CHUNKS chunks are buffered per stream (so that the next
+ * chunk is read and framed while the peer still decodes the last one); beyond that the stream
+ * waits for 'drain' and then reads on from its cursor, so a slow peer costs a cursor, not memory.
  */
+const STREAM_AHEAD_CHUNKS = 2;
+
 function serveStream(res: ServerResponse, feed: ShardFeed, from: number, chunkBytes: number, heartbeatMs: number, closers: Set<() => void>, onClosed: () => void): void {
   res.writeHead(200, { 'content-type': FRAMES_CONTENT_TYPE, 'cache-control': 'no-store', 'x-playout-head': String(feed.head()), 'x-playout-from': String(from) });
   const w = new FrameWriter(1 << 16);
@@ -546,7 +548,10 @@ function serveStream(res: ServerResponse, feed: ShardFeed, from: number, chunkBy
   };
   const flush = (): void => {
     if (w.length === 0) return;
-    if (!res.write(w.take())) blocked = true;
+    // A write past the socket's high-water mark returns false and arms 'drain' (emitted once
+    // everything buffered is handed to the kernel); keep writing until the ahead limit.
+    res.write(w.take());
+    if (res.writableLength >= chunkBytes * STREAM_AHEAD_CHUNKS) blocked = true;
   };
   const pump = (): void => {
     while (!closed && !blocked) {

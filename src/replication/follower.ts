@@ -724,6 +724,8 @@ export class Follower {
    */
   repairNow(nowMs: number): FollowerAction[] {
     this.lastSourceProgressMs = Number.NEGATIVE_INFINITY;
+    // A peer backing off because it sent entries the old fence refused can serve them now.
+    for (const p of this.peerList) if (p.failures < PEER_DOWN_FAILURES) p.backoffUntilMs = 0;
     this.planDirty = true;
     return this.finish(nowMs);
   }

@@ -68,7 +68,9 @@ describe('failover between region nodes', () => {
     const o = ops();
     const plan = await planFailoverOp(o, 'af-jnb', false);
     expect(plan.refusal ?? null).toBeNull();
+    const t0 = Date.now();
     const result = await executeFailoverOp(o, 'af-jnb', false);
+    console.log(`planned switchover: execute took ${Date.now() - t0} ms; the candidate caught up ${(result.highest?.seq ?? 0) - (result.promoted?.caughtUpFrom ?? 0)} entries`);
     expect(result.error?.message ?? null).toBeNull();
     expect(result.ok).toBe(true);
     expect(result.epoch).toBe(2);

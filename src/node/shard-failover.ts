@@ -327,6 +327,7 @@ export class ShardFailover {
       // Records of epochs this region holds too (same first entry) teach it when and by which failover they started.
       let merged = host.epochs;
       for (const r of epochs) {
+        if (r.epoch > (host.epochs[host.epochs.length - 1]?.epoch ?? 0)) host.learnedRecords.set(r.epoch, r);
         const mine = merged.find((m) => m.epoch === r.epoch && m.entryHash === r.entryHash);
         if (mine !== undefined && (mine.atMs === null || mine.failoverId === null)) merged = appendEpochRecord(merged, r, shard);
       }

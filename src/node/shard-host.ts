@@ -114,6 +114,11 @@ export class ShardHost implements ShardFeed {
   epochs: EpochRecord[] = [];
   /** Divergent suffixes this region truncated into quarantine report files. */
   quarantineReports: QuarantineReportRef[] = [];
+  /**
+   * Epoch records learned from the leader (an announce, a peer's epochs) before their entry is
+   * durable here: when it is, the record made from the entry takes their time and failover id.
+   */
+  readonly learnedRecords = new Map<number, EpochRecord>();
   /** Called for every epoch recorded from a durable genesis or epoch entry (the node switches roles). */
   onEpochRecorded: ((record: EpochRecord) => void) | null = null;
 
@@ -175,6 +180,8 @@ export class ShardHost implements ShardFeed {
     let record: EpochRecord;
     try {
       record = epochRecordOf(e, { leader: e.kind === 'genesis' ? this.meta.leader : null, atMs: e.kind === 'genesis' ? Date.now() : null });
+      const known = this.learnedRecords.get(record.epoch);
+      if (known !== undefined && known.entryHash === record.entryHash) record = { ...record, atMs: known.atMs ?? record.atMs, failoverId: known.failoverId };
       this.epochs = appendEpochRecord(this.epochs, record, this.shard);
     } catch (err) {
       this.stop(err);

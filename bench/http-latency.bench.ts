@@ -199,8 +199,10 @@ try {
   info('ingress → durable at the follower (its stream), p50', pct(latencies, 50), 'ms');
   info('ingress → durable at the follower (its stream), p99', pct(latencies, 99), 'ms');
   info('ingress → durable at the follower (its stream), p99.9', pct(latencies, 99.9), 'ms');
-  info('ingress → acknowledged (ack leader), p50', pct(acks, 50), 'ms');
-  info('ingress → acknowledged (ack leader), p99', pct(acks, 99), 'ms');
+  if (acks.length > 0) {
+    info('ingress → acknowledged (ack leader), p50', pct(acks, 50), 'ms');
+    info('ingress → acknowledged (ack leader), p99', pct(acks, 99), 'ms');
+  }
 } finally {
   for (const p of procs) await killNode(p);
   rmSync(files.dir, { recursive: true, force: true });

@@ -12,7 +12,7 @@
 // (no source delivers entries without decoding them); that replay is printed for reference.
 //
 // Times are CPU time of this process (user + system of every thread, so the thread pool's
-// inflating and file reads count), best of RUNS with the runs interleaved: the machines here are
+// inflating and file reads count), best of RUNS (7) with the runs interleaved: the machines here are
 // shared by several busy processes and wall time measures their load more than our work. Wall
 // times are printed for reference.
 import { mkdtemp, rm } from 'node:fs/promises';
@@ -29,7 +29,7 @@ import { verify } from '../src/cli/ops/verify.js';
 import { FIXTURE_DIR } from '../tools/gen-fixtures.js';
 import { atLeast, atMost, info } from './report.js';
 
-const RUNS = 5;
+const RUNS = 7;
 const build = await defaultBuild();
 const nondeterministic = await loadBuild('treasure-hunt-nondeterministic', process.cwd());
 const tmp = await mkdtemp(join(tmpdir(), 'playout-bench-replay-'));

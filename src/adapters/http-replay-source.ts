@@ -19,10 +19,10 @@
 // source starts from the node's snapshot that its retained log continues, when allowed
 // (`fromSnapshot`, the `--from-snapshot` switch of `capture`, or `?from-snapshot` in the URL),
 // and is refused with PLAYOUT_RANGE_NOT_RETAINED otherwise.
-import { ENTRY_FORMAT, HASH_NAME, PlayoutError, cloneCanonical, decodeSnapshot, toHex, type Entry, type Snapshot } from '../core/index.js';
+import { ENTRY_FORMAT, HASH_NAME, PlayoutError, decodeSnapshot, toHex, type Entry, type Snapshot } from '../core/index.js';
 import { HttpPeerClient, rangeNotRetainedOf } from './http-peer-client.js';
 import type { NodeStatus } from './http-schemas.js';
-import { chainedStream, startOf, type EntryStream, type OpenOptions, type ReadOptions, type ReplaySource, type SourceInfo } from './replay-source.js';
+import { chooseShard, pagedSource, startOf, type OpenOptions, type ReplaySource, type SourceInfo } from './replay-source.js';
 
 /** Token variables tried in order when no `tokenEnv` is given. */
 export const HTTP_SOURCE_TOKEN_ENVS = ['PLAYOUT_PEER_TOKEN', 'PLAYOUT_ADMIN_TOKEN'] as const;
@@ -84,7 +84,7 @@ function reworded(spec: string, err: unknown): unknown {
         : err.code === 'PLAYOUT_ROUTE_NOT_FOUND'
           ? ' (is this the base URL of a playout node?)'
           : '';
-  return new PlayoutError(err.code, `Cannot open source ${spec}: ${err.message}${hint}`, { seq: err.seq, tick: err.tick, shard: err.shard, path: err.path, expected: err.expected, received: err.received, cause: err });
+  return new PlayoutError(err.code, `Cannot read source ${spec}: ${err.message}${hint}`, { seq: err.seq, tick: err.tick, shard: err.shard, path: err.path, expected: err.expected, received: err.received, cause: err });
 }
 
 export interface HttpSourceOptions {
@@ -113,26 +113,7 @@ export async function openHttpSource(spec: string, _location: string, options: O
     } catch (err) {
       throw reworded(spec, err);
     }
-    const shards = status.shards.map((s) => s.shard);
-    let shard: string;
-    if (options.shard != null) {
-      if (!shards.includes(options.shard)) {
-        throw new PlayoutError('PLAYOUT_SHARD_NOT_FOUND', `Cannot read shard "${options.shard}" from region ${status.region} (${spec}): it holds ${shards.length === 0 ? 'no shard' : `shards ${shards.join(', ')}`}`, {
-          path: '--shard',
-          shard: options.shard,
-          expected: shards.join(', ') || 'none',
-          received: options.shard,
-        });
-      }
-      shard = options.shard;
-    } else if (shards.length === 1) shard = shards[0]!;
-    else {
-      throw new PlayoutError(shards.length === 0 ? 'PLAYOUT_SHARD_NOT_FOUND' : 'PLAYOUT_INVALID_ARGUMENT', `Cannot choose a shard of region ${status.region} (${spec}): ${shards.length === 0 ? 'it holds none' : `it holds ${shards.join(', ')}; pass --shard`}`, {
-        path: '--shard',
-        expected: shards.join(', ') || 'a region with a shard',
-        received: 'no --shard',
-      });
-    }
+    const shard = chooseShard(`region ${status.region} (${spec})`, status.shards.map((s) => s.shard), options.shard);
     const row = status.shards.find((s) => s.shard === shard)!;
     let head = row.head;
     const timeoutMs = http.requestTimeoutMs ?? 30_000;
@@ -161,18 +142,29 @@ export async function openHttpSource(spec: string, _location: string, options: O
 
     let snapshot: Snapshot | null = null;
     let genesis: Entry | null = null;
-    if (row.firstSeq === 1) {
-      genesis = (await fetchRange(1, 1))[0] ?? null;
-    } else if (!fromSnapshot) {
-      throw new PlayoutError('PLAYOUT_RANGE_NOT_RETAINED', `Cannot replay ${where} from genesis: the node holds entries [${row.firstSeq}, ${head}] only (its log was truncated below a snapshot); start from the node's snapshot with --from-snapshot (capture) or ?from-snapshot in the URL`, {
+    let retained = row.firstSeq;
+    if (retained === 1) {
+      try {
+        genesis = (await fetchRange(1, 1))[0] ?? null;
+      } catch (err) {
+        // Truncated between the status and this read: with --from-snapshot, start from a snapshot after all.
+        if (!fromSnapshot || !(err instanceof PlayoutError) || err.code !== 'PLAYOUT_RANGE_NOT_RETAINED') throw err;
+        const now = await client.status(shard).catch((e: unknown) => Promise.reject(reworded(spec, e)));
+        retained = now.firstSeq ?? 1;
+        head = Math.max(head, now.head);
+      }
+    }
+    if (genesis === null && !fromSnapshot) {
+      throw new PlayoutError('PLAYOUT_RANGE_NOT_RETAINED', `Cannot replay ${where} from genesis: the node holds entries [${retained}, ${head}] only (its log was truncated below a snapshot); start from the node's snapshot with --from-snapshot (capture) or ?from-snapshot in the URL`, {
         shard,
         seq: 1,
         path: 'SOURCE',
         expected: 'a log from seq 1, or --from-snapshot',
-        received: `[${row.firstSeq}, ${head}]`,
+        received: `[${retained}, ${head}]`,
       });
-    } else {
-      snapshot = await continuedSnapshot(client, spec, where, shard, row.firstSeq, head, fetchRange);
+    }
+    if (genesis === null) {
+      snapshot = await continuedSnapshot(client, spec, where, shard, retained, head, fetchRange);
       // A snapshot taken since the status was read may end past that head: read up to it at least.
       head = Math.max(head, snapshot.seq);
     }
@@ -193,31 +185,8 @@ export async function openHttpSource(spec: string, _location: string, options: O
       snapshot: snapshot === null ? null : { tick: snapshot.tick, seq: snapshot.seq, digest: toHex(snapshot.digest) },
       bytes: null,
     };
-    const streams = new Set<EntryStream>();
     const last = head;
-    const total = Math.max(0, last - firstSeq + 1);
-    return {
-      info,
-      snapshot,
-      freshSnapshot: () => (snapshot === null ? null : cloneCanonical(snapshot)),
-      async read(readOptions: ReadOptions = {}): Promise<EntryStream> {
-        const stream = chainedStream(where, snapshot, total, (signal) => pages(fetchRange, firstSeq, last, signal), readOptions);
-        streams.add(stream);
-        return {
-          [Symbol.asyncIterator]: () => stream[Symbol.asyncIterator](),
-          progress: () => stream.progress(),
-          close: async () => {
-            streams.delete(stream);
-            await stream.close();
-          },
-        };
-      },
-      async close(): Promise<void> {
-        for (const s of streams) await s.close();
-        streams.clear();
-        await client.close();
-      },
-    };
+    return pagedSource(info, snapshot, where, Math.max(0, last - firstSeq + 1), (signal) => pages(fetchRange, firstSeq, last, signal), () => client.close());
   } catch (err) {
     await client.close();
     throw err;

@@ -256,8 +256,12 @@ export function buildHttpServer(opts: HttpServerOptions): FastifyInstance {
     }
     const status = err instanceof HttpPlayoutError && err.httpStatus !== null ? err.httpStatus : err.code === 'PLAYOUT_BODY_MALFORMED' && err.path === 'headers.content-type' ? 415 : (STATUS_OF[err.code] ?? 500);
     if (err instanceof HttpPlayoutError) for (const [k, v] of Object.entries(err.headers)) void reply.header(k, v);
-    if (status >= 500) req.log.error({ err: error }, err.message);
-    else req.log.info({ code: err.code, path: err.path }, err.message);
+    // A redirect or a wait while a shard is between two epochs is an answer, not a failure: every
+    // client request during a switchover gets one, and logging each with its stack would slow the
+    // very regions that are taking over.
+    const routed = err instanceof HttpPlayoutError && err.httpStatus !== null;
+    if (status >= 500 && !routed) req.log.error({ err: error }, err.message);
+    else req.log.debug({ code: err.code, path: err.path }, err.message);
     if ((err.code === 'PLAYOUT_TOO_MANY_STREAMS' || err.retriable) && !reply.hasHeader('retry-after')) void reply.header('retry-after', '1');
     void reply.code(status).send(err.toJSON());
   });

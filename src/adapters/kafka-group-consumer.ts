@@ -149,9 +149,23 @@ export abstract class KafkaGroupConsumer {
     consumer.on(consumer.events.FETCH, () => {
       this.fetches++;
     });
+    // kafkajs' run() resolves without a join when the first join fails (e.g. the coordinator is
+    // not available yet on a loaded broker) and retries it in the background: wait for it here,
+    // so that start() resolving means joined, as documented.
+    let joined!: () => void;
+    let failed!: (err: Error) => void;
+    const firstJoin = new Promise<void>((resolve, reject) => {
+      joined = resolve;
+      failed = reject;
+    });
+    firstJoin.catch(() => undefined); // awaited below unless run() throws first
+    const offJoin = consumer.on(consumer.events.GROUP_JOIN, () => joined());
+    const offStop = consumer.on(consumer.events.STOP, () => failed(new Error('the consumer stopped before it joined the group')));
     consumer.on(consumer.events.CRASH, (event) => {
       const err = event.payload.error;
-      this.reportError(kafkaError(err, `${this.what}: consume (${event.payload.restart ? 'restarting' : 'stopped'})`, this.client.brokers));
+      const error = kafkaError(err, `${this.what}: consume (${event.payload.restart ? 'restarting' : 'stopped'})`, this.client.brokers);
+      this.reportError(error);
+      if (!event.payload.restart) failed(error);
     });
     this.consumer = consumer;
     try {
@@ -164,7 +178,12 @@ export abstract class KafkaGroupConsumer {
         partitionsConsumedConcurrently: 1,
         eachBatch: (payload) => this.eachBatch(payload),
       });
+      await firstJoin;
+      offJoin();
+      offStop();
     } catch (err) {
+      offJoin();
+      offStop();
       this.running = false;
       await consumer.disconnect().catch(() => undefined);
       this.consumer = null;

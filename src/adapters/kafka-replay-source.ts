@@ -23,7 +23,7 @@ import { ENTRY_FORMAT, HASH_NAME, PlayoutError, ShardIdSchema, decodeEntry, hash
 import { createKafka, kafkaError, parseOptions, type KafkaClientOptions } from './kafka-client.js';
 import { partitionOf } from './kafka-partition.js';
 import { TopicNameSchema } from './kafka-topics.js';
-import { chainedStream, startOf, type EntryStream, type OpenOptions, type ReadOptions, type ReplaySource, type SourceInfo } from './replay-source.js';
+import { pagedSource, startOf, type OpenOptions, type ReplaySource, type SourceInfo } from './replay-source.js';
 
 export interface KafkaUrl {
   brokers: string[];
@@ -247,28 +247,7 @@ export async function openKafkaSource(spec: string, _location: string, options: 
     snapshot: null,
     bytes: null,
   };
-  const streams = new Set<EntryStream>();
-  return {
-    info,
-    snapshot: null,
-    freshSnapshot: () => null,
-    async read(readOptions: ReadOptions = {}): Promise<EntryStream> {
-      const stream = chainedStream(where, null, entries.length, () => oneBatch(entries), readOptions);
-      streams.add(stream);
-      return {
-        [Symbol.asyncIterator]: () => stream[Symbol.asyncIterator](),
-        progress: () => stream.progress(),
-        close: async () => {
-          streams.delete(stream);
-          await stream.close();
-        },
-      };
-    },
-    async close(): Promise<void> {
-      for (const s of streams) await s.close();
-      streams.clear();
-    },
-  };
+  return pagedSource(info, null, where, entries.length, () => oneBatch(entries), async () => undefined);
 }
 
 async function* oneBatch(entries: Entry[]): AsyncGenerator<Entry[], void, undefined> {

@@ -234,26 +234,7 @@ async function openStore(spec: string, location: string, options: OpenOptions): 
   const { LmdbLogStore } = await import('./lmdb-store.js');
   const store = await LmdbLogStore.open(location, { readOnly: true });
   try {
-    const shards = store.shards();
-    let shard: string;
-    if (options.shard != null) {
-      if (!shards.includes(options.shard)) {
-        throw new PlayoutError('PLAYOUT_SHARD_NOT_FOUND', `Cannot read shard "${options.shard}" from the store ${spec}: it holds ${shards.length === 0 ? 'no shard' : `shards ${shards.join(', ')}`}`, {
-          path: '--shard',
-          shard: options.shard,
-          expected: shards.join(', ') || 'none',
-          received: options.shard,
-        });
-      }
-      shard = options.shard;
-    } else if (shards.length === 1) shard = shards[0]!;
-    else {
-      throw new PlayoutError(shards.length === 0 ? 'PLAYOUT_SHARD_NOT_FOUND' : 'PLAYOUT_INVALID_ARGUMENT', `Cannot choose a shard in the store ${spec}: ${shards.length === 0 ? 'it holds none' : `it holds ${shards.join(', ')}; pass --shard`}`, {
-        path: '--shard',
-        expected: shards.join(', ') || 'a store with a shard',
-        received: 'no --shard',
-      });
-    }
+    const shard = chooseShard(`the store ${spec}`, store.shards(), options.shard);
     const head = store.head(shard);
     const first = store.firstSeq(shard);
     if (head === null || first === null) throw new PlayoutError('PLAYOUT_SHARD_NOT_FOUND', `Cannot read shard "${shard}" from the store ${spec}: it holds no entries of it`, { shard, path: '--shard' });
@@ -387,5 +368,54 @@ export function chainedStream(where: string, start: Snapshot | null, total: numb
     [Symbol.asyncIterator]: () => batches(),
     progress: () => ({ done, total, unit: 'entries' }),
     close: async () => abort.abort(),
+  };
+}
+
+/** The shard to read: the one asked for, which the source must hold, or the only one it holds. */
+export function chooseShard(where: string, shards: readonly string[], requested: string | null | undefined): string {
+  if (requested != null) {
+    if (shards.includes(requested)) return requested;
+    throw new PlayoutError('PLAYOUT_SHARD_NOT_FOUND', `Cannot read shard "${requested}" from ${where}: it holds ${shards.length === 0 ? 'no shard' : `shards ${shards.join(', ')}`}`, {
+      path: '--shard',
+      shard: requested,
+      expected: shards.join(', ') || 'none',
+      received: requested,
+    });
+  }
+  if (shards.length === 1) return shards[0]!;
+  throw new PlayoutError(shards.length === 0 ? 'PLAYOUT_SHARD_NOT_FOUND' : 'PLAYOUT_INVALID_ARGUMENT', `Cannot choose a shard of ${where}: ${shards.length === 0 ? 'it holds none' : `it holds ${shards.join(', ')}; pass --shard`}`, {
+    path: '--shard',
+    expected: shards.join(', ') || 'a source with a shard',
+    received: 'no --shard',
+  });
+}
+
+/**
+ * A source whose entries arrive in pages from elsewhere (a region, a Kafka topic): every pass
+ * is a chainedStream over `pages`, and closing the source closes its open passes, then `release`.
+ */
+export function pagedSource(info: SourceInfo, snapshot: Snapshot | null, where: string, total: number, pages: (signal: AbortSignal) => AsyncIterable<Entry[]>, release: () => Promise<void>): ReplaySource {
+  const streams = new Set<EntryStream>();
+  return {
+    info,
+    snapshot,
+    freshSnapshot: () => (snapshot === null ? null : cloneCanonical(snapshot)),
+    async read(readOptions: ReadOptions = {}): Promise<EntryStream> {
+      const stream = chainedStream(where, snapshot, total, pages, readOptions);
+      streams.add(stream);
+      return {
+        [Symbol.asyncIterator]: () => stream[Symbol.asyncIterator](),
+        progress: () => stream.progress(),
+        close: async () => {
+          streams.delete(stream);
+          await stream.close();
+        },
+      };
+    },
+    async close(): Promise<void> {
+      for (const s of streams) await s.close();
+      streams.clear();
+      await release();
+    },
   };
 }

@@ -456,13 +456,15 @@ export class KafkaTransport {
     for (const [shard, d] of [...this.deferred]) {
       const partition = source.partitionOfShard(shard);
       if (!source.ownsShard(shard)) continue;
-      this.deferred.delete(shard);
       try {
         await this.node.openAssigned(shard, d.meta, d.sc);
       } catch (err) {
         this.onError(err, `open shard ${shard} assigned to this node`);
-        continue;
+        continue; // still deferred: the next assignment tries again
       }
+      // Only now: while it opens, the shard stays deferred, so that the node does not open it a
+      // second time meanwhile (a peer's status naming it, polled concurrently).
+      this.deferred.delete(shard);
       const host = this.node.shards.get(shard)?.host;
       const pos = host?.ctx.store.getMeta<KafkaPosition>(shard, KAFKA_POSITION_META) ?? null;
       if (host === undefined || pos === null || pos.topic !== topic || pos.partition !== partition || pos.seq > host.durableSeq + 1) continue;

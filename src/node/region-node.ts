@@ -210,6 +210,16 @@ export class RegionNode implements NodeService, FailoverNode {
     host.onEpochRecorded = (record) => this.onEpochRecorded(slot, record);
     // Once epochs exist the fence decides who leads, not the config's first leader.
     const fresh = host.durableSeq === 0 && host.epochs.length === 0;
+    // A region that led before it stopped (a kill -9) asks its peers first: if a later epoch was
+    // established meanwhile it must not sequence one more entry, it learns that epoch and follows.
+    const newer = !fresh && leads(host.fence, this.region) ? await this.newerEpochAtPeers(shard, host.fence.epoch) : null;
+    if (newer !== null) {
+      this.app.log.warn({ shard, epoch: newer.answer.fence.epoch, peer: newer.region }, `shard ${shard}: region ${newer.region} knows epoch ${newer.answer.fence.epoch}, later than this region's ${host.fence.epoch}; following instead of leading`);
+      this.follow(slot, null, newer.region, newer.region);
+      const last = newer.answer.epochs[newer.answer.epochs.length - 1]!;
+      void this.failover.learn(shard, newer.answer.epochs, last.firstSeq, newer.region).catch((err) => this.app.log.error({ err, shard }, `shard ${shard}: cannot learn epoch ${last.epoch}`));
+      return slot;
+    }
     if (fresh ? host.meta.leader === this.region : leads(host.fence, this.region)) {
       if (host.durableSeq === 0) {
         if (sc === null) throw new PlayoutError('PLAYOUT_GENESIS_INVALID', `Cannot lead shard "${shard}": it has no genesis and no config`, { shard });
@@ -281,10 +291,30 @@ export class RegionNode implements NodeService, FailoverNode {
     if (source !== undefined) slot.follower?.switchSource(this.kafka?.httpSource(source) ?? source);
   }
 
-  peerEpochs(region: string, shard: string): Promise<EpochsAnswer> {
+  peerEpochs(region: string, shard: string, timeoutMs?: number): Promise<EpochsAnswer> {
     const c = this.failoverClients.get(region);
     if (c === undefined) return Promise.reject(new PlayoutError('PLAYOUT_PEER_UNAVAILABLE', `Region ${region} is not a peer of ${this.region}`, { shard }));
-    return c.epochs(shard);
+    return c.epochs(shard, timeoutMs === undefined ? undefined : { timeoutMs });
+  }
+
+  /** The peer holding the latest established epoch above `epoch`, asked once at boot (peers that do not answer soon are skipped). */
+  private async newerEpochAtPeers(shard: string, epoch: number): Promise<{ region: string; answer: EpochsAnswer } | null> {
+    const answers = await Promise.all(
+      [...this.failoverClients.keys()].map(async (region) => {
+        try {
+          return { region, answer: await this.peerEpochs(region, shard, Math.min(1_000, this.config.repair.requestTimeoutMs)) };
+        } catch {
+          return null;
+        }
+      }),
+    );
+    let best: { region: string; answer: EpochsAnswer } | null = null;
+    for (const a of answers) {
+      const last = a?.answer.epochs[a.answer.epochs.length - 1];
+      if (a === null || last === undefined || last.epoch !== a.answer.fence.epoch || a.answer.fence.epoch <= epoch) continue;
+      if (best === null || a.answer.fence.epoch > best.answer.fence.epoch) best = a;
+    }
+    return best;
   }
 
   async refreshPeer(region: string, shard: string): Promise<void> {

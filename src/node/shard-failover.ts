@@ -69,7 +69,7 @@ export interface FailoverNode {
   /** Lead (a new LeaderRole at the durable head), optionally starting an epoch. */
   lead(slot: FailoverSlot, startEpoch: { epoch: number; leader: string; lastSeqPrevEpoch: number } | null): LeaderRole;
   /** GET …/epochs at a peer. */
-  peerEpochs(region: string, shard: string): Promise<EpochsAnswer>;
+  peerEpochs(region: string, shard: string, timeoutMs?: number): Promise<EpochsAnswer>;
   /** The peer's status row of the shard (head, epoch), fed to the follower; null when unreachable. */
   refreshPeer(region: string, shard: string): Promise<void>;
   /** What the node knows of its peers' heads for this shard. */
@@ -83,6 +83,8 @@ export class ShardFailover {
   private readonly locks = new Map<string, Promise<unknown>>();
   private readonly promotions = new Map<string, Promise<PromoteAnswer>>();
   private readonly learning = new Set<string>();
+  /** Fence requests this region answered as the leader (a retried request gets the same answer). */
+  private readonly fencedAsLeader = new Set<string>();
 
   constructor(node: FailoverNode) {
     this.node = node;
@@ -148,7 +150,7 @@ export class ShardFailover {
       const p = host.fence.promise;
       if (p !== null && p.epoch === req.epoch && p.candidate === req.candidate && p.failoverId === req.failoverId) {
         // The same request again (a retry): the same answer.
-        return grantOf(host.fence, this.headInfo(host), false, host.epochs);
+        return grantOf(host.fence, this.headInfo(host), this.fencedAsLeader.has(`${shard}/${req.epoch}/${req.failoverId}`), host.epochs);
       }
       const now = Date.now();
       // Refuse before touching anything: a conflicting request leaves the shard as it was.
@@ -167,7 +169,10 @@ export class ShardFailover {
       slot.follower?.setLeader(null, req.candidate);
       await host.waitDurable(limit).catch(() => undefined);
       await host.persistFailover();
-      if (wasLeader) this.node.follow(slot, null, req.candidate === this.node.region ? null : req.candidate, req.candidate);
+      if (wasLeader) {
+        this.fencedAsLeader.add(`${shard}/${req.epoch}/${req.failoverId}`);
+        this.node.follow(slot, null, req.candidate === this.node.region ? null : req.candidate, req.candidate);
+      }
       this.node.log.warn({ shard, epoch: req.epoch, candidate: req.candidate, failoverId: req.failoverId, head: host.durableSeq, wasLeader }, `shard ${shard}: promised epoch ${req.epoch} to ${req.candidate}; entries of older epochs beyond seq ${host.fence.promise?.seqMax} are refused`);
       return grantOf(host.fence, this.headInfo(host), wasLeader, host.epochs);
     });
@@ -332,9 +337,13 @@ export class ShardFailover {
       }
       if (newest === undefined || newest.epoch <= host.fence.epoch || host.stopped !== null) return 0;
       const region = this.node.region;
-      // Stop sequencing first: a region that learns it no longer leads must not stamp one more entry.
-      if (slot.leader !== null) this.node.stopLeading(slot, new PlayoutError('PLAYOUT_SEQUENCER_FENCED', `Region ${region} stopped sequencing shard "${shard}": epoch ${newest.epoch} (leader ${newest.leader}) is established`, { shard }));
-      await host.drain();
+      // Stop sequencing first: a region that learns it no longer leads must not stamp one more entry,
+      // and its head is final once its appends in flight landed. (A follower is not drained here: its
+      // stream may never pause; a truncation below stops it and drains.)
+      if (slot.leader !== null) {
+        this.node.stopLeading(slot, new PlayoutError('PLAYOUT_SEQUENCER_FENCED', `Region ${region} stopped sequencing shard "${shard}": epoch ${newest.epoch} (leader ${newest.leader}) is established`, { shard }));
+        await host.drain();
+      }
       const r = reconcile(shard, { head: host.durableSeq, epochs: host.epochs, hashAt: (seq) => this.hashAt(host, seq) }, { head: Math.max(refHead, newest.firstSeq), epochs });
       if (r.action === 'conflict') {
         this.node.stopFollowing(slot);

@@ -9,6 +9,7 @@ import { join, resolve } from 'node:path';
 import { promisify } from 'node:util';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { PlogReader } from '../../src/adapters/plog.js';
+import { ensureBuilt } from '../helpers/built-cli.js';
 import { TOKENS, adminClient, freePorts, startInProcessCluster, waitFor, type InProcessCluster } from '../helpers/cluster.js';
 
 const run = promisify(execFile);
@@ -82,15 +83,15 @@ async function feed(url: string, shard: string): Promise<void> {
 
 beforeAll(async () => {
   tmp = await mkdtemp(join(tmpdir(), 'playout-capture-'));
-  const build = run('npx', ['tsc', '-p', 'tsconfig.build.json'], { cwd: ROOT, maxBuffer: 16 << 20 });
+  const build = ensureBuilt();
   full = await startInProcessCluster({
     regions: ['eu-fra'],
-    shards: [{ id: 'hunt-1', leader: 'eu-fra', tickMs: 20 }, { id: 'hunt-2', leader: 'eu-fra', tickMs: 20 }],
+    shards: [{ id: 'hunt-1', leader: 'eu-fra', tickMs: 40 }, { id: 'hunt-2', leader: 'eu-fra', tickMs: 40 }],
     overrides: { limits: { rangeEntriesMax: 25 }, snapshots: { everyTicks: 25, kept: 100, retainEntriesMin: 1_000_000 } },
   });
   truncated = await startInProcessCluster({
     regions: ['eu-fra'],
-    shards: [{ id: 'hunt-9', leader: 'eu-fra', tickMs: 20 }],
+    shards: [{ id: 'hunt-9', leader: 'eu-fra', tickMs: 40 }],
     overrides: { limits: { rangeEntriesMax: 25 }, snapshots: { everyTicks: 10, kept: 3, retainEntriesMin: 30 } },
   });
   fullUrl = full.nodes.get('eu-fra')!.url;
@@ -99,7 +100,7 @@ beforeAll(async () => {
   const tickOf = (c: InProcessCluster, shard: string) => c.nodes.get('eu-fra')!.status().shards.find((s) => s.shard === shard)!;
   await waitFor(`tick ${TO_TICK + 5} of hunt-1`, () => tickOf(full, 'hunt-1').tick > TO_TICK + 5, 30_000);
   await waitFor('hunt-9 truncated', () => (tickOf(truncated, 'hunt-9').firstSeq ?? 1) > 1 && tickOf(truncated, 'hunt-9').tick > TO_TICK + 20, 30_000);
-}, 180_000);
+}, 300_000);
 
 afterAll(async () => {
   await full?.close();
@@ -184,6 +185,14 @@ describe('capture', () => {
     expect(r.stdout).toContain('playout capture SOURCE');
     expect(r.stdout).toContain('PLAYOUT_PEER_TOKEN');
     expect(r.stdout).toMatch(/Examples?:\n\s+.*playout capture /);
+  });
+
+  it.each(['replay', 'verify', 'bisect', 'diff', 'inspect'])('%s --help names the http:// and kafka:// sources and the token variable', async (name) => {
+    const r = await playout({}, name, '--help');
+    expect(r.code).toBe(0);
+    expect(r.stdout).toContain('http(s)://host:port');
+    expect(r.stdout).toContain('kafka://host:port');
+    expect(r.stdout).toContain('PLAYOUT_PEER_TOKEN');
   });
 
   it.each([

@@ -9,6 +9,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { PlogReader } from '../../src/adapters/plog.js';
 import type { Entry } from '../../src/core/index.js';
 import type { Manifest, Verdict } from '../../tools/gen-fixtures.js';
+import { ensureBuilt } from '../helpers/built-cli.js';
 
 const run = promisify(execFile);
 const ROOT = resolve(import.meta.dirname, '..', '..');
@@ -45,7 +46,7 @@ function expectBadInput(r: Result, code: string): void {
 
 let tmp: string;
 beforeAll(async () => {
-  await run('npm', ['run', 'build'], { cwd: ROOT, maxBuffer: 16 << 20 });
+  await ensureBuilt();
   tmp = await mkdtemp(join(tmpdir(), 'playout-cli-'));
 }, 180_000);
 afterAll(async () => {

@@ -17,6 +17,7 @@ import { readShardFromKafka } from '../../src/adapters/kafka-replay-source.js';
 import { ensureTopics } from '../../src/adapters/kafka-topics.js';
 import { REPO_ROOT, freePort, kafkaComponent, startKafka, waitFor, type KafkaCluster } from '../helpers/kafka.js';
 import { adminClient, startNode, writeClusterConfigs } from '../helpers/cluster.js';
+import { ensureBuilt } from '../helpers/built-cli.js';
 import { makeLog, replayDigests, type ShardLog } from './fixtures/counter-log.js';
 
 const kafka = kafkaComponent();
@@ -321,7 +322,7 @@ describe.skipIf(kafka.skip)('Kafka log transport on a real broker', () => {
 
   it('playout replay/capture kafka://: equal to replay of the node\'s store and of the captured fixture; duplicates dropped; a gap exits 2 with its seq', async () => {
     const run = promisify(execFile);
-    const build = run('npx', ['tsc', '-p', 'tsconfig.build.json'], { cwd: REPO_ROOT, maxBuffer: 16 << 20 });
+    const build = ensureBuilt();
     const tmp = await mkdtemp(join(tmpdir(), 'playout-kafka-replay-'));
     const playout = async (...args: string[]): Promise<{ code: number; stdout: string; stderr: string }> => {
       try {
@@ -395,5 +396,5 @@ describe.skipIf(kafka.skip)('Kafka log transport on a real broker', () => {
       await rm(files.dir, { recursive: true, force: true });
       await rm(tmp, { recursive: true, force: true });
     }
-  }, 240_000);
+  }, 300_000);
 });

@@ -8,12 +8,12 @@
 //       as a follower and converges;
 //   (c) an operator who reaches only a minority is refused, and nothing changes.
 import { execFile } from 'node:child_process';
-import { existsSync, readFileSync, readdirSync, rmSync, statSync } from 'node:fs';
-import { join } from 'node:path';
+import { readFileSync, rmSync } from 'node:fs';
 import { promisify } from 'node:util';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { checkShard } from '../../src/node/cluster-check.js';
 import { REPO_ROOT, TOKENS, adminClient, freePorts, killNode, spawnNode, statusOf, waitFor, writeClusterConfigs, type ClusterFiles, type NodeProcess } from '../helpers/cluster.js';
+import { CLI_MAIN, ensureBuilt } from '../helpers/built-cli.js';
 import { FailoverLoad } from '../helpers/failover-load.js';
 import { Toxiproxy, toxiproxyComponent } from '../helpers/toxiproxy.js';
 
@@ -22,24 +22,6 @@ const REGIONS = ['eu-fra', 'af-jnb', 'us-sfo'] as const;
 const SHARD = 'hunt-1';
 const SEED = Number(process.env.PLAYOUT_SEED ?? 20261122);
 const c = toxiproxyComponent;
-
-/** dist/ is rebuilt when any source file is newer than the built failover command. */
-async function ensureBuilt(): Promise<string> {
-  const main = join(REPO_ROOT, 'dist', 'cli', 'main.js');
-  const built = join(REPO_ROOT, 'dist', 'node', 'shard-failover.js');
-  const newest = (dir: string): number => {
-    let t = 0;
-    for (const e of readdirSync(dir, { withFileTypes: true })) {
-      const p = join(dir, e.name);
-      t = Math.max(t, e.isDirectory() ? newest(p) : e.name.endsWith('.ts') ? statSync(p).mtimeMs : 0);
-    }
-    return t;
-  };
-  if (!existsSync(main) || !existsSync(built) || statSync(built).mtimeMs < newest(join(REPO_ROOT, 'src'))) {
-    await run('npx', ['tsc', '-p', 'tsconfig.build.json'], { cwd: REPO_ROOT, maxBuffer: 16 << 20 });
-  }
-  return main;
-}
 
 describe.skipIf(c.skip)('failover between node processes with Toxiproxy', () => {
   let toxi: Toxiproxy;
@@ -96,7 +78,8 @@ describe.skipIf(c.skip)('failover between node processes with Toxiproxy', () => 
   beforeAll(async () => {
     c.require();
     console.log(`failover integration: reproduce with PLAYOUT_SEED=${SEED}`);
-    cli = await ensureBuilt();
+    await ensureBuilt();
+    cli = CLI_MAIN;
     toxi = await Toxiproxy.start();
     const ports = await freePorts(3 + 6);
     const nodePorts = Object.fromEntries(REGIONS.map((r, i) => [r, ports[i]!]));

@@ -92,6 +92,29 @@ describe('failover between region nodes', () => {
     for (const c of o.clients) await c.close();
   }, 30_000);
 
+  it('answers every failover route with its code: scopes, bad bodies, conflicts, a promote without a promise', async () => {
+    const post = async (r: string, path: string, token: string | null, body: unknown) => {
+      const res = await fetch(`${url(r)}/v1/shards/${SHARD}${path}`, { method: 'POST', headers: { ...(token === null ? {} : { authorization: `Bearer ${token}` }), 'content-type': 'application/json' }, body: JSON.stringify(body) });
+      return { status: res.status, body: (await res.json()) as { code?: string; path?: string } };
+    };
+    const fence = { epoch: 2, candidate: 'us-sfo', failoverId: 'fo-conflict' };
+    expect(await post('us-sfo', '/fence', null, fence)).toMatchObject({ status: 401, body: { code: 'PLAYOUT_UNAUTHENTICATED' } });
+    expect(await post('us-sfo', '/fence', TOKENS.peer, fence)).toMatchObject({ status: 403, body: { code: 'PLAYOUT_FORBIDDEN' } });
+    expect(await post('us-sfo', '/fence', TOKENS.admin, { ...fence, epoch: 1 })).toMatchObject({ status: 400, body: { code: 'PLAYOUT_INVALID_ARGUMENT', path: 'body.epoch' } });
+    // Epoch 2 is established: a promise for it is refused, and nothing changes.
+    const before = cluster.nodes.get('us-sfo')!.failover.status(SHARD).fence;
+    expect(await post('us-sfo', '/fence', TOKENS.admin, fence)).toMatchObject({ status: 409, body: { code: 'PLAYOUT_FENCE_CONFLICT' } });
+    const promote = { epoch: 3, failoverId: 'fo-nopromise', catchUpTo: { seq: 1, hash: '0'.repeat(32), epoch: 1 }, sources: [], truncateAbove: null, timeoutMs: 1_000 };
+    expect(await post('us-sfo', '/promote', TOKENS.admin, promote)).toMatchObject({ status: 409, body: { code: 'PLAYOUT_FENCE_CONFLICT' } });
+    expect(await post('us-sfo', '/fence/release', TOKENS.admin, { epoch: 3, failoverId: 'fo-none' })).toMatchObject({ status: 200, body: { released: false } });
+    expect(cluster.nodes.get('us-sfo')!.failover.status(SHARD).fence).toEqual(before);
+    const nope = await fetch(`${url('us-sfo')}/v1/shards/nope/epochs`, { headers: { authorization: `Bearer ${TOKENS.peer}` } });
+    expect(nope.status).toBe(404);
+    const plan = await fetch(`${url('us-sfo')}/v1/shards/${SHARD}/failover-plan?to=eu-fra`, { headers: { authorization: `Bearer ${TOKENS.admin}` } });
+    expect(plan.status).toBe(200);
+    expect(await plan.json()).toMatchObject({ target: 'eu-fra' });
+  }, 30_000);
+
   it('switches back to eu-fra (epoch 3) with the state intact after a restart of every node', async () => {
     const load = new FailoverLoad({ shard: SHARD, url: url('eu-fra'), regionOf, seed: SEED + 1, batchInputs: 20, batchesPerSecond: 50 });
     await waitFor('acknowledged inputs', () => load.acked.size > 200, 20_000);

@@ -3,7 +3,7 @@ import { PlayoutError, ShardIdSchema } from '../../core/index.js';
 import { flag, intArg, parseArgv, validateArgs, type ArgSpec } from '../args.js';
 import { EXIT_FINDING, EXIT_OK, type Command } from '../command.js';
 import { bisect } from '../ops/bisect.js';
-import { buildList, recordersFor, withTwoSides } from '../ops/open.js';
+import { buildList, recordersFor, withTwoSides, sourcesHelp } from '../ops/open.js';
 import { renderBisect, toJson } from '../ops/render.js';
 import { ProgressBar } from '../progress.js';
 
@@ -52,6 +52,8 @@ ${buildList()}
   --records-max N           list at most N differing records (default 100)
   --json                    one JSON document on stdout
   --no-progress             no progress bar (only ever drawn on a terminal)
+
+${sourcesHelp()}
 
 Examples:
   playout bisect replay-fixtures/hunt-desync-a.plog --reducer-b treasure-hunt-nondeterministic

@@ -4,7 +4,7 @@ import { ShardIdSchema } from '../../core/index.js';
 import { flag, intArg, parseArgv, validateArgs, type ArgSpec } from '../args.js';
 import { EXIT_OK, type Command } from '../command.js';
 import { capture, checkCaptureTarget } from '../ops/capture.js';
-import { openNamed } from '../ops/open.js';
+import { openNamed, sourcesHelp } from '../ops/open.js';
 import { sourceLine, toJson } from '../ops/render.js';
 import { ProgressBar, formatRate } from '../progress.js';
 
@@ -34,16 +34,10 @@ const command: Command = {
   help: `playout capture SOURCE --shard S --out FILE.plog[.gz] [options]
 
 Saves a shard's log from SOURCE as a .plog fixture (docs/plog.md) that replay, verify, bisect,
-diff and inspect read like any other. SOURCE is:
-  FILE.plog[.gz]                  a fixture (e.g. to cut it at a tick)
-  DIR                             a node's store directory (read-only, while the node runs)
-  http(s)://host:port[/prefix]    a running region node, over its /v1 API; the log as it stands
-                                  when the capture starts (its head then)
-  kafka://host:port[,…]/topic     a playout.log topic (or a MirrorMaker 2 mirror), read up to
-                                  its end offsets when the capture starts; needs --shard
-Every entry is checked (hash, seq, link) before it is written. The file is written under a
-temporary name and renamed into place once complete and on disk: an interrupted capture
-leaves no fixture behind. A name ending in .gz is gzip-compressed.
+diff and inspect read like any other, from any SOURCE (see below; a fixture too, e.g. to
+cut it at a tick). Every entry is checked (hash, seq, link) before it is written. The file is
+written under a temporary name and renamed into place once complete and on disk: an
+interrupted capture leaves no fixture behind. A name ending in .gz is gzip-compressed.
 
 Options:
   --shard S               the shard to capture (required unless the source holds one shard)
@@ -57,11 +51,10 @@ Options:
   --description TEXT      free text stored in the header (default: where it was captured from)
   --json                  one JSON document on stdout
   --no-progress           no progress bar (it is only ever drawn on a terminal)
+  --token-env NAME        read an http(s):// source's token from NAME instead of
+                          PLAYOUT_PEER_TOKEN / PLAYOUT_ADMIN_TOKEN
 
-Environment:
-  PLAYOUT_PEER_TOKEN      bearer token for http(s):// sources: a peer (or admin) token of the
-                          region; PLAYOUT_ADMIN_TOKEN is used when it is unset
-  --token-env NAME        read the token from NAME instead
+${sourcesHelp()}
 
 Exit codes: 0 captured; 2 bad input (unreachable node, wrong token, unknown shard, a gap or a
 corrupt entry in the source, an existing --out), with a one-line reason.

@@ -3,7 +3,7 @@ import { ShardIdSchema } from '../../core/index.js';
 import { flag, intArg, parseArgv, validateArgs, type ArgSpec } from '../args.js';
 import { EXIT_FINDING, EXIT_OK, type Command } from '../command.js';
 import { diff } from '../ops/diff.js';
-import { buildList, withTwoSides } from '../ops/open.js';
+import { buildList, withTwoSides, sourcesHelp } from '../ops/open.js';
 import { renderDiff, toJson } from '../ops/render.js';
 
 const SPEC: ArgSpec = {
@@ -45,6 +45,8 @@ ${buildList()}
   --records-max N           list at most N records (default 100)
   --fields-max N            list at most N fields per record (default 50)
   --json                    one JSON document on stdout
+
+${sourcesHelp()}
 
 Example:
   playout diff replay-fixtures/hunt-desync-a.plog --reducer-b treasure-hunt-nondeterministic --tick 120

@@ -3,7 +3,7 @@ import { ShardIdSchema } from '../../core/index.js';
 import { flag, parseArgv, validateArgs, type ArgSpec } from '../args.js';
 import { EXIT_BAD_INPUT, EXIT_OK, type Command } from '../command.js';
 import { inspect } from '../ops/inspect.js';
-import { openNamed } from '../ops/open.js';
+import { openNamed, sourcesHelp } from '../ops/open.js';
 import { renderInspect, toJson } from '../ops/render.js';
 
 const SPEC: ArgSpec = { positionals: ['SOURCE'], positionalsRequired: 1, values: ['shard'], switches: ['json'] };
@@ -19,7 +19,7 @@ const command: Command = {
   summary: 'header, entry counts, ticks, epochs, sizes, gaps and chain status of a source',
   help: `playout inspect SOURCE [options]
 
-Reads SOURCE (a .plog fixture or a node's store directory) without replaying it and prints
+Reads SOURCE (a fixture, a store, a region or Kafka; see below) without replaying it and prints
 its header (shard, reducer, seed, writer), entry counts by kind, input type and origin, the
 ticks, epochs and upgrades, entry sizes, seq gaps, and the state of the hash chain. Damage is
 listed rather than fatal: every corrupt entry, broken link and gap is reported with its seq;
@@ -29,6 +29,8 @@ a torn or truncated file stops the read at the first entry not read. Exit codes:
 Options:
   --shard S    the shard (for stores holding several)
   --json       one JSON document on stdout
+
+${sourcesHelp()}
 
 Example:
   playout inspect replay-fixtures/hunt-100k.plog

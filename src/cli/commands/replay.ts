@@ -2,7 +2,7 @@ import { z } from 'zod';
 import { ShardIdSchema } from '../../core/index.js';
 import { flag, intArg, parseArgv, validateArgs, type ArgSpec } from '../args.js';
 import { EXIT_FINDING, EXIT_OK, type Command } from '../command.js';
-import { buildList, buildNamed, openNamed, readSnapshotFile } from '../ops/open.js';
+import { buildList, buildNamed, openNamed, readSnapshotFile, sourcesHelp } from '../ops/open.js';
 import { sourceLine, toJson } from '../ops/render.js';
 import { replay, type TickDigestOut } from '../ops/replay.js';
 import { ProgressBar, formatRate } from '../progress.js';
@@ -30,10 +30,10 @@ const Args = z.strictObject({
 
 const command: Command = {
   name: 'replay',
-  summary: 'replay a shard from a fixture or a store and print its tick digests',
+  summary: 'replay a shard from a fixture, a store, a region or Kafka and print its tick digests',
   help: `playout replay SOURCE [options]
 
-Replays a shard's log from SOURCE (a .plog fixture file or a node's store directory) with
+Replays a shard's log from SOURCE (a fixture, a store, a region or Kafka; see below) with
 this engine's reducers and prints the digest of every tick, the final digest and the speed.
 Exits 1 when a digest the log carries (the leader's) differs from the replay — run
 \`playout verify\` to localise it — and 2 on bad input.
@@ -53,9 +53,12 @@ ${buildList()}
   --json                  one JSON document on stdout
   --no-progress           no progress bar (it is only ever drawn on a terminal)
 
+${sourcesHelp()}
+
 Example:
   playout replay replay-fixtures/hunt-small.plog --to-tick 20
   playout replay .data/eu-fra --shard hunt-1 --check --every 100
+  PLAYOUT_PEER_TOKEN=… playout replay http://127.0.0.1:7101 --shard hunt-1 --to-tick 500
 `,
   async run(argv, io) {
     const a = validateArgs('replay', parseArgv('replay', argv, SPEC), Args);

@@ -2,7 +2,7 @@ import { z } from 'zod';
 import { ShardIdSchema } from '../../core/index.js';
 import { flag, intArg, parseArgv, validateArgs, type ArgSpec } from '../args.js';
 import { EXIT_FINDING, EXIT_OK, type Command } from '../command.js';
-import { buildList, buildNamed, openNamed, recordersFor } from '../ops/open.js';
+import { buildList, buildNamed, openNamed, recordersFor, sourcesHelp } from '../ops/open.js';
 import { renderVerify, toJson } from '../ops/render.js';
 import { verify } from '../ops/verify.js';
 import { ProgressBar } from '../progress.js';
@@ -51,6 +51,8 @@ ${buildList()}
   --records-max N           list at most N differing records (default 100)
   --json                    one JSON document on stdout
   --no-progress             no progress bar (only ever drawn on a terminal)
+
+${sourcesHelp()}
 
 Example:
   playout verify replay-fixtures/hunt-desync-b.plog

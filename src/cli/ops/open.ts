@@ -59,6 +59,19 @@ export async function recordersFor(source: ReplaySource, reference: Build, named
   return recorderCandidates(source.info.reducer, source.info.reducerVersion, reference.registry);
 }
 
+/** What SOURCE may be, for every command's --help. */
+export function sourcesHelp(): string {
+  return `Sources (SOURCE, A, B):
+  FILE.plog[.gz]                  a fixture file
+  DIR                             a node's store directory (read-only; the node may run)
+  http(s)://host:port[/prefix]    a running region node over its /v1 API, up to its head when
+                                  opened. Token: PLAYOUT_PEER_TOKEN (else PLAYOUT_ADMIN_TOKEN),
+                                  a peer or admin token of that region. A log the node truncated
+                                  below a snapshot needs ?from-snapshot at the end of the URL
+  kafka://host:port[,…]/topic     a playout.log topic or a MirrorMaker 2 mirror, up to its end
+                                  offsets when opened; needs --shard`;
+}
+
 export function buildList(): string {
   return knownBuilds()
     .map((b) => `  ${b.name}${b.knownBad ? ' (known bad)' : ''}: ${b.summary}`)

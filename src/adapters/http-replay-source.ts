@@ -84,7 +84,7 @@ function reworded(spec: string, err: unknown): unknown {
         : err.code === 'PLAYOUT_ROUTE_NOT_FOUND'
           ? ' (is this the base URL of a playout node?)'
           : '';
-  return new PlayoutError(err.code, `Cannot open source ${spec}: ${err.message}${hint}`, { seq: err.seq, tick: err.tick, shard: err.shard, path: err.path, expected: err.expected, received: err.received, cause: err });
+  return new PlayoutError(err.code, `Cannot read source ${spec}: ${err.message}${hint}`, { seq: err.seq, tick: err.tick, shard: err.shard, path: err.path, expected: err.expected, received: err.received, cause: err });
 }
 
 export interface HttpSourceOptions {

@@ -555,7 +555,11 @@ export class ShardHost implements ShardFeed {
   /**
    * Retention: truncate the log to the newest snapshot that still leaves `retainEntriesMin`
    * entries behind the head (peers catching up read those; older ones need a bootstrap), and
-   * keep the newest `snapshotsKept` snapshots plus the base the log replays from.
+   * keep the newest `snapshotsKept` snapshots plus the base the log replays from — and the oldest
+   * snapshot still inside the retention window: it is the next base. Without it, when the kept
+   * snapshots span fewer than `retainEntriesMin` entries, every snapshot would be deleted before
+   * it fell below the limit and the log would never be truncated. So the log holds between
+   * `retainEntriesMin` and about twice that, plus one snapshot interval.
    */
   private async retain(): Promise<void> {
     const store = this.ctx.store;
@@ -567,8 +571,15 @@ export class ShardHost implements ShardFeed {
     if (base !== null && first !== null && base.seq + 1 > first) await store.truncateBelow(this.shard, base.seq + 1);
     const now = store.snapshots(this.shard);
     const baseSeq = (store.firstSeq(this.shard) ?? 1) - 1;
+    let nextBaseKept = false;
     for (let i = 0; i < now.length - this.ctx.snapshotsKept; i++) {
-      if (now[i]!.seq !== baseSeq) await store.deleteSnapshot(this.shard, now[i]!.tick);
+      const s = now[i]!;
+      if (s.seq === baseSeq) continue;
+      if (!nextBaseKept && s.seq + 1 > limit) {
+        nextBaseKept = true;
+        continue;
+      }
+      await store.deleteSnapshot(this.shard, s.tick);
     }
   }
 

@@ -47,6 +47,31 @@ describe('RegionNode leader', () => {
     expect(dup.body).toMatchObject({ status: 'duplicate', seq: first });
   });
 
+  it('truncates its log when the kept snapshots span fewer entries than retainEntriesMin, and keeps at least that many', async () => {
+    // 2 snapshots 5 ticks apart span ~10 entries; the window is 30: the oldest snapshot inside the
+    // window must survive until it falls below the limit, or the log would grow for ever.
+    const files = await writeClusterConfigs({
+      regions: ['eu-fra'],
+      shards: [{ id: 'hunt-1', leader: 'eu-fra', tickMs: 5 }],
+      overrides: { snapshots: { everyTicks: 5, kept: 2, retainEntriesMin: 30 } },
+    });
+    cleanups.push(async () => rmSync(files.dir, { recursive: true, force: true }));
+    const node = await startNode(files, 'eu-fra');
+    cleanups.push(() => node.close());
+    const row = await waitFor('the log truncated', () => {
+      const r = node.status().shards[0]!;
+      return r.firstSeq !== null && r.firstSeq > 1 && r.head > 120 ? r : null;
+    });
+    expect(row.head - row.firstSeq! + 1).toBeGreaterThanOrEqual(30);
+    // Bounded: about twice the window plus one interval, never the whole log.
+    const later = await waitFor('more ticks', () => {
+      const r = node.status().shards[0]!;
+      return r.head > 250 ? r : null;
+    });
+    expect(later.head - later.firstSeq! + 1).toBeGreaterThanOrEqual(30);
+    expect(later.head - later.firstSeq! + 1).toBeLessThan(2 * 30 + 5 + 20);
+  });
+
   it('refuses a batch with one bad input whole, naming its path, and sequences nothing', async () => {
     const files = await writeClusterConfigs({ regions: ['eu-fra'], shards: [{ id: 'hunt-1', leader: 'eu-fra', tickMs: 1000 }] });
     cleanups.push(async () => rmSync(files.dir, { recursive: true, force: true }));

@@ -92,7 +92,9 @@ beforeAll(async () => {
   truncated = await startInProcessCluster({
     regions: ['eu-fra'],
     shards: [{ id: 'hunt-9', leader: 'eu-fra', tickMs: 40 }],
-    overrides: { limits: { rangeEntriesMax: 25 }, snapshots: { everyTicks: 10, kept: 3, retainEntriesMin: 30 } },
+    // A window of ~5 s of ticks: wide enough that the CLI runs below read overlapping ranges of a
+    // log the node keeps truncating, small enough to be truncated within the setup.
+    overrides: { limits: { rangeEntriesMax: 25 }, snapshots: { everyTicks: 10, kept: 3, retainEntriesMin: 120 } },
   });
   fullUrl = full.nodes.get('eu-fra')!.url;
   truncatedUrl = truncated.nodes.get('eu-fra')!.url;

@@ -1,8 +1,8 @@
 import { isAbsolute, resolve } from 'node:path';
 import { z } from 'zod';
-import { ShardIdSchema } from '../../core/index.js';
+import { PlayoutError, ShardIdSchema } from '../../core/index.js';
 import { flag, intArg, parseArgv, validateArgs, type ArgSpec } from '../args.js';
-import { EXIT_OK, type Command } from '../command.js';
+import { EXIT_OK, type Command, type CommandIo } from '../command.js';
 import { capture, checkCaptureTarget } from '../ops/capture.js';
 import { openNamed, sourcesHelp } from '../ops/open.js';
 import { sourceLine, toJson } from '../ops/render.js';
@@ -70,30 +70,47 @@ Examples:
     const out = isAbsolute(a.out) ? a.out : resolve(io.cwd, a.out);
     // Refuse a bad --out before connecting to anything.
     await checkCaptureTarget(out, a.force);
-    const source = await openNamed(a.SOURCE, a.shard, io.cwd, { env: io.env, tokenEnv: a.tokenEnv ?? null, fromSnapshot: a.fromSnapshot });
-    try {
-      const bar = ProgressBar.for(io, 'capturing', !a.noProgress);
-      if (!a.json) io.stdout.write(`capture ${sourceLine(source.info)}\n`);
-      const r = await capture(source, {
-        out,
-        toTick: a.toTick ?? null,
-        force: a.force,
-        description: a.description ?? null,
-        onProgress: bar === null ? null : (p, n) => bar.update(p, n),
-      });
-      bar?.done();
-      if (a.json) io.stdout.write(toJson(r));
-      else {
-        const rate = r.elapsedMs > 0 ? (r.entries * 1000) / r.elapsedMs : 0;
-        io.stdout.write(
-          `wrote ${r.out}: ${r.entries.toLocaleString('en-US')} entries (seq ${r.firstSeq}–${r.lastSeq ?? r.firstSeq - 1}), ${r.ticksClosed.toLocaleString('en-US')} ticks closed${r.lastTick === null ? '' : ` up to tick ${r.lastTick}`}, ` +
-            `${r.start.from === 'genesis' ? 'from genesis' : `after the snapshot at tick ${r.start.tick} (seq ${r.start.seq})`}; ${r.bytes.toLocaleString('en-US')} bytes${r.compressed ? ' (gzip)' : ''} in ${(r.elapsedMs / 1000).toFixed(2)} s (${formatRate(rate)} entries/s)\n`,
-        );
+    // A live node keeps truncating below its snapshots while it is read: when it cut the log past
+    // the snapshot this capture started from, open the source again (it then starts from a newer
+    // snapshot), a few times, instead of failing a capture the user asked to start from a snapshot.
+    for (let attempt = 1; ; attempt++) {
+      try {
+        return await captureOnce(a, out, io);
+      } catch (err) {
+        if (!a.fromSnapshot || attempt >= CAPTURE_ATTEMPTS || !(err instanceof PlayoutError) || err.code !== 'PLAYOUT_RANGE_NOT_RETAINED') throw err;
+        io.stderr.write(`capture: ${err.message}; opening the source again (attempt ${attempt + 1} of ${CAPTURE_ATTEMPTS})\n`);
       }
-      return EXIT_OK;
-    } finally {
-      await source.close();
     }
   },
 };
 export default command;
+
+const CAPTURE_ATTEMPTS = 3;
+
+async function captureOnce(a: z.infer<typeof Args>, out: string, io: CommandIo): Promise<number> {
+  const source = await openNamed(a.SOURCE, a.shard, io.cwd, { env: io.env, tokenEnv: a.tokenEnv ?? null, fromSnapshot: a.fromSnapshot });
+  try {
+    const bar = ProgressBar.for(io, 'capturing', !a.noProgress);
+    if (!a.json) io.stdout.write(`capture ${sourceLine(source.info)}\n`);
+    const r = await capture(source, {
+      out,
+      toTick: a.toTick ?? null,
+      force: a.force,
+      description: a.description ?? null,
+      onProgress: bar === null ? null : (p, n) => bar.update(p, n),
+    });
+    bar?.done();
+    if (a.json) io.stdout.write(toJson(r));
+    else {
+      const rate = r.elapsedMs > 0 ? (r.entries * 1000) / r.elapsedMs : 0;
+      io.stdout.write(
+        `wrote ${r.out}: ${r.entries.toLocaleString('en-US')} entries (seq ${r.firstSeq}–${r.lastSeq ?? r.firstSeq - 1}), ${r.ticksClosed.toLocaleString('en-US')} ticks closed${r.lastTick === null ? '' : ` up to tick ${r.lastTick}`}, ` +
+          `${r.start.from === 'genesis' ? 'from genesis' : `after the snapshot at tick ${r.start.tick} (seq ${r.start.seq})`}; ${r.bytes.toLocaleString('en-US')} bytes${r.compressed ? ' (gzip)' : ''} in ${(r.elapsedMs / 1000).toFixed(2)} s (${formatRate(rate)} entries/s)\n`,
+      );
+    }
+    return EXIT_OK;
+  } finally {
+    await source.close();
+  }
+}
+

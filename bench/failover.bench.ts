@@ -10,9 +10,9 @@ import { Pool } from 'undici';
 import { executeFailoverOp } from '../src/cli/ops/failover.js';
 import { HttpFailoverClient } from '../src/cli/ops/failover-http.js';
 import type { InputRequest } from '../src/adapters/http-schemas.js';
-import { LoadGenerator } from '../src/games/treasure-hunt/index.js';
 import { checkShard } from '../src/node/cluster-check.js';
 import { TOKENS, adminClient, killNode, spawnNode, statusOf, waitFor, writeClusterConfigs, type NodeProcess } from '../test/helpers/cluster.js';
+import { inputBatches, pacedLoad } from './paced-load.js';
 import { atMost, info } from './report.js';
 
 const RATE = Number(process.env.PLAYOUT_BENCH_RATE ?? 10_000);
@@ -43,16 +43,12 @@ try {
   // A generous start timeout: benchmarks may run while the machine is busy.
   for (const r of REGIONS) procs.push(await spawnNode(files, r, 120_000));
   const urlOf = new Map(procs.map((p) => [p.url, p.region]));
-  // Batches made up front: the sender's own CPU must not bend the rate.
-  const gen = new LoadGenerator({ seed: 11, players: 2_000, inputsPerTick: BATCH });
-  const total = ((WARM_MS + AFTER_MS + 10_000) * RATE) / 1000 / BATCH;
-  const batches: InputRequest[][] = Array.from({ length: total }, (_, t) => gen.next(t).map((i) => ({ type: i.type, version: i.version, payload: i.payload, ingestId: i.ingestId })));
+  const batches = inputBatches(11, BATCH, ((WARM_MS + AFTER_MS + 10_000) * RATE) / 1000 / BATCH);
   const acked = new Map<string, number>();
   const firstAckAt = new Map<string, number>();
   let current = procs[0]!.url;
   let redirects = 0;
   let waits = 0;
-  let running = true;
   const submit = async (batch: InputRequest[]): Promise<void> => {
     const body = JSON.stringify({ inputs: batch });
     for (let attempt = 0; attempt < 1_000; attempt++) {
@@ -80,23 +76,7 @@ try {
       await new Promise((r) => setTimeout(r, 50));
     }
   };
-  const start = performance.now();
-  let sent = 0;
-  const load = (async () => {
-    let k = 0;
-    const inflight = new Set<Promise<void>>();
-    while (running) {
-      const wait = start + (k * BATCH * 1000) / RATE - performance.now();
-      if (wait > 0) await new Promise((r) => setTimeout(r, wait));
-      const batch = batches[k++];
-      if (batch === undefined) break;
-      sent += batch.length;
-      const p = submit(batch);
-      inflight.add(p);
-      void p.finally(() => inflight.delete(p));
-    }
-    await Promise.all(inflight);
-  })();
+  const load = pacedLoad(batches, RATE, submit);
 
   await new Promise((r) => setTimeout(r, WARM_MS));
   const clients = procs.map((p) => new HttpFailoverClient({ region: p.region, url: p.url, token: TOKENS.admin, requestTimeoutMs: 15_000 }));
@@ -113,9 +93,8 @@ try {
     throw new Error(`the failover was refused: ${result.error?.message}`);
   }
   await new Promise((r) => setTimeout(r, AFTER_MS));
-  running = false;
-  await load;
-  const seconds = (performance.now() - start) / 1000;
+  await load.stop();
+  const seconds = (performance.now() - load.startMs) / 1000;
   const newAt = firstAckAt.get('af-jnb');
   if (newAt === undefined) throw new Error('af-jnb never acknowledged an input');
   // Every region holds everything before the invariants are read.
@@ -128,7 +107,7 @@ try {
   const check = await checkShard(SHARD, readers, acked);
   for (const c of readers.values()) await c.close();
   if (process.env.PLAYOUT_BENCH_TRACE) console.log(check.lines.join('\n'));
-  info('offered rate', sent / seconds, 'inputs/s');
+  info('offered rate', load.sent() / seconds, 'inputs/s');
   info('acknowledged inputs', acked.size, 'inputs');
   info('client redirects (307)', redirects, 'requests');
   info('client retries (503, errors)', waits, 'requests');

@@ -7,10 +7,9 @@
 import { rmSync } from 'node:fs';
 import { FaultProxy } from '../src/adapters/fault-proxy.js';
 import { HttpPeerClient } from '../src/adapters/http-peer-client.js';
-import type { InputRequest } from '../src/adapters/http-schemas.js';
-import { LoadGenerator } from '../src/games/treasure-hunt/index.js';
 import { TOKENS, freePorts, killNode, spawnNode, statusOf, writeClusterConfigs, type NodeProcess } from '../test/helpers/cluster.js';
 import { loadAverage1m, processCpuMs } from './process-cpu.js';
+import { inputBatches, pacedLoad } from './paced-load.js';
 import { atMost, info } from './report.js';
 
 const RATE = 10_000;
@@ -33,31 +32,14 @@ try {
   procs.push(await spawnNode(files, 'eu-fra'), await spawnNode(files, 'af-jnb'));
   const [leader, follower] = procs as [NodeProcess, NodeProcess];
   const client = new HttpPeerClient({ region: 'eu-fra', url: leader.url, token: TOKENS.ingest, requestTimeoutMs: 10_000, frameBytesMax: 1 << 20, connections: 32 });
-  // Batches made up front: the sender's own CPU must not bend the rate.
-  const gen = new LoadGenerator({ seed: 9, players: 2_000, inputsPerTick: BATCH });
-  const batches: InputRequest[][] = Array.from({ length: ((3_000 + CUT_MS + 30_000) * RATE) / 1000 / BATCH }, (_, t) => gen.next(t).map((i) => ({ type: i.type, version: i.version, payload: i.payload, ingestId: i.ingestId })));
-  let running = true;
-  let sent = 0;
+  const batches = inputBatches(9, BATCH, ((3_000 + CUT_MS + 30_000) * RATE) / 1000 / BATCH);
   let failed = 0;
-  const start = performance.now();
-  const load = (async () => {
-    let k = 0;
-    const inflight = new Set<Promise<void>>();
-    while (running) {
-      const wait = start + (k * BATCH * 1000) / RATE - performance.now();
-      if (wait > 0) await new Promise((r) => setTimeout(r, wait));
-      const batch = batches[k++];
-      if (batch === undefined) break;
-      const p = client.submit(SHARD, batch).then(
-        () => undefined,
-        () => void (failed += batch.length),
-      );
-      sent += batch.length;
-      inflight.add(p);
-      void p.finally(() => inflight.delete(p));
-    }
-    await Promise.all(inflight);
-  })();
+  const load = pacedLoad(batches, RATE, (batch) =>
+    client.submit(SHARD, batch).then(
+      () => undefined,
+      () => void (failed += batch.length),
+    ),
+  );
 
   await new Promise((r) => setTimeout(r, 3_000));
   proxy.set('reset');
@@ -82,7 +64,7 @@ try {
     if (caughtUpMs !== null && f >= l - BATCH) liveMs = performance.now() - healedAt;
     await new Promise((r) => setTimeout(r, 20));
   }
-  running = false;
+  const stopped = load.stop();
   if (timeline.length > 0) {
     console.log(`  behind after heal (ms:entries): ${timeline.join(' ')}`);
     for (const p of procs) {
@@ -90,9 +72,9 @@ try {
       console.log(`  ${p.region}: ${m.split('\n').filter((l) => /eventloop_lag_(max|p99)_seconds\{|append_seconds_(sum|count)|repairs_total\{|repair_entries_total\{|stream_reconnects_total\{/.test(l)).join(' | ')}`);
     }
   }
-  await load;
+  await stopped;
   await client.close();
-  info('offered rate', sent / ((performance.now() - start) / 1000), 'inputs/s');
+  info('offered rate', load.sent() / ((performance.now() - load.startMs) / 1000), 'inputs/s');
   info('inputs not acknowledged', failed, 'inputs');
   info('cut length', healedAt - cutAt, 'ms');
   info('entries behind when the link healed', behindAtHeal, 'entries');

@@ -14,10 +14,9 @@
 import { rmSync } from 'node:fs';
 import { HttpEntrySource } from '../src/adapters/http-entry-source.js';
 import { HttpPeerClient } from '../src/adapters/http-peer-client.js';
-import type { InputRequest } from '../src/adapters/http-schemas.js';
-import { LoadGenerator } from '../src/games/treasure-hunt/index.js';
 import { TOKENS, killNode, spawnNode, statusOf, writeClusterConfigs, type NodeProcess } from '../test/helpers/cluster.js';
 import { loadAverage1m, processCpuMs } from './process-cpu.js';
+import { inputBatches } from './paced-load.js';
 import { atMost, info } from './report.js';
 
 const RATE = 10_000;
@@ -84,8 +83,7 @@ try {
   })();
   const client = new HttpPeerClient({ region: 'eu-fra', url: leader.url, token: TOKENS.ingest, requestTimeoutMs: 10_000, frameBytesMax: 1 << 20, connections: 32 });
   // Batches made up front: the sender's own CPU must not bend the rate.
-  const gen = new LoadGenerator({ seed: 5, players: 2_000, inputsPerTick: BATCH });
-  const batches: InputRequest[][] = Array.from({ length: ((WARMUP_MS + MEASURE_MS) * RATE) / 1000 / BATCH + 1 }, (_, t) => gen.next(t).map((i) => ({ type: i.type, version: i.version, payload: i.payload, ingestId: i.ingestId })));
+  const batches = inputBatches(5, BATCH, ((WARMUP_MS + MEASURE_MS) * RATE) / 1000 / BATCH + 1);
   let sent = 0;
   let failed = 0;
   let measuredSent = 0;

@@ -586,8 +586,11 @@ function serveStream(res: ServerResponse, feed: ShardFeed, from: number, chunkBy
   const unsubscribe = feed.onAppend(pump);
   const timer = setInterval(heartbeat, heartbeatMs);
   closers.add(close);
-  heartbeat();
+  // The backlog first, then the heartbeat: a follower that reconnects after a link healed sees
+  // entries from its head on before it learns how far behind it is, and so does not also ask
+  // for the same range as a repair (bench/http-heal.bench.ts).
   pump();
+  heartbeat();
 }
 
 function toPlayoutError(error: unknown): PlayoutError | null {

@@ -28,6 +28,13 @@ const APPLY_SLICE = 2_000;
  * applying follows in the turns between.
  */
 const APPLY_SLICE_RECEIVING = 256;
+/**
+ * Durable reports to a leader that acknowledges inputs on its own durability (ack mode
+ * `leader`) go out at most this often: they only feed its status view of this region's lag,
+ * and one per append (hundreds a second at 10,000 inputs/s) costs the leader a request each.
+ * Under ack mode `quorum` every report goes out at once (acknowledgements wait for them).
+ */
+const REPORT_EVERY_MS_LEADER_ACK = 100;
 
 export interface FollowerRoleOptions {
   follower: Omit<FollowerConfig, 'shard' | 'region' | 'peers'>;
@@ -49,6 +56,9 @@ interface PeerView {
   lastHeardMs: number | null;
   /** Since when this node has been behind the peer's known head (null: level or ahead). */
   behindSinceMs: number | null;
+  /** Our digest at `digestTick` once known (status is polled often; it is read once). */
+  oursTick: number | null;
+  ours: Uint8Array | null;
 }
 
 export class FollowerRole {
@@ -71,6 +81,8 @@ export class FollowerRole {
   private wakeAtMs: number | null = null;
   private reporting = false;
   private reportAgain = false;
+  private lastReportMs = Number.NEGATIVE_INFINITY;
+  private reportTimer: Timer | null = null;
   private closed = false;
   /** Appends handed to the host and not yet durable (or failed). */
   private appendsInFlight = 0;
@@ -86,7 +98,7 @@ export class FollowerRole {
     const peers = [...clients.keys()];
     // The leader first: with equal health it is the peer most likely to hold everything.
     peers.sort((a, b) => (a === leader ? -1 : b === leader ? 1 : a < b ? -1 : 1));
-    for (const p of peers) this.views.set(p, { head: null, digestTick: null, digest: null, lastHeardMs: null, behindSinceMs: null });
+    for (const p of peers) this.views.set(p, { head: null, digestTick: null, digest: null, lastHeardMs: null, behindSinceMs: null, oursTick: null, ours: null });
     host.autoApply = false;
     host.onLocalTick = (d) => this.localTicks.push(d);
     this.follower = new Follower({ ...options.follower, leader, shard: host.shard, region, peers, admit: options.admit ?? null }, { hashAt: (seq) => this.hashAt(seq) }, rng, {
@@ -151,6 +163,7 @@ export class FollowerRole {
     if (this.closed) return;
     this.closed = true;
     this.wake?.cancel();
+    this.reportTimer?.cancel();
     for (const a of this.inflight.values()) a.abort();
     this.inflight.clear();
     this.source.unfollow(this.host.shard);
@@ -518,6 +531,18 @@ export class FollowerRole {
     }
     const leader = this.leader === null ? undefined : this.clients.get(this.leader);
     if (leader === undefined || this.host.durableHash === null) return;
+    const now = this.clock.nowMs();
+    if (this.host.meta.ack !== 'quorum') {
+      const waitMs = this.lastReportMs + REPORT_EVERY_MS_LEADER_ACK - now;
+      if (waitMs > 0) {
+        this.reportTimer ??= this.clock.after(waitMs, () => {
+          this.reportTimer = null;
+          if (!this.closed) this.reportDurable();
+        });
+        return;
+      }
+    }
+    this.lastReportMs = now;
     this.reporting = true;
     this.reportAgain = false;
     const d = this.host.latestDigest;
@@ -576,7 +601,13 @@ export class FollowerRole {
     const now = this.clock.nowMs();
     const out: PeerStatus[] = [];
     for (const [region, v] of this.views) {
-      const ours = v.digestTick === null ? null : this.host.digestAt(v.digestTick);
+      if (v.digestTick !== null && v.oursTick !== v.digestTick) {
+        // Unknown until this region applied that tick; a resync replaces the machine, not the
+        // stored digests of ticks it agreed on.
+        v.ours = this.host.digestAt(v.digestTick);
+        v.oursTick = v.ours === null ? null : v.digestTick;
+      }
+      const ours = v.digestTick === null ? null : v.ours;
       out.push({
         region,
         head: v.head,

@@ -340,14 +340,20 @@ class RangeRequest {
   readonly seqTo: number;
   readonly sentAtMs: number;
   readonly deadlineMs: number;
+  /**
+   * Asked for because the sources stalled (not to fill a gap before an entry held here): no
+   * longer needed once a source makes progress again, see Follower.sourceProgressed.
+   */
+  readonly forStall: boolean;
 
-  constructor(id: number, peer: PeerState, seqFrom: number, seqTo: number, sentAtMs: number, deadlineMs: number) {
+  constructor(id: number, peer: PeerState, seqFrom: number, seqTo: number, sentAtMs: number, deadlineMs: number, forStall: boolean) {
     this.id = id;
     this.peer = peer;
     this.seqFrom = seqFrom;
     this.seqTo = seqTo;
     this.sentAtMs = sentAtMs;
     this.deadlineMs = deadlineMs;
+    this.forStall = forStall;
   }
 }
 
@@ -533,6 +539,13 @@ export class Follower {
   /** Entries from a source (stream, Kafka), in any order, possibly duplicated. */
   onEntries(entries: readonly Entry[], region: string | null, nowMs: number): FollowerAction[] {
     const peer = region === null ? null : (this.peers.get(region) ?? null);
+    const acceptedBefore = this.accepted;
+    // Duplicates come in runs (a stream overlapping a repair, a source replaying from earlier).
+    // Within a run each entry's prev is the hash of the one before it, and an entry's own hash
+    // covers its prev: comparing the run's last entry with the local log compares them all, the
+    // local log being chained too. One store read per run instead of one per entry.
+    let dupFrom = -1;
+    let dupTo = -1;
     for (let i = 0; i < entries.length; i++) {
       const e = entries[i]!;
       this.counters.entriesReceived++;
@@ -548,8 +561,24 @@ export class Follower {
         peer.lastHeardMs = nowMs;
       }
       if (e.seq <= this.accepted) {
-        this.checkDuplicate(e, region);
-      } else if (e.seq === this.accepted + 1 && this.mode !== 'bootstrapping') {
+        if (dupTo >= 0) {
+          const p = entries[dupTo]!;
+          if (e.seq === p.seq + 1 && hashEquals(e.prev, p.hash)) {
+            dupTo = i;
+            continue;
+          }
+          this.checkDuplicateRun(entries, dupFrom, dupTo, region);
+        }
+        dupFrom = dupTo = i;
+        continue;
+      }
+      if (dupTo >= 0) {
+        this.checkDuplicateRun(entries, dupFrom, dupTo, region);
+        dupFrom = dupTo = -1;
+        // A fork found in the run stopped the follower (the check narrows the type too eagerly).
+        if ((this.mode as FollowerMode) === 'stopped') break;
+      }
+      if (e.seq === this.accepted + 1 && this.mode !== 'bootstrapping') {
         if (hashEquals(e.prev, this.acceptedHash)) {
           this.accept(e);
           this.lastSourceProgressMs = nowMs;
@@ -561,6 +590,8 @@ export class Follower {
         this.bufferEntry(e, region, nowMs);
       }
     }
+    if (dupTo >= 0 && this.mode !== 'stopped') this.checkDuplicateRun(entries, dupFrom, dupTo, region);
+    if (this.accepted > acceptedBefore && this.mode !== 'stopped') this.sourceProgressed();
     return this.finish(nowMs);
   }
 
@@ -1012,16 +1043,20 @@ export class Follower {
    * accepted head and, when the entry after it is buffered, to that entry.
    */
   private integrate(entries: readonly Entry[], peer: PeerState, nowMs: number): void {
-    let i = 0;
-    while (i < entries.length && entries[i]!.seq <= this.accepted) {
-      const e = entries[i]!;
+    // The overlap with what we hold: the run is chained (checkRangeShape) and so is the local
+    // log, so its last overlapping entry equal to ours makes the whole overlap equal: one store
+    // read for an overlap of thousands (a repair racing the stream). Not held (truncated below
+    // the log's first entry): nothing older is held either.
+    const overlap = Math.max(0, Math.min(entries.length, this.accepted - entries[0]!.seq + 1));
+    if (overlap > 0) {
+      const e = entries[overlap - 1]!;
       const mine = this.hashHeld(e.seq);
       if (mine !== null && !hashEquals(mine, e.hash)) {
         this.refuse(peer, entries[0]!.seq, entries[entries.length - 1]!.seq, `entry ${e.seq} has hash ${toHex(e.hash)} but the local log holds ${toHex(mine)}`, nowMs);
         return;
       }
-      i++;
     }
+    let i = overlap;
     if (i === entries.length) {
       this.counters.repairsCompleted++;
       return;
@@ -1075,6 +1110,50 @@ export class Follower {
       assert(false, `entry ${seq} between head ${this.head} and accepted ${this.accepted} is in flight`);
     }
     return this.log.hashAt(seq);
+  }
+
+  /**
+   * Duplicates entries[from..to] (consecutive seqs, each entry's prev the hash of the one before
+   * it; entries refused by the fence in between are skipped, the chain check covers that): the
+   * last one is compared with the local log, and only when it differs are the others, to name
+   * the first seq where the histories part.
+   */
+  private checkDuplicateRun(entries: readonly Entry[], from: number, to: number, region: string | null): void {
+    const last = entries[to]!;
+    if (from === to) {
+      this.checkDuplicate(last, region);
+      return;
+    }
+    const mine = this.hashHeld(last.seq);
+    if (mine !== null && hashEquals(mine, last.hash)) {
+      this.counters.duplicates += to - from + 1;
+      return;
+    }
+    // The run's members, found back from its last entry along the prevs (entries the fence
+    // refused, or of another shard, may lie between them).
+    const run: Entry[] = [last];
+    for (let j = to - 1, cur = last; j >= from; j--) {
+      const e = entries[j]!;
+      if (e.seq === cur.seq - 1 && hashEquals(cur.prev, e.hash)) {
+        run.push(e);
+        cur = e;
+      }
+    }
+    for (let j = run.length - 1; j >= 0 && this.mode !== 'stopped'; j--) this.checkDuplicate(run[j]!, region);
+  }
+
+  /**
+   * A source delivered the entry after the accepted head: it is alive, and the repairs asked for
+   * because it had stalled would only bring duplicates of what it sends next (after a link
+   * heals, the status poll and the reopened stream race). They are cancelled; the repair delay
+   * applies again from now, so a source that stalls again is repaired again.
+   */
+  private sourceProgressed(): void {
+    for (const req of this.requests.values()) {
+      if (!req.forStall) continue;
+      this.endRequest(req);
+      this.out.push({ op: 'cancel', requestId: req.id });
+    }
   }
 
   private checkDuplicate(e: Entry, region: string | null): void {
@@ -1249,6 +1328,13 @@ export class Follower {
   private finish(nowMs: number): FollowerAction[] {
     if (nowMs > this.nowMs) this.nowMs = nowMs;
     if (this.mode !== 'stopped') {
+      // A request whose whole range was accepted meanwhile (from a source, or another answer)
+      // would only bring duplicates: cancel it, its slot is worth more to the next range.
+      for (const req of this.requests.values()) {
+        if (req.seqTo > this.accepted) continue;
+        this.endRequest(req);
+        this.out.push({ op: 'cancel', requestId: req.id });
+      }
       if (this.planDirty || this.requests.size === 0) this.plan(nowMs);
       if (this.toAppend.length > 0) {
         const id = this.nextAppendId++;
@@ -1342,7 +1428,7 @@ export class Follower {
       let b = Math.min(seqTo, a + this.config.batchMax - 1);
       if (peer.head !== null && !(anchored && b === seqTo)) b = Math.min(b, peer.head);
       const id = this.nextRequestId++;
-      const req = new RangeRequest(id, peer, a, b, nowMs, nowMs + this.config.requestTimeoutMs);
+      const req = new RangeRequest(id, peer, a, b, nowMs, nowMs + this.config.requestTimeoutMs, !anchored);
       this.requests.set(id, req);
       peer.inflight++;
       this.counters.repairsRequested++;

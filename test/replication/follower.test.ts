@@ -224,6 +224,78 @@ describe('Follower', () => {
     expect(h.of('requestRange').length).toBeGreaterThan(3);
   });
 
+  it('cancels the repairs of a stall once a source delivers again, and repairs again if it stalls again', () => {
+    const h = new Harness({ batchMax: 20, repairInflightMax: 3, repairDelayMs: 500 }, 10);
+    h.status('eu-fra', 150);
+    h.timer(500);
+    const reqs = h.of('requestRange');
+    expect(reqs.map((r) => [r.seqFrom, r.seqTo])).toEqual([
+      [11, 30],
+      [31, 50],
+      [51, 70],
+    ]);
+    // The stream reopens (after a link healed) and delivers from head+1: it is alive, the
+    // repairs would only bring what it sends next.
+    const out = h.entries(run(11, 15));
+    expect(out.filter((a) => a.op === 'cancel').map((a) => (a as { requestId: number }).requestId)).toEqual(reqs.map((r) => r.requestId));
+    expect(out.filter((a) => a.op === 'requestRange')).toHaveLength(0);
+    // Late answers to cancelled requests are ignored.
+    h.answer(reqs[0]!, run(11, 30));
+    expect(h.follower.status().accepted).toBe(15);
+    // Silent again for the repair delay (the answer came 20 ms after the stream's entries):
+    // repaired again, from the new head.
+    h.timer(479);
+    expect(h.of('requestRange')).toHaveLength(3);
+    h.timer(1);
+    expect(h.lastRequest()).toMatchObject({ seqFrom: 56, seqTo: 75 });
+  });
+
+  it('keeps a gap repair when the source delivers, and cancels any request whose range got accepted meanwhile', () => {
+    const h = new Harness({}, 5);
+    h.entries([at(12)]);
+    const gap = h.lastRequest();
+    expect(gap).toMatchObject({ seqFrom: 6, seqTo: 11 });
+    // Progress that does not fill the gap keeps the request …
+    let out = h.entries(run(6, 8));
+    expect(out.filter((a) => a.op === 'cancel')).toHaveLength(0);
+    // … a source that fills all of it makes it useless.
+    out = h.entries(run(9, 11));
+    expect(out.filter((a) => a.op === 'cancel')).toEqual([{ op: 'cancel', requestId: gap.requestId }]);
+    expect(h.follower.status().accepted).toBe(12);
+  });
+
+  it('checks a run of duplicates against the local log at its end, and names the first forked seq', () => {
+    const h = new Harness({}, 40);
+    expect(h.entries(run(5, 30))).toEqual([]);
+    expect(h.follower.status().counters.duplicates).toBe(26);
+    // A re-chained forgery from seq 20 on: its end differs from the local log, so the run is
+    // checked entry by entry and the fork is reported where it starts.
+    const forged = [...run(15, 19), ...forgeRun(run(20, 25))];
+    h.entries(forged);
+    const stop = h.of('stop')[0]!;
+    expect(stop.error.code).toBe('PLAYOUT_FORK');
+    expect(stop.error.seq).toBe(20);
+  });
+
+  it('compares the overlap of a repaired range with the local log, and refuses one that differs', () => {
+    const h = new Harness({}, 5);
+    h.entries([at(10)]);
+    const gap = h.lastRequest();
+    expect(gap).toMatchObject({ seqFrom: 6, seqTo: 9 });
+    h.entries(run(6, 7));
+    // A re-chained forgery of 6..9: its overlap with what is held (6, 7) differs at its end.
+    h.answer(gap, forgeRun(run(6, 9)));
+    expect(h.follower.status().counters.refusedRanges).toBe(1);
+    expect(h.of('alert').at(-1)!.error.message).toContain('entry 7 has hash');
+    expect(h.follower.status().accepted).toBe(7);
+    // The genuine range is taken: its overlap is dropped, the rest and the buffer accepted.
+    h.timer(1);
+    const again = h.lastRequest();
+    expect(again).toMatchObject({ seqFrom: 8, seqTo: 9 });
+    h.answer(again, run(6, 9).slice(2));
+    expect(h.follower.status().accepted).toBe(10);
+  });
+
   it('refuses a range that does not chain to the head and penalises the peer', () => {
     const h = new Harness({ penaltyMs: 10_000 }, 5);
     h.entries([at(10)]);

@@ -588,9 +588,14 @@ function serveStream(res: ServerResponse, feed: ShardFeed, from: number, chunkBy
   closers.add(close);
   // The backlog first, then the heartbeat: a follower that reconnects after a link healed sees
   // entries from its head on before it learns how far behind it is, and so does not also ask
-  // for the same range as a repair (bench/http-heal.bench.ts).
+  // for the same range as a repair (bench/http-heal.bench.ts). This first heartbeat goes out
+  // even behind a backlog that filled the ahead limit (later ones wait for 'drain'): it tells
+  // the follower how far behind it is, so that it puts its durable log first.
   pump();
-  heartbeat();
+  if (!closed) {
+    w.heartbeat(feed.heartbeat());
+    flush();
+  }
 }
 
 function toPlayoutError(error: unknown): PlayoutError | null {

@@ -29,6 +29,13 @@ const APPLY_SLICE = 2_000;
  */
 const APPLY_SLICE_RECEIVING = 256;
 /**
+ * Entries applied per turn while this region is far behind a peer (more than CATCH_UP_LAG_ENTRIES):
+ * catching up the durable log comes first (it is what the region can serve, fail over to, count
+ * for quorum), applying takes a small share until the log is level, then catches up itself.
+ */
+const APPLY_SLICE_CATCHING_UP = 32;
+const CATCH_UP_LAG_ENTRIES = 10_000;
+/**
  * Durable reports to a leader that acknowledges inputs on its own durability (ack mode
  * `leader`) go out at most this often: they only feed its status view of this region's lag,
  * and one per append (hundreds a second at 10,000 inputs/s) costs the leader a request each.
@@ -206,6 +213,13 @@ export class FollowerRole {
     this.updateBehind();
   }
 
+  /** How far the durable log is behind the highest head a peer reported (or proved by sending). */
+  private lagEntries(): number {
+    let head = 0;
+    for (const v of this.views.values()) if (v.head !== null && v.head > head) head = v.head;
+    return head - this.host.durableSeq;
+  }
+
   private updateBehind(): void {
     const now = this.clock.nowMs();
     for (const v of this.views.values()) {
@@ -302,7 +316,7 @@ export class FollowerRole {
 
   private drainApply(): void {
     this.applying = true;
-    let budget = this.appendsInFlight > 0 ? APPLY_SLICE_RECEIVING : APPLY_SLICE;
+    let budget = this.appendsInFlight === 0 ? APPLY_SLICE : this.lagEntries() > CATCH_UP_LAG_ENTRIES ? APPLY_SLICE_CATCHING_UP : APPLY_SLICE_RECEIVING;
     while (budget > 0 && this.applyQueue.length > 0 && !this.closed) {
       const work = this.applyQueue[0]!;
       if (Array.isArray(work)) {

@@ -176,16 +176,15 @@ class ShardStream {
       for await (const chunk of body) {
         if (abort.signal.aborted) break;
         decoder.push(chunk as Buffer);
-        let batch: Entry[] | null = null;
+        let batch: Entry[] = [];
         try {
-          for (let f = decoder.next(); f !== null; f = decoder.next()) {
+          for (let f = decoder.nextEntries(batch); f !== null; f = decoder.nextEntries(batch)) {
             if (f.type === 'entry') {
-              (batch ??= []).push(f.entry);
-              this.next = f.entry.seq + 1;
+              batch.push(f.entry);
             } else if (f.type === 'heartbeat') {
-              if (batch !== null) {
+              if (batch.length > 0) {
                 this.deliver(batch);
-                batch = null;
+                batch = [];
               }
               this.failures = 0;
               if (f.heartbeat.shard === this.shard) this.source.handler?.onHeartbeat(f.heartbeat);
@@ -196,7 +195,7 @@ class ShardStream {
           }
         } finally {
           // Entries decoded before a bad frame are good: deliver them before reporting it.
-          if (batch !== null) {
+          if (batch.length > 0) {
             this.failures = 0;
             this.deliver(batch);
           }
@@ -209,6 +208,7 @@ class ShardStream {
   }
 
   private deliver(batch: Entry[]): void {
+    this.next = batch[batch.length - 1]!.seq + 1;
     this.source.handler?.onEntries(this.shard, batch, this.source.options.region);
   }
 }

@@ -181,6 +181,25 @@ export class FrameDecoder {
     }
   }
 
+  /**
+   * Decode the whole entry frames available into `out` (no frame object per entry: a catch-up
+   * decodes tens of thousands a second), up to the first other frame, which is returned; null
+   * when more bytes are needed. Entries decoded before a bad frame are in `out` when it throws.
+   */
+  nextEntries(out: Entry[]): Frame | null {
+    for (;;) {
+      const avail = this.end - this.start;
+      if (avail < FRAME_HEADER_BYTES) return this.next();
+      const length = this.view.getUint32(this.start);
+      if (this.buf[this.start + 4] !== FRAME_ENTRY || length === 0 || length + 4 > this.frameBytesMax || avail < 4 + length) return this.next();
+      const at = this.start + FRAME_HEADER_BYTES;
+      this.start += 4 + length;
+      if (this.start === this.end) this.start = this.end = 0;
+      // As in next(): the bytes stay in place until the next push.
+      out.push(decodeEntry(this.buf, at, length - 1));
+    }
+  }
+
   /** Call when the response ended: leftover bytes mean a torn frame. */
   finish(): void {
     if (this.end - this.start > 0) {

@@ -65,6 +65,55 @@ describe('frames', () => {
     );
   });
 
+  it('decodes runs of entry frames into a batch with nextEntries, stopping at other frames, split anywhere', () => {
+    const entries = log(120);
+    const w = new FrameWriter(64);
+    const hb = { region: 'eu-fra', shard: 's', head: 121, headHash: entries[120]!.hash, tick: 0, firstSeq: 1, epoch: 1, digest: null, quarantined: false, nowMs: 1 };
+    for (const e of entries.slice(0, 50)) w.entry(e.bytes);
+    w.heartbeat(hb);
+    for (const e of entries.slice(50)) w.entry(e.bytes);
+    w.end({ code: 'PLAYOUT_RANGE_NOT_RETAINED', message: 'gone' });
+    const bytes = w.take();
+    fc.assert(
+      fc.property(fc.array(fc.integer({ min: 1, max: 500 }), { minLength: 1, maxLength: 30 }), (cuts) => {
+        const d = new FrameDecoder(1 << 16);
+        const seen: (number | string)[] = [];
+        let at = 0;
+        let i = 0;
+        while (at < bytes.length) {
+          const n = cuts[i++ % cuts.length]!;
+          d.push(bytes.subarray(at, at + n));
+          at += n;
+          const batch: Entry[] = [];
+          for (let f = d.nextEntries(batch); f !== null; f = d.nextEntries(batch)) {
+            seen.push(...batch.splice(0).map((e) => e.seq));
+            seen.push(f.type === 'entry' ? f.entry.seq : f.type);
+          }
+          seen.push(...batch.map((e) => e.seq));
+        }
+        d.finish();
+        expect(seen).toEqual([...entries.slice(0, 50).map((e) => e.seq), 'heartbeat', ...entries.slice(50).map((e) => e.seq), 'end']);
+      }),
+      { seed: 7, numRuns: 40 },
+    );
+  });
+
+  it('nextEntries keeps the entries decoded before a bad frame, then throws', () => {
+    const entries = log(5);
+    const w = new FrameWriter();
+    for (const e of entries) w.entry(e.bytes);
+    const bytes = Uint8Array.from(w.take());
+    // Flip a bit inside the fourth entry's body.
+    let at = 0;
+    for (let k = 0; k < 3; k++) at += 4 + new DataView(bytes.buffer).getUint32(at);
+    bytes[at + 10] = bytes[at + 10]! ^ 0x01;
+    const d = new FrameDecoder(1 << 16);
+    d.push(bytes);
+    const batch: Entry[] = [];
+    expect(() => d.nextEntries(batch)).toThrow();
+    expect(batch.map((e) => e.seq)).toEqual(entries.slice(0, 3).map((e) => e.seq));
+  });
+
   it('refuses a flipped bit, a torn tail and an oversized length prefix', () => {
     const entries = log(3);
     const w = new FrameWriter();

@@ -380,8 +380,14 @@ export class FollowerRole {
       },
       (err) => {
         clearTimeout(timer);
-        this.inflight.delete(requestId);
+        // Gone from `inflight`: the follower cancelled it (a source delivered the range first, or
+        // its own deadline passed) and has moved on; counted apart from the peer's failures.
+        const cancelled = !this.inflight.delete(requestId);
         if (this.closed) return;
+        if (cancelled) {
+          metrics.repairs.inc({ shard: this.host.shard, peer, outcome: 'cancelled' });
+          return;
+        }
         const e = asPlayoutError(err);
         metrics.repairs.inc({ shard: this.host.shard, peer, outcome: e.code });
         this.run(this.follower.onRangeFailure(requestId, e, rangeNotRetainedOf(err), this.clock.nowMs()));

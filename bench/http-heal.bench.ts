@@ -45,13 +45,15 @@ try {
   proxy.set('reset');
   const cutAt = performance.now();
   await new Promise((r) => setTimeout(r, CUT_MS));
-  const behindAtHeal = (await head(leader.url)) - (await head(follower.url));
+  const followerAtHeal = await head(follower.url);
+  const behindAtHeal = (await head(leader.url)) - followerAtHeal;
   const target = await head(leader.url);
   proxy.set('up');
   const healedAt = performance.now();
   const cpuAtHeal = [processCpuMs(leader.child.pid), processCpuMs(follower.child.pid)];
   let cpuAtCaughtUp: (number | null)[] = [];
   let caughtUpMs: number | null = null;
+  let followerAtCaughtUp = 0;
   let liveMs: number | null = null;
   const timeline: string[] = [];
   while (performance.now() - healedAt < 30_000 && liveMs === null) {
@@ -60,6 +62,7 @@ try {
     if (caughtUpMs === null && f >= target) {
       caughtUpMs = performance.now() - healedAt;
       cpuAtCaughtUp = [processCpuMs(leader.child.pid), processCpuMs(follower.child.pid)];
+      followerAtCaughtUp = f;
     }
     if (caughtUpMs !== null && f >= l - BATCH) liveMs = performance.now() - healedAt;
     await new Promise((r) => setTimeout(r, 20));
@@ -83,6 +86,11 @@ try {
   const [l1, f1] = cpuAtCaughtUp;
   if (l0 != null && l1 != null) info('leader CPU from heal to caught up (share of one core)', (l1 - l0) / caughtUpMs, 'cores');
   if (f0 != null && f1 != null) info('follower CPU from heal to caught up (share of one core)', (f1 - f0) / caughtUpMs, 'cores');
+  // Per entry made durable meanwhile (the backlog and the live entries that came with it): on a
+  // shared machine the wall time follows the neighbours' load, this much less.
+  const caughtUpEntries = followerAtCaughtUp - followerAtHeal;
+  if (l0 != null && l1 != null && caughtUpEntries > 0) info('leader CPU per entry from heal to caught up', ((l1 - l0) * 1000) / caughtUpEntries, 'µs');
+  if (f0 != null && f1 != null && caughtUpEntries > 0) info('follower CPU per entry from heal to caught up', ((f1 - f0) * 1000) / caughtUpEntries, 'µs');
   const loadAvg = loadAverage1m();
   if (loadAvg !== null) info('load average (1 min) at the end', loadAvg, '');
   atMost('heal → follower holds the leader head at heal time', caughtUpMs, 1_000, 'ms');

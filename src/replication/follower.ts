@@ -989,6 +989,11 @@ export class Follower {
 
   /** Accept buffered entries and held ranges that now continue the accepted head. */
   private drain(nowMs: number): void {
+    if (this.buffer.size === 0 && this.held.length === 0) {
+      // Nothing waits (in-order delivery, the common case): called once per accepted entry.
+      this.bufferSeqMax = 0;
+      return;
+    }
     for (;;) {
       if (this.mode === 'stopped' || this.mode === 'bootstrapping') return;
       const b = this.buffer.get(this.accepted + 1);

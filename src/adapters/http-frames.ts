@@ -67,15 +67,20 @@ export class FrameWriter {
     this.frame(FRAME_END, encodeCanonical(e, 'end frame'));
   }
 
+  /** Make room for `bytes` more bytes of frames at once (a chunk of known size: no regrowth on the way). */
+  reserve(bytes: number): void {
+    const need = this.pos + bytes;
+    if (need <= this.buf.length) return;
+    let size = Math.max(this.bytesInitial, this.buf.length * 2);
+    while (size < need) size *= 2;
+    const next = Buffer.allocUnsafe(size);
+    this.buf.copy(next, 0, 0, this.pos);
+    this.buf = next;
+  }
+
   private frame(type: number, body: Uint8Array): void {
     const need = this.pos + FRAME_HEADER_BYTES + body.length;
-    if (need > this.buf.length) {
-      let size = Math.max(this.bytesInitial, this.buf.length * 2);
-      while (size < need) size *= 2;
-      const next = Buffer.allocUnsafe(size);
-      this.buf.copy(next, 0, 0, this.pos);
-      this.buf = next;
-    }
+    if (need > this.buf.length) this.reserve(FRAME_HEADER_BYTES + body.length);
     this.buf.writeUInt32BE(body.length + 1, this.pos);
     this.buf[this.pos + 4] = type;
     this.buf.set(body, this.pos + FRAME_HEADER_BYTES);

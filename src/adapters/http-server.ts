@@ -33,7 +33,7 @@ import {
   type ReleaseAnswer,
   type ReleaseRequest,
 } from '../ports/failover-client.js';
-import { FRAMES_CONTENT_TYPE, FrameWriter, type Heartbeat } from './http-frames.js';
+import { FRAMES_CONTENT_TYPE, FRAME_HEADER_BYTES, FrameWriter, type Heartbeat } from './http-frames.js';
 import {
   BucketsQuerySchema,
   RecordsQuerySchema,
@@ -566,6 +566,9 @@ function serveStream(res: ServerResponse, feed: ShardFeed, from: number, chunkBy
         close();
         return;
       }
+      let bytes = 0;
+      for (let i = 0; i < chunk.length; i++) bytes += FRAME_HEADER_BYTES + chunk[i]!.length;
+      w.reserve(bytes);
       for (let i = 0; i < chunk.length; i++) w.entry(chunk[i]!);
       next += chunk.length;
       flush();

@@ -36,6 +36,12 @@ const APPLY_SLICE_RECEIVING = 256;
 const APPLY_SLICE_CATCHING_UP = 32;
 const CATCH_UP_LAG_ENTRIES = 10_000;
 /**
+ * A repair that took the accepted head this far beyond the last entry the source delivered
+ * repositions the source there: a stream that stalled (or is waiting to reconnect after a link
+ * healed) would otherwise send it all again as duplicates, each decoded and checked.
+ */
+const REPOSITION_ENTRIES_MIN = 1_000;
+/**
  * Durable reports to a leader that acknowledges inputs on its own durability (ack mode
  * `leader`) go out at most this often: they only feed its status view of this region's lag,
  * and one per append (hundreds a second at 10,000 inputs/s) costs the leader a request each.
@@ -93,6 +99,8 @@ export class FollowerRole {
   private closed = false;
   /** Appends handed to the host and not yet durable (or failed). */
   private appendsInFlight = 0;
+  /** The highest seq the source delivered (or was repositioned to). */
+  private sourceSeq: number;
 
   constructor(host: ShardHost, leader: string | null, clients: ReadonlyMap<string, HttpPeerClient>, source: EntrySource, clock: Clock, rng: Rng, options: FollowerRoleOptions) {
     this.host = host;
@@ -101,6 +109,7 @@ export class FollowerRole {
     this.source = source;
     this.clock = clock;
     this.options = options;
+    this.sourceSeq = host.durableSeq;
     const region = host.ctx.region;
     const peers = [...clients.keys()];
     // The leader first: with equal health it is the peer most likely to hold everything.
@@ -143,6 +152,7 @@ export class FollowerRole {
     if (this.closed || source === this.source) return;
     this.source.unfollow(this.host.shard);
     this.source = source;
+    this.sourceSeq = this.follower.acceptedSeq;
     this.source.follow(this.host.shard, this.follower.acceptedSeq + 1);
   }
 
@@ -180,7 +190,9 @@ export class FollowerRole {
 
   onEntries(entries: readonly Entry[], region: string | null): void {
     if (this.closed) return;
-    if (region !== null) this.heard(region, entries[entries.length - 1]!.seq, null);
+    const last = entries[entries.length - 1]!.seq;
+    if (last > this.sourceSeq) this.sourceSeq = last;
+    if (region !== null) this.heard(region, last, null);
     this.run(this.follower.onEntries(entries, region, this.clock.nowMs()));
   }
 
@@ -254,6 +266,7 @@ export class FollowerRole {
           this.bootstrap(a.requestId, a.peer, a.seqMin, a.timeoutMs);
           break;
         case 'follow':
+          this.sourceSeq = a.seqFrom - 1;
           this.source.follow(this.host.shard, a.seqFrom);
           break;
         case 'alert':
@@ -377,6 +390,11 @@ export class FollowerRole {
         metrics.repairEntries.inc({ shard: this.host.shard, peer }, entries.length);
         if (entries.length > 0) this.heard(peer, entries[entries.length - 1]!.seq, null);
         this.run(this.follower.onRangeResponse(requestId, entries, this.clock.nowMs()));
+        const accepted = this.follower.acceptedSeq;
+        if (!this.closed && accepted > this.sourceSeq + REPOSITION_ENTRIES_MIN) {
+          this.sourceSeq = accepted;
+          this.source.follow(this.host.shard, accepted + 1);
+        }
       },
       (err) => {
         clearTimeout(timer);

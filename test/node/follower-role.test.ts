@@ -1,9 +1,12 @@
 // FollowerRole glue, on the simulated store and clock: what it tells the desync detector and
 // when, and which clock its peer views run on.
+import { createServer, type Server } from 'node:http';
+import type { AddressInfo } from 'node:net';
 import type { FastifyBaseLogger } from 'fastify';
 import { describe, expect, it } from 'vitest';
 import { ReducerRegistry, Rng, type Entry } from '../../src/core/index.js';
 import { NodeMetrics } from '../../src/adapters/metrics.js';
+import { FRAMES_CONTENT_TYPE, FrameWriter } from '../../src/adapters/http-frames.js';
 import { HttpPeerClient } from '../../src/adapters/http-peer-client.js';
 import type { NodeStatus } from '../../src/adapters/http-schemas.js';
 import type { EntrySource, EntrySourceHandler } from '../../src/ports/entry-source.js';
@@ -30,7 +33,29 @@ class RecordingSource implements EntrySource {
   async close(): Promise<void> {}
 }
 
-function follower(clock: ManualClock): { role: FollowerRole; host: ShardHost; leader: HttpPeerClient } {
+/** A peer that serves GET …/entries from `log` (and takes durable reports): the range path of a real client. */
+async function rangeServer(log: readonly Entry[]): Promise<{ server: Server; url: string; ranges: [number, number][] }> {
+  const ranges: [number, number][] = [];
+  const server = createServer((req, res) => {
+    const u = new URL(req.url!, 'http://x');
+    if (req.method === 'GET' && u.pathname.endsWith('/entries')) {
+      const from = Number(u.searchParams.get('from'));
+      const to = Math.min(Number(u.searchParams.get('to')), log.length);
+      ranges.push([from, to]);
+      const w = new FrameWriter();
+      for (let s = from; s <= to; s++) w.entry(log[s - 1]!.bytes);
+      res.writeHead(200, { 'content-type': FRAMES_CONTENT_TYPE });
+      res.end(w.take());
+      return;
+    }
+    req.resume();
+    res.writeHead(204).end();
+  });
+  await new Promise<void>((r) => server.listen(0, '127.0.0.1', () => r()));
+  return { server, url: `http://127.0.0.1:${(server.address() as AddressInfo).port}`, ranges };
+}
+
+function follower(clock: ManualClock, leaderUrl = 'http://127.0.0.1:9'): { role: FollowerRole; host: ShardHost; leader: HttpPeerClient; source: RecordingSource } {
   const registry = new ReducerRegistry([tallyReducer()]);
   const host = new ShardHost(
     {
@@ -50,14 +75,15 @@ function follower(clock: ManualClock): { role: FollowerRole; host: ShardHost; le
   );
   // The leader's client points at a closed port: durable reports to it fail (and are retried
   // until the role closes), which these tests do not look at.
-  const leader = new HttpPeerClient({ region: 'eu-fra', url: 'http://127.0.0.1:9', token: 't', requestTimeoutMs: 1_000, frameBytesMax: 1 << 20 });
+  const leader = new HttpPeerClient({ region: 'eu-fra', url: leaderUrl, token: 't', requestTimeoutMs: 1_000, frameBytesMax: 1 << 20 });
   const clients = new Map<string, HttpPeerClient>([['eu-fra', leader]]);
-  const role = new FollowerRole(host, 'eu-fra', clients, new RecordingSource(), clock, Rng.fromSeed(1), {
+  const source = new RecordingSource();
+  const role = new FollowerRole(host, 'eu-fra', clients, source, clock, Rng.fromSeed(1), {
     follower: { ...FOLLOWER_DEFAULTS, leader: 'eu-fra' },
     desync: { ...DESYNC_DEFAULTS },
     reportRetryMs: 500,
   });
-  return { role, host, leader };
+  return { role, host, leader, source };
 }
 
 describe('FollowerRole', () => {
@@ -78,6 +104,34 @@ describe('FollowerRole', () => {
     expect(role.detector.expectedDigest(last.tick - 1)).toEqual(last.digest);
     role.close();
     await leader.close();
+  });
+
+  it('repositions its source past a repair that took the head far beyond what the source delivered', async () => {
+    const log: Entry[] = makeLog(1_000, 3); // 4,001 entries
+    const peer = await rangeServer(log);
+    const clock = new ManualClock(10_000);
+    const { role, host, leader, source } = follower(clock, peer.url);
+    try {
+      await host.resume();
+      role.start();
+      expect(source.follows).toEqual([[SHARD, 1]]);
+      // The stream delivers the first entries, then stalls; the leader reports a head far ahead.
+      role.onEntries(log.slice(0, 10), 'eu-fra');
+      const last = log[log.length - 1]!;
+      role.onPeerStatus({ region: 'eu-fra', shard: SHARD, head: last.seq, headHash: last.hash, tick: last.tick, firstSeq: 1, epoch: last.epoch, digest: null, quarantined: false });
+      // No progress for the repair delay: ranges are asked for, answered, appended.
+      clock.set(10_600);
+      while (clock.runNext(10_600));
+      await host.waitDurable(last.seq);
+      expect(peer.ranges[0]).toEqual([11, 2_010]);
+      // The source is told to go on after the repaired range rather than send it again.
+      expect(source.follows.length).toBeGreaterThan(1);
+      expect(source.follows[1]).toEqual([SHARD, 2_011]);
+    } finally {
+      role.close();
+      await leader.close();
+      await new Promise((r) => peer.server.close(r));
+    }
   });
 
   it('measures peer views on the injected clock', async () => {

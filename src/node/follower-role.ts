@@ -35,6 +35,8 @@ const APPLY_SLICE_RECEIVING = 256;
  */
 const APPLY_SLICE_CATCHING_UP = 32;
 const CATCH_UP_LAG_ENTRIES = 10_000;
+/** Beyond this many durable entries waiting to be applied, applying takes its usual share again. */
+const APPLY_QUEUED_ENTRIES_CATCHING_UP_MAX = 100_000;
 /**
  * A repair that took the accepted head this far beyond the last entry the source delivered
  * repositions the source there: a stream that stalled (or is waiting to reconnect after a link
@@ -90,6 +92,9 @@ export class FollowerRole {
   private localTicks: TickDigest[] = [];
   private readonly applyQueue: (readonly Entry[] | { seqFrom: number; seqTo: number })[] = [];
   private applying = false;
+  /** Entries waiting in applyQueue's lists (held in memory), and how far the head list is applied. */
+  private applyQueuedEntries = 0;
+  private applyHeadOffset = 0;
   private wake: Timer | null = null;
   private wakeAtMs: number | null = null;
   private reporting = false;
@@ -324,25 +329,31 @@ export class FollowerRole {
    */
   private queueApply(work: readonly Entry[] | { seqFrom: number; seqTo: number }): void {
     this.applyQueue.push(work);
+    if (Array.isArray(work)) this.applyQueuedEntries += work.length;
     if (!this.applying) this.drainApply();
   }
 
   private drainApply(): void {
     this.applying = true;
-    let budget = this.appendsInFlight === 0 ? APPLY_SLICE : this.lagEntries() > CATCH_UP_LAG_ENTRIES ? APPLY_SLICE_CATCHING_UP : APPLY_SLICE_RECEIVING;
+    // Far behind, the durable log goes first, as long as what waits to be applied stays within
+    // a bound (durable entries are held here until applied).
+    let budget =
+      this.appendsInFlight === 0 ? APPLY_SLICE : this.applyQueuedEntries < APPLY_QUEUED_ENTRIES_CATCHING_UP_MAX && this.lagEntries() > CATCH_UP_LAG_ENTRIES ? APPLY_SLICE_CATCHING_UP : APPLY_SLICE_RECEIVING;
     while (budget > 0 && this.applyQueue.length > 0 && !this.closed) {
       const work = this.applyQueue[0]!;
       if (Array.isArray(work)) {
         const list = work as readonly Entry[];
-        if (list.length <= budget) {
+        // Applied from an offset into the head list (slicing its rest at every turn would copy a
+        // catch-up's tens of thousands of entries again and again).
+        const from = this.applyHeadOffset;
+        const n = Math.min(budget, list.length - from);
+        if (from + n >= list.length) {
           this.applyQueue.shift();
-          this.apply(list);
-          budget -= list.length;
-        } else {
-          this.applyQueue[0] = list.slice(budget);
-          this.apply(list.slice(0, budget));
-          budget = 0;
-        }
+          this.applyHeadOffset = 0;
+        } else this.applyHeadOffset = from + n;
+        this.applyQueuedEntries -= n;
+        this.apply(from === 0 && n === list.length ? list : list.slice(from, from + n));
+        budget -= n;
       } else {
         const range = work as { seqFrom: number; seqTo: number };
         const to = Math.min(range.seqTo, range.seqFrom + budget - 1);

@@ -10,7 +10,6 @@
 // is not yet (a slow disk), the close waits for it rather than carrying a wrong or absent digest.
 import { PlayoutError, isPlayoutError } from '../core/errors.js';
 import { fromHex, hashEquals, toHex } from '../core/hash.js';
-import { validateInput } from '../core/reducer.js';
 import { Sequencer } from '../core/sequencer.js';
 import type { Entry } from '../core/entry.js';
 import { epochEntries } from '../replication/failover-promotion.js';
@@ -184,33 +183,22 @@ export class LeaderRole {
     }
     const t0 = performance.now();
     // A batch is validated whole first: one bad input refuses the batch and sequences nothing.
-    if (inputs.length > 1) {
-      const reducer = host.ctx.registry.get(host.machine!.reducer!.name, this.sequencer.reducerVersion);
-      for (let i = 0; i < inputs.length; i++) {
-        const input = inputs[i]!;
-        try {
-          validateInput(reducer, input.type, input.version, input.payload);
-        } catch (err) {
-          this.rejected += inputs.length;
-          host.ctx.metrics.inputs.inc({ shard: host.shard, status: 'rejected' }, inputs.length);
-          throw prefixPath(err, pathOf(i));
-        }
+    const payloads: unknown[] = new Array(inputs.length);
+    for (let i = 0; i < inputs.length; i++) {
+      const input = inputs[i]!;
+      try {
+        payloads[i] = this.sequencer.validate(input);
+      } catch (err) {
+        this.rejected += inputs.length;
+        host.ctx.metrics.inputs.inc({ shard: host.shard, status: 'rejected' }, inputs.length);
+        throw prefixPath(err, pathOf(i));
       }
     }
     const results: InputResult[] = new Array(inputs.length);
     const entries = [];
     let seqMax = 0;
     for (let i = 0; i < inputs.length; i++) {
-      const input = inputs[i]!;
-      let r;
-      try {
-        r = this.sequencer.submit({ type: input.type, version: input.version, payload: input.payload, ingestId: input.ingestId });
-      } catch (err) {
-        // Only reachable for a single input (a batch was validated above): nothing sequenced.
-        this.rejected++;
-        host.ctx.metrics.inputs.inc({ shard: host.shard, status: 'rejected' });
-        throw prefixPath(err, pathOf(i));
-      }
+      const r = this.sequencer.sequence(inputs[i]!, payloads[i]);
       if (r.status === 'sequenced') {
         entries.push(r.entry);
         results[i] = { status: 'sequenced', seq: r.entry.seq, tick: r.entry.tick };

@@ -20,7 +20,7 @@ import { loadAverage1m, processCpuMs } from './process-cpu.js';
 import { inputBatches } from './paced-load.js';
 import { atMost, info } from './report.js';
 
-const RATE = 10_000;
+const RATE = Number(process.env.PLAYOUT_BENCH_RATE ?? 10_000);
 const BATCH = 100;
 const WARMUP_MS = 3_000;
 const MEASURE_MS = 10_000;

@@ -88,6 +88,15 @@ interface Waiter {
 }
 
 const RECENT_DIGESTS = 256;
+/** Open read-your-writes waits per shard (GET /v1/shards/:shard/applied). */
+const APPLIED_WAITERS_MAX = 10_000;
+
+interface AppliedWaiter {
+  seq: number;
+  resolve: (a: { applied: number; reached: boolean; quarantined: boolean }) => void;
+  reject: (err: unknown) => void;
+  timer: NodeJS.Timeout | null;
+}
 
 export class ShardHost implements ShardFeed {
   readonly shard: string;
@@ -130,6 +139,7 @@ export class ShardHost implements ShardFeed {
   private scheduled = false;
   private readonly inflight: InflightAppend[] = [];
   private waiters: Waiter[] = [];
+  private appliedWaiters: AppliedWaiter[] = [];
   private tickDigests: StoredDigest[] = [];
   private lastTick: TickDigest | null = null;
   /**
@@ -326,6 +336,7 @@ export class ShardHost implements ShardFeed {
     this.durableHash = snap.lastHash;
     this.durableTick = snap.tick;
     this.epoch = snap.epoch;
+    this.notifyApplied();
     this.log.info({ shard: this.shard, tick: snap.tick, seq: snap.seq }, `bootstrapped shard ${this.shard} from a snapshot at tick ${snap.tick}`);
     return { seq: snap.seq, hash: snap.lastHash, tick: snap.tick };
   }
@@ -446,8 +457,9 @@ export class ShardHost implements ShardFeed {
       if (e.seq <= m.head) continue;
       if (e.seq !== m.head + 1) return; // applied later, from the store, by catchUpApply
       this.applyOne(e);
-      if (this.quarantine !== null || this.stopped !== null) return;
+      if (this.quarantine !== null || this.stopped !== null) break;
     }
+    if (this.appliedWaiters.length > 0) this.notifyApplied();
   }
 
   /** Apply durable entries [seqFrom, seqTo] read from the store; returns the entries applied (for the desync detector). */
@@ -460,7 +472,62 @@ export class ShardHost implements ShardFeed {
       out.push(e);
       if (this.quarantine !== null || this.stopped !== null) break;
     }
+    if (this.appliedWaiters.length > 0) this.notifyApplied();
     return out;
+  }
+
+  // --- read-your-writes barrier ----------------------------------------------------------------
+
+  /**
+   * Resolves once the applied head reaches `seq` (reached: true), or after `timeoutMs` with what
+   * is applied then (reached: false). Rejects when the shard stops. At most APPLIED_WAITERS_MAX
+   * waits per shard (PLAYOUT_OVERLOADED beyond).
+   */
+  waitApplied(seq: number, timeoutMs: number): Promise<{ applied: number; reached: boolean; quarantined: boolean }> {
+    if (this.stopped !== null) return Promise.reject(this.stopped);
+    const applied = this.machine?.head ?? 0;
+    if (seq <= applied || timeoutMs === 0) return Promise.resolve({ applied, reached: seq <= applied, quarantined: this.quarantine !== null });
+    if (this.appliedWaiters.length >= APPLIED_WAITERS_MAX) {
+      return Promise.reject(
+        new PlayoutError('PLAYOUT_OVERLOADED', `Cannot wait for seq ${seq} of shard "${this.shard}" to be applied: ${this.appliedWaiters.length} waits are open (limit ${APPLIED_WAITERS_MAX})`, {
+          shard: this.shard,
+          expected: `at most ${APPLIED_WAITERS_MAX} open waits`,
+          received: String(this.appliedWaiters.length + 1),
+        }),
+      );
+    }
+    return new Promise((resolve, reject) => {
+      const w: AppliedWaiter = { seq, resolve, reject, timer: null };
+      w.timer = setTimeout(() => {
+        const i = this.appliedWaiters.indexOf(w);
+        if (i >= 0) this.appliedWaiters.splice(i, 1);
+        resolve({ applied: this.machine?.head ?? 0, reached: false, quarantined: this.quarantine !== null });
+      }, timeoutMs);
+      // Almost always the highest seq so far: push; otherwise insert in order.
+      let i = this.appliedWaiters.length;
+      while (i > 0 && this.appliedWaiters[i - 1]!.seq > seq) i--;
+      this.appliedWaiters.splice(i, 0, w);
+    });
+  }
+
+  private notifyApplied(): void {
+    const applied = this.machine?.head ?? 0;
+    let n = 0;
+    while (n < this.appliedWaiters.length && this.appliedWaiters[n]!.seq <= applied) {
+      const w = this.appliedWaiters[n++]!;
+      clearTimeout(w.timer!);
+      w.resolve({ applied, reached: true, quarantined: false });
+    }
+    if (n > 0) this.appliedWaiters.splice(0, n);
+  }
+
+  private failAppliedWaiters(err: unknown): void {
+    const waiters = this.appliedWaiters;
+    this.appliedWaiters = [];
+    for (const w of waiters) {
+      clearTimeout(w.timer!);
+      w.reject(err);
+    }
   }
 
   private applyOne(e: Entry): void {
@@ -527,6 +594,7 @@ export class ShardHost implements ShardFeed {
     this.lastTick = machine.lastDigest;
     this.quarantine = null;
     this.lastAgreedTick = snap.tick;
+    this.notifyApplied();
     this.log.info({ shard: this.shard, tick: snap.tick, seq: snap.seq }, `resynced shard ${this.shard} from a snapshot at tick ${snap.tick}`);
     return { seq: snap.seq, hash: snap.lastHash, tick: snap.tick };
   }
@@ -542,6 +610,7 @@ export class ShardHost implements ShardFeed {
     for (const w of this.waiters) w.reject(this.stopped);
     this.waiters = [];
     this.pending = [];
+    this.failAppliedWaiters(this.stopped);
   }
 
   // --- digests and snapshots ---------------------------------------------------------------

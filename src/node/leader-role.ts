@@ -9,7 +9,7 @@
 // tick. That digest exists only once the previous tick entry is durable and applied; when it
 // is not yet (a slow disk), the close waits for it rather than carrying a wrong or absent digest.
 import { PlayoutError, isPlayoutError } from '../core/errors.js';
-import { fromHex, hashEquals, toHex } from '../core/hash.js';
+import { HASH_BYTES, fromHex, hashEquals, toHex } from '../core/hash.js';
 import { Sequencer } from '../core/sequencer.js';
 import type { Entry } from '../core/entry.js';
 import { epochEntries } from '../replication/failover-promotion.js';
@@ -273,7 +273,9 @@ export class LeaderRole {
       throw new PlayoutError('PLAYOUT_FORK', `Region ${report.region} reports seq ${report.seq} of shard "${host.shard}" durable, beyond this leader's head ${host.durableSeq}`, { shard: host.shard, seq: report.seq, expected: `<= ${host.durableSeq}`, received: String(report.seq) });
     }
     if (report.seq > 0) {
-      const ours = host.ctx.store.get(host.shard, report.seq);
+      // The hash only (the raw bytes' last 16, checked by the store), not a decoded entry: reports arrive after every append.
+      const raw = host.ctx.store.rangeRaw(host.shard, report.seq, report.seq, Number.MAX_SAFE_INTEGER)[0];
+      const ours = raw === undefined ? null : { hash: raw.subarray(raw.length - HASH_BYTES) };
       if (ours !== null && !hashEquals(ours.hash, fromHex(report.hash))) {
         host.ctx.metrics.forks.inc({ shard: host.shard });
         throw new PlayoutError('PLAYOUT_FORK', `Region ${report.region} holds entry ${report.seq} of shard "${host.shard}" with hash ${report.hash}, this leader has ${toHex(ours.hash)}`, {

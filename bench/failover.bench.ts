@@ -8,7 +8,7 @@
 import { rmSync } from 'node:fs';
 import { Pool } from 'undici';
 import { executeFailoverOp } from '../src/cli/ops/failover.js';
-import { HttpFailoverClient } from '../src/cli/ops/failover-http.js';
+import { HttpFailoverClient } from '../src/adapters/http-failover-client.js';
 import type { InputRequest } from '../src/adapters/http-schemas.js';
 import { checkShard } from '../src/node/cluster-check.js';
 import { TOKENS, adminClient, killNode, spawnNode, statusOf, waitFor, writeClusterConfigs, type NodeProcess } from '../test/helpers/cluster.js';

@@ -44,7 +44,7 @@ import type { Entry } from '../core/entry.js';
 import type { EpochRecord, EpochsAnswer, FailoverClient, RegionFailoverStatus } from '../ports/failover-client.js';
 import { admits, leads, startsBeforeHead } from '../replication/fence.js';
 import { routeIngress } from '../replication/failover-redirect.js';
-import { HttpFailoverClient } from '../cli/ops/failover-http.js';
+import { HttpFailoverClient } from '../adapters/http-failover-client.js';
 import { ShardFailover, type FailoverNode } from './shard-failover.js';
 
 export interface RegionNodeOptions {

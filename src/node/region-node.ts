@@ -317,6 +317,10 @@ export class RegionNode implements NodeService, FailoverNode {
     return best;
   }
 
+  peerClient(region: string): HttpPeerClient | null {
+    return this.clients.get(region) ?? null;
+  }
+
   async refreshPeer(region: string, shard: string): Promise<void> {
     const c = this.clients.get(region);
     if (c === undefined) return;

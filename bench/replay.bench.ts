@@ -11,24 +11,24 @@
 // framing, cursor walks and the operator itself. Entries decoded beforehand are not a baseline
 // (no source delivers entries without decoding them); that replay is printed for reference.
 //
-// How it is measured. Each variant runs in a fresh child process of its own (like `playout
-// replay` does), which holds only what that variant needs: the memory child holds the encoded
-// log, the file and store children hold nothing but their source. Sharing one process let
-// every variant pay for the others' heaps (100,000 decoded entries kept for the baselines made
-// each major GC slower) and share their JIT feedback, and the memory baseline swung
-// 105k–141k entries/s between runs. A child replays once to warm up, then RUNS times, with a
-// full GC before each; its figure is its best CPU time (user + system of every thread of the
-// process, so the thread pool's inflating and file reads count). ROUNDS rounds run the children
-// in turn (memory, file, store, …), so neighbours' load hits every variant alike. A figure is
-// the ratio of two variants' best times over all their runs: neighbours' load only ever adds
-// time, so the best of many runs is each variant's least disturbed time (the same ratio taken
-// within each round is printed, to show the spread). CPU time, not wall time: the machines
-// here are shared by several busy processes and wall time measures their load more than our
-// work. Wall times are printed for reference.
-import { spawnSync } from 'node:child_process';
+// How it is measured. Each variant runs in a child process of its own (as `playout replay`
+// does), which holds only what that variant needs: the memory child holds the encoded log, the
+// file and store children hold nothing but their source. Sharing one process let every variant
+// pay for the others' heaps (100,000 decoded entries kept for the baselines made each major GC
+// slower) and share their JIT feedback, and the memory baseline swung 105k–141k entries/s
+// between runs. The children start together and replay WARMUP times each; then ROUNDS rounds
+// ask each child in turn for one replay (after a full GC), forwards and backwards in turn, so
+// the runs compared are seconds apart under the same neighbours' load. A ratio is taken within
+// each round and the figure is the median of the rounds' ratios (their spread, and the ratio
+// of the best runs, are printed next to it). Times are CPU time of the child (user + system of
+// every thread, so the thread pool's inflating and file reads count), not wall time: the
+// machines here are shared by several busy processes and wall time measures their load more
+// than our work (wall ratios are printed for reference).
+import { spawn, type ChildProcess } from 'node:child_process';
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { createInterface } from 'node:readline';
 import { fileURLToPath } from 'node:url';
 import { PlogReader, writePlog } from '../src/adapters/plog.js';
 import { openSource } from '../src/adapters/replay-source.js';
@@ -41,8 +41,8 @@ import { verify } from '../src/cli/ops/verify.js';
 import { FIXTURE_DIR } from '../tools/gen-fixtures.js';
 import { atLeast, atMost, info } from './report.js';
 
-const ROUNDS = Number(process.env.REPLAY_BENCH_ROUNDS ?? 5);
-const RUNS = Number(process.env.REPLAY_BENCH_RUNS ?? 3);
+const ROUNDS = Number(process.env.REPLAY_BENCH_ROUNDS ?? 9);
+const WARMUP = 2;
 const BIG_FIXTURE = join(FIXTURE_DIR, 'hunt-100k.plog.gz');
 const DESYNC_A = join(FIXTURE_DIR, 'hunt-desync-a.plog.gz');
 const DESYNC_B = join(FIXTURE_DIR, 'hunt-desync-b.plog.gz');
@@ -52,13 +52,6 @@ async function readEntries(path: string): Promise<{ entries: Entry[]; header: Pl
   const entries: Entry[] = [];
   for await (const b of reader.batches()) for (const e of b) entries.push(e);
   return { entries, header: reader.header };
-}
-
-/** What a child reports: its runs' CPU and wall times (ms) and the replay's final digest. */
-interface ChildResult {
-  cpu: number[];
-  wall: number[];
-  final: string;
 }
 
 type Variant = () => Promise<string>;
@@ -135,36 +128,74 @@ async function variant(name: string, tmp: string): Promise<Variant> {
   }
 }
 
-/** Child: set up one variant, replay once to warm up, then RUNS timed replays after a full GC each. */
-async function child(name: string, tmp: string, runs: number): Promise<void> {
+/**
+ * Child: set up one variant, replay WARMUP times, say `##ready`, then replay once per `run`
+ * line on stdin (after a full GC) and answer with that run's CPU and wall time.
+ */
+async function serve(name: string, tmp: string): Promise<void> {
   const fn = await variant(name, tmp);
   const gc = (globalThis as { gc?: () => void }).gc;
   if (gc === undefined) throw new Error('run the replay bench child with --expose-gc');
-  let final = await fn();
-  const out: ChildResult = { cpu: [], wall: [], final };
-  for (let i = 0; i < runs; i++) {
+  const first = await fn();
+  for (let i = 1; i < WARMUP; i++) await fn();
+  console.log('##ready');
+  for await (const line of createInterface({ input: process.stdin })) {
+    if (line !== 'run') continue;
     gc();
     const c0 = process.cpuUsage();
     const w0 = performance.now();
-    final = await fn();
-    const w = performance.now() - w0;
+    const final = await fn();
+    const wall = performance.now() - w0;
     const c = process.cpuUsage(c0);
-    out.cpu.push((c.user + c.system) / 1000);
-    out.wall.push(w);
-    if (final !== out.final) throw new Error(`${name}: run ${i} ended at ${final}, the warm-up at ${out.final}`);
+    if (final !== first) throw new Error(`${name}: a run ended at ${final}, the warm-up at ${first}`);
+    const run: Run = { cpu: (c.user + c.system) / 1000, wall, final };
+    console.log(`##run ${JSON.stringify(run)}`);
   }
-  console.log(`##child ${JSON.stringify(out)}`);
 }
 
-function runChild(name: string, tmp: string): ChildResult {
-  const r = spawnSync(process.execPath, ['--expose-gc', '--max-old-space-size=4096', '--import', 'tsx', fileURLToPath(import.meta.url), '--child', name, tmp, String(RUNS)], {
-    encoding: 'utf8',
-    stdio: ['ignore', 'pipe', 'inherit'],
-    maxBuffer: 16 << 20,
-  });
-  const line = (r.stdout ?? '').split('\n').find((l) => l.startsWith('##child '));
-  if (r.status !== 0 || line === undefined) throw new Error(`the ${name} child exited with ${r.status ?? r.signal}: ${r.stdout}`);
-  return JSON.parse(line.slice(8)) as ChildResult;
+/** One timed replay in a child: CPU and wall time (ms) and the final digest. */
+interface Run {
+  cpu: number;
+  wall: number;
+  final: string;
+}
+
+/** A child process serving one variant's replays. */
+class Child {
+  private readonly proc: ChildProcess;
+  private readonly lines: AsyncIterator<string>;
+
+  private constructor(readonly name: string, proc: ChildProcess) {
+    this.proc = proc;
+    this.lines = createInterface({ input: proc.stdout! })[Symbol.asyncIterator]();
+  }
+
+  static async start(name: string, tmp: string): Promise<Child> {
+    const proc = spawn(process.execPath, ['--expose-gc', '--max-old-space-size=4096', '--import', 'tsx', fileURLToPath(import.meta.url), '--serve', name, tmp], { stdio: ['pipe', 'pipe', 'inherit'] });
+    const child = new Child(name, proc);
+    await child.expect('##ready');
+    return child;
+  }
+
+  private async expect(prefix: string): Promise<string> {
+    for (;;) {
+      const r = await this.lines.next();
+      if (r.done === true) throw new Error(`the ${this.name} child ended (exit ${this.proc.exitCode ?? this.proc.signalCode ?? '?'}) before ${prefix}`);
+      if (r.value.startsWith(prefix)) return r.value.slice(prefix.length);
+      console.log(r.value);
+    }
+  }
+
+  async run(): Promise<Run> {
+    this.proc.stdin!.write('run\n');
+    return JSON.parse(await this.expect('##run ')) as Run;
+  }
+
+  async stop(): Promise<void> {
+    const exited = new Promise((resolve) => this.proc.once('exit', resolve));
+    this.proc.stdin!.end();
+    if (this.proc.exitCode === null && this.proc.signalCode === null) await exited;
+  }
 }
 
 const min = (xs: readonly number[]): number => Math.min(...xs);
@@ -174,44 +205,45 @@ function median(xs: readonly number[]): number {
   return s.length % 2 === 1 ? s[m]! : (s[m - 1]! + s[m]!) / 2;
 }
 
-interface Rounds {
-  /** Per variant, per round: every timed run's CPU and wall time (ms). */
-  cpu: Record<string, number[][]>;
-  wall: Record<string, number[][]>;
-  finals: Record<string, Set<string>>;
-}
-
-/** ROUNDS rounds, each running every variant's child in turn. */
-function rounds(names: readonly string[], tmp: string): Rounds {
-  const out: Rounds = { cpu: {}, wall: {}, finals: {} };
-  for (let round = 0; round < ROUNDS; round++) {
-    for (const name of names) {
-      const r = runChild(name, tmp);
-      (out.cpu[name] ??= []).push(r.cpu);
-      (out.wall[name] ??= []).push(r.wall);
-      (out.finals[name] ??= new Set()).add(r.final);
-    }
-  }
-  return out;
-}
-
-/** A variant's best time over every run of every round. */
-const best = (m: Record<string, number[][]>, name: string): number => min(m[name]!.flat());
+/** Per variant, per round: that round's run. */
+type Rounds = Record<string, Run[]>;
 
 /**
- * a / b of a measure: the ratio of their best times over all rounds (neighbours' load only
- * ever adds time, so the best of many runs is the least disturbed estimate of each), and the
- * spread of the same ratio taken within each round.
+ * ROUNDS rounds over one child per variant, all started (and warmed up) first; each round runs
+ * every variant once, in turn, forwards in even rounds and backwards in odd ones, so the runs
+ * compared within a round are seconds apart and a drift in the neighbours' load cancels out.
  */
-function ratio(m: Record<string, number[][]>, a: string, b: string): { value: number; rounds: string } {
-  const rs = m[a]!.map((x, i) => min(x) / min(m[b]![i]!));
-  return { value: best(m, a) / best(m, b), rounds: `per round ${median(rs).toFixed(3)} median, ${min(rs).toFixed(3)}–${Math.max(...rs).toFixed(3)}` };
+async function rounds(names: readonly string[], tmp: string): Promise<Rounds> {
+  const children: Child[] = [];
+  try {
+    for (const name of names) children.push(await Child.start(name, tmp));
+    const out: Rounds = Object.fromEntries(names.map((n) => [n, []]));
+    for (let round = 0; round < ROUNDS; round++) {
+      const order = round % 2 === 0 ? children : [...children].reverse();
+      for (const c of order) out[c.name]!.push(await c.run());
+    }
+    return out;
+  } finally {
+    for (const c of children) await c.stop();
+  }
+}
+
+/** A variant's best time over all rounds. */
+const best = (r: Rounds, name: string, m: 'cpu' | 'wall' = 'cpu'): number => min(r[name]!.map((x) => x[m]));
+
+/**
+ * a / b of a measure: the median over the rounds of the ratio within each round (the two runs
+ * seconds apart, under the same load), and the spread of those ratios.
+ */
+function ratio(r: Rounds, a: string, b: string, m: 'cpu' | 'wall' = 'cpu'): { value: number; note: string } {
+  const rs = r[a]!.map((x, i) => x[m] / r[b]![i]![m]);
+  return { value: median(rs), note: `rounds ${min(rs).toFixed(3)}–${Math.max(...rs).toFixed(3)}; ratio of the best runs ${(best(r, a, m) / best(r, b, m)).toFixed(3)}` };
 }
 
 async function parent(): Promise<void> {
   const tmp = await mkdtemp(join(tmpdir(), 'playout-bench-replay-'));
   try {
-    console.log(`replay of the 100,000-entry fixture (${ROUNDS} rounds of one child per variant, best of ${RUNS} runs after a warm-up in each)`);
+    console.log(`replay of the 100,000-entry fixture (one child process per variant, ${WARMUP} warm-up replays, then ${ROUNDS} rounds)`);
     {
       const { entries, header } = await readEntries(BIG_FIXTURE);
       await writePlog(join(tmp, 'hunt-100k.plog'), header, entries);
@@ -220,43 +252,44 @@ async function parent(): Promise<void> {
       await store.close();
     }
     const n = 100_000;
-    const t = rounds(['memory', 'gz', 'store', 'plain', 'decoded'], tmp);
+    const t = await rounds(['memory', 'gz', 'store', 'plain', 'decoded'], tmp);
     // Same result everywhere first: a fast wrong replay is no result.
-    const finals = new Set(Object.values(t.finals).flatMap((s) => [...s]));
-    if (finals.size !== 1) throw new Error(`the replays end at different digests: ${JSON.stringify(Object.fromEntries(Object.entries(t.finals).map(([k, v]) => [k, [...v]])))}`);
+    const finals = new Set(Object.values(t).flatMap((runs) => runs.map((x) => x.final)));
+    if (finals.size !== 1) throw new Error(`the replays end at different digests: ${[...finals].join(', ')}`);
     const perSecond = (ms: number): number => (n * 1000) / ms;
-    info('replay 100k from memory (encoded entries: verified, decoded, applied), per CPU second', perSecond(best(t.cpu, 'memory')), 'entries/s');
-    info('replay 100k from the fixture file (.plog.gz), per CPU second', perSecond(best(t.cpu, 'gz')), 'entries/s');
-    info('replay 100k from the lmdb store, per CPU second', perSecond(best(t.cpu, 'store')), 'entries/s');
-    const gz = ratio(t.cpu, 'memory', 'gz');
-    const store = ratio(t.cpu, 'memory', 'store');
+    const perCpuSecond = (name: string): number => perSecond(median(t[name]!.map((x) => x.cpu)));
+    info('replay 100k from memory (encoded entries: verified, decoded, applied), per CPU second', perCpuSecond('memory'), 'entries/s');
+    info('replay 100k from the fixture file (.plog.gz), per CPU second', perCpuSecond('gz'), 'entries/s');
+    info('replay 100k from the lmdb store, per CPU second', perCpuSecond('store'), 'entries/s');
+    const gz = ratio(t, 'memory', 'gz');
     atLeast('replay 100k: fixture file (.plog.gz) / memory, CPU time', gz.value, 0.7);
-    console.log(`    (${gz.rounds})`);
+    console.log(`    (${gz.note})`);
+    const store = ratio(t, 'memory', 'store');
     atLeast('replay 100k: lmdb store directory / memory, CPU time', store.value, 0.7);
-    console.log(`    (${store.rounds})`);
-    info('replay 100k: uncompressed .plog / memory, CPU time', ratio(t.cpu, 'memory', 'plain').value, 'x');
-    info('replay 100k: fixture file (.plog.gz) / memory, wall time', ratio(t.wall, 'memory', 'gz').value, 'x');
-    info('replay 100k: lmdb store directory / memory, wall time', ratio(t.wall, 'memory', 'store').value, 'x');
+    console.log(`    (${store.note})`);
+    info('replay 100k: uncompressed .plog / memory, CPU time', ratio(t, 'memory', 'plain').value, 'x');
+    info('replay 100k: fixture file (.plog.gz) / memory, wall time', ratio(t, 'memory', 'gz', 'wall').value, 'x');
+    info('replay 100k: lmdb store directory / memory, wall time', ratio(t, 'memory', 'store', 'wall').value, 'x');
     // Reference: entries decoded and verified beforehand (the machine alone).
-    info('replay 100k from entries decoded beforehand (machine only), per CPU second', perSecond(best(t.cpu, 'decoded')), 'entries/s');
-    info('replay 100k: fixture file (.plog.gz) / entries decoded beforehand, CPU time', ratio(t.cpu, 'decoded', 'gz').value, 'x');
-    info('replay 100k: lmdb store directory / entries decoded beforehand, CPU time', ratio(t.cpu, 'decoded', 'store').value, 'x');
+    info('replay 100k from entries decoded beforehand (machine only), per CPU second', perCpuSecond('decoded'), 'entries/s');
+    info('replay 100k: fixture file (.plog.gz) / entries decoded beforehand, CPU time', ratio(t, 'decoded', 'gz').value, 'x');
+    info('replay 100k: lmdb store directory / entries decoded beforehand, CPU time', ratio(t, 'decoded', 'store').value, 'x');
 
     console.log('localising the desync pair');
-    const d = rounds(['desync-replay', 'desync-verify', 'desync-bisect', 'desync-captures'], tmp);
-    info('plain replay of the desync log, CPU time', best(d.cpu, 'desync-replay'), 'ms');
-    const v = ratio(d.cpu, 'desync-verify', 'desync-replay');
+    const d = await rounds(['desync-replay', 'desync-verify', 'desync-bisect', 'desync-captures'], tmp);
+    info('plain replay of the desync log, CPU time', median(d['desync-replay']!.map((x) => x.cpu)), 'ms');
+    const v = ratio(d, 'desync-verify', 'desync-replay');
     atMost('verify finds the culprit entry and records, vs a plain replay', v.value, 2);
-    console.log(`    (${v.rounds})`);
-    const bi = ratio(d.cpu, 'desync-bisect', 'desync-replay');
+    console.log(`    (${v.note})`);
+    const bi = ratio(d, 'desync-bisect', 'desync-replay');
     atMost('bisect --reducer-b finds the culprit entry and records, vs a plain replay', bi.value, 2);
-    console.log(`    (${bi.rounds})`);
-    info('bisect of the two captures (lockstep, then verify of B), vs a plain replay', ratio(d.cpu, 'desync-captures', 'desync-replay').value, 'x');
+    console.log(`    (${bi.note})`);
+    info('bisect of the two captures (lockstep, then verify of B), vs a plain replay', ratio(d, 'desync-captures', 'desync-replay').value, 'x');
   } finally {
     await rm(tmp, { recursive: true, force: true });
   }
 }
 
 const argv = process.argv.slice(2);
-if (argv[0] === '--child') await child(argv[1]!, argv[2]!, Number(argv[3]));
+if (argv[0] === '--serve') await serve(argv[1]!, argv[2]!);
 else await parent();

@@ -48,6 +48,18 @@ export function encodeSnapshot(s: Snapshot): Uint8Array {
 }
 
 export function decodeSnapshot(bytes: Uint8Array, offset = 0, length = bytes.length - offset): Snapshot {
+  const bodyEnd = checkedBodyEnd(bytes, offset, length);
+  let raw: unknown;
+  try {
+    raw = decodeCanonical(bytes, offset, bodyEnd);
+  } catch (err) {
+    throw new PlayoutError('PLAYOUT_SNAPSHOT_CORRUPT', 'Cannot decode snapshot: the body is not msgpack', { cause: err });
+  }
+  return checkedFields(SnapshotSchema, raw) as Snapshot;
+}
+
+/** Where the body of an encoded snapshot ends, once its trailing hash is checked. */
+function checkedBodyEnd(bytes: Uint8Array, offset: number, length: number): number {
   if (length <= HASH_BYTES) {
     throw new PlayoutError('PLAYOUT_SNAPSHOT_CORRUPT', `Cannot decode snapshot: expected more than ${HASH_BYTES} bytes, received ${length}`, { expected: `> ${HASH_BYTES} bytes`, received: `${length} bytes` });
   }
@@ -57,12 +69,11 @@ export function decodeSnapshot(bytes: Uint8Array, offset = 0, length = bytes.len
   if (!hashEquals(stored, computed)) {
     throw new PlayoutError('PLAYOUT_SNAPSHOT_CORRUPT', `Cannot decode snapshot: its bytes hash to ${toHex(computed)} but it records ${toHex(stored)}`, { expected: toHex(stored), received: toHex(computed) });
   }
-  let raw: unknown;
-  try {
-    raw = decodeCanonical(bytes, offset, bodyEnd);
-  } catch (err) {
-    throw new PlayoutError('PLAYOUT_SNAPSHOT_CORRUPT', 'Cannot decode snapshot: the body is not msgpack', { cause: err });
-  }
+  return bodyEnd;
+}
+
+/** The decoded body checked: its format first (its own code), then every field by the schema. */
+function checkedFields(schema: z.ZodType, raw: unknown): unknown {
   const format = (raw as { format?: unknown } | null)?.format;
   if (format !== SNAPSHOT_FORMAT) {
     throw new PlayoutError('PLAYOUT_SNAPSHOT_FORMAT_UNKNOWN', `Cannot decode snapshot: expected format ${SNAPSHOT_FORMAT}, received ${describe(format)}`, {
@@ -71,12 +82,12 @@ export function decodeSnapshot(bytes: Uint8Array, offset = 0, length = bytes.len
       received: describe(format),
     });
   }
-  const r = SnapshotSchema.safeParse(raw);
+  const r = schema.safeParse(raw);
   if (!r.success) {
     const issue = r.error.issues[0]!;
     throw new PlayoutError('PLAYOUT_SNAPSHOT_CORRUPT', `Cannot decode snapshot: ${issue.path.join('.')}: ${issue.message}`, { path: issue.path.join('.'), expected: issue.message });
   }
-  return r.data as Snapshot;
+  return r.data;
 }
 
 /** A snapshot's fields other than its tables. */
@@ -92,15 +103,7 @@ const headerReader = new CanonicalReader();
  * decoded (and the state digest recomputed from them) where a snapshot is restored.
  */
 export function readSnapshotHeader(bytes: Uint8Array, offset = 0, length = bytes.length - offset): SnapshotHeader {
-  if (length <= HASH_BYTES) {
-    throw new PlayoutError('PLAYOUT_SNAPSHOT_CORRUPT', `Cannot decode snapshot: expected more than ${HASH_BYTES} bytes, received ${length}`, { expected: `> ${HASH_BYTES} bytes`, received: `${length} bytes` });
-  }
-  const bodyEnd = offset + length - HASH_BYTES;
-  const stored = bytes.subarray(bodyEnd, offset + length);
-  const computed = hash128(bytes, offset, length - HASH_BYTES);
-  if (!hashEquals(stored, computed)) {
-    throw new PlayoutError('PLAYOUT_SNAPSHOT_CORRUPT', `Cannot decode snapshot: its bytes hash to ${toHex(computed)} but it records ${toHex(stored)}`, { expected: toHex(stored), received: toHex(computed) });
-  }
+  const bodyEnd = checkedBodyEnd(bytes, offset, length);
   const raw: Record<string, unknown> = {};
   const r = headerReader;
   try {
@@ -127,19 +130,7 @@ export function readSnapshotHeader(bytes: Uint8Array, offset = 0, length = bytes
   } catch (err) {
     throw new PlayoutError('PLAYOUT_SNAPSHOT_CORRUPT', `Cannot decode snapshot: the body is not msgpack (${(err as Error).message})`, { cause: err });
   }
-  if (raw.format !== SNAPSHOT_FORMAT) {
-    throw new PlayoutError('PLAYOUT_SNAPSHOT_FORMAT_UNKNOWN', `Cannot decode snapshot: expected format ${SNAPSHOT_FORMAT}, received ${describe(raw.format)}`, {
-      path: 'format',
-      expected: String(SNAPSHOT_FORMAT),
-      received: describe(raw.format),
-    });
-  }
-  const h = SnapshotHeaderSchema.safeParse(raw);
-  if (!h.success) {
-    const issue = h.error.issues[0]!;
-    throw new PlayoutError('PLAYOUT_SNAPSHOT_CORRUPT', `Cannot decode snapshot: ${issue.path.join('.')}: ${issue.message}`, { path: issue.path.join('.'), expected: issue.message });
-  }
-  return h.data as SnapshotHeader;
+  return checkedFields(SnapshotHeaderSchema, raw) as SnapshotHeader;
 }
 
 function msgpackLength(b: Uint8Array, p: number, bytesN: 1 | 2 | 4, end: number): number {

@@ -88,6 +88,8 @@ interface Waiter {
 }
 
 const RECENT_DIGESTS = 256;
+/** The longest tick digests wait for an append to ride with before they are stored alone. */
+const DIGESTS_FLUSH_MS = 100;
 /** Open read-your-writes waits per shard (GET /v1/shards/:shard/applied). */
 const APPLIED_WAITERS_MAX = 10_000;
 
@@ -141,6 +143,7 @@ export class ShardHost implements ShardFeed {
   private waiters: Waiter[] = [];
   private appliedWaiters: AppliedWaiter[] = [];
   private tickDigests: StoredDigest[] = [];
+  private digestsTimer: NodeJS.Timeout | null = null;
   private lastTick: TickDigest | null = null;
   /**
    * Digests of the latest RECENT_DIGESTS ticks computed here, by tick: peers' status rows and
@@ -370,6 +373,8 @@ export class ShardHost implements ShardFeed {
    */
   private pump(): void {
     while (this.pending.length > 0 && this.inflight.length < APPENDS_INFLIGHT_MAX && this.stopped === null) {
+      // Queued in the same turn as the append: lmdb writes both in one transaction.
+      if (this.tickDigests.length > 0) void this.flushDigests().catch((err) => this.stop(err));
       const a: InflightAppend = { batch: this.pending, source: this.pendingSource, t0: performance.now(), done: false, error: null };
       this.pending = [];
       this.inflight.push(a);
@@ -445,7 +450,14 @@ export class ShardHost implements ShardFeed {
     while (n < this.waiters.length && this.waiters[n]!.seq <= this.durableSeq) this.waiters[n++]!.resolve();
     if (n > 0) this.waiters.splice(0, n);
     for (const l of this.listeners) l();
-    if (this.tickDigests.length > 0) void this.flushDigests().catch((err) => this.stop(err));
+    // Tick digests ride with the next append (one transaction and one fsync instead of two per
+    // tick); a shard with nothing more to append stores them after DIGESTS_FLUSH_MS.
+    if (this.tickDigests.length > 0 && this.digestsTimer === null) {
+      this.digestsTimer = setTimeout(() => {
+        this.digestsTimer = null;
+        void this.flushDigests().catch((err) => this.stop(err));
+      }, DIGESTS_FLUSH_MS);
+    }
   }
 
   /** Apply durable entries the machine has not applied yet (no-op while quarantined or stopped). */
@@ -616,6 +628,10 @@ export class ShardHost implements ShardFeed {
   // --- digests and snapshots ---------------------------------------------------------------
 
   private async flushDigests(): Promise<void> {
+    if (this.digestsTimer !== null) {
+      clearTimeout(this.digestsTimer);
+      this.digestsTimer = null;
+    }
     if (this.tickDigests.length === 0) return;
     const batch = this.tickDigests;
     this.tickDigests = [];
@@ -629,6 +645,9 @@ export class ShardHost implements ShardFeed {
     const prev = this.snapshotting;
     this.snapshotting = prev
       .then(async () => {
+        // The digests up to the snapshot's tick are stored before it: a restart replays (and
+        // recomputes digests) only after it.
+        await this.flushDigests();
         await this.ctx.store.putSnapshot(this.shard, snap.tick, snap.seq, bytes);
         await this.retain();
       })

@@ -271,3 +271,19 @@ describe('read-your-writes barrier (GET /v1/shards/:shard/applied)', () => {
     expect(r.json.code).toBe('PLAYOUT_SHARD_NOT_FOUND');
   });
 });
+
+describe('read-your-writes barrier limits', () => {
+  it('refuses a wait beyond 10,000 open ones (PLAYOUT_OVERLOADED, 503) and rejects the open ones when the shard stops', async () => {
+    // hunt-9 (created above) is followed by af-jnb; stopping it here leaves hunt-1 to the other tests.
+    const host = cluster.nodes.get('af-jnb')!.shards.get('hunt-9')!.host;
+    const far = host.durableSeq + 1_000_000;
+    const open = Array.from({ length: 10_000 }, () => host.waitApplied(far, 60_000));
+    const settled = open.map((p) => p.then(() => 'answered', (err: unknown) => (isPlayoutError(err) ? err.code : String(err))));
+    const over = await call('GET', followerUrl, `/v1/shards/hunt-9/applied?seq=${far}&timeoutMs=1000`, TOKENS.ingest);
+    expect(over.status).toBe(503);
+    expect(over.json.code).toBe('PLAYOUT_OVERLOADED');
+    host.stop(new Error('stopped by the test'));
+    const codes = new Set(await Promise.all(settled));
+    expect([...codes]).toEqual(['PLAYOUT_SHARD_STOPPED']);
+  });
+});

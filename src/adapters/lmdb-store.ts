@@ -50,7 +50,7 @@ import { mkdirSync, realpathSync, statSync } from 'node:fs';
 import { open, type Database, type RootDatabase } from 'lmdb';
 import type { Entry } from '../core/entry.js';
 import { AssertionFailed, PlayoutError, assert, describe, isPlayoutError } from '../core/errors.js';
-import { HASH_BYTES } from '../core/hash.js';
+import { HASH_BYTES, hashEquals } from '../core/hash.js';
 import type { LogStore, SnapshotInfo, StoredDigest, StoredHead, StoredSnapshot } from '../ports/log-store.js';
 import { ENTRY_KEYS, SlabCopier, type SeqKey } from './lmdb-codecs.js';
 import { openSealed, sealRecord } from './lmdb-records.js';
@@ -109,6 +109,86 @@ interface WriteOutcome<T> {
 const writers = new Set<string>();
 
 const EMPTY_VIEW: View = { head: null, lastSeq: null, firstSeq: null, error: null, opId: 0 };
+
+/** Entries `iterate` reads ahead per cursor step. */
+const ITERATE_BATCH = 64;
+
+/** A pass over stored entries, a batch at a time (LmdbLogStore.entryCursor). */
+export interface EntryCursor {
+  /** Append up to `max` next entries to `out`; the number appended, 0 at the end. */
+  read(out: Entry[], max: number): number;
+  /** Release the read transaction's cursor (also done when the pass ends). */
+  close(): void;
+}
+
+function missingRecord(shard: string, seq: number): PlayoutError {
+  return new PlayoutError('PLAYOUT_STORE_CORRUPT', `Cannot read entry ${seq} of shard "${shard}" from the store: its record is missing inside the retained log`, { shard, seq });
+}
+
+const EMPTY_CURSOR: EntryCursor = { read: () => 0, close: () => undefined };
+
+class StoreEntryCursor implements EntryCursor {
+  private expected: number;
+  private before: Entry | null = null;
+  private error: unknown = null;
+  private done = false;
+
+  constructor(
+    private readonly shard: string,
+    seqFrom: number,
+    private readonly last: number,
+    private readonly it: Iterator<{ key: unknown; value: Uint8Array }>,
+  ) {
+    this.expected = seqFrom;
+  }
+
+  read(out: Entry[], max: number): number {
+    if (this.error !== null) {
+      const err = this.error;
+      this.error = null;
+      throw err;
+    }
+    if (this.done) return 0;
+    const shard = this.shard;
+    const it = this.it;
+    let expected = this.expected;
+    let before = this.before;
+    let n = 0;
+    try {
+      while (n < max) {
+        const r = it.next();
+        if (r.done === true) {
+          this.done = true;
+          if (expected <= this.last) throw missingRecord(shard, expected);
+          break;
+        }
+        const seq = r.value.key as number;
+        if (seq !== expected) throw missingRecord(shard, expected);
+        const e = decodeStoredEntry(shard, seq, r.value.value);
+        if (before !== null && !hashEquals(e.prev, before.hash)) checkStoredLink(shard, before, e);
+        before = e;
+        expected++;
+        out.push(e);
+        n++;
+      }
+    } catch (err) {
+      this.close();
+      // The good entries first: the error comes with the next read.
+      if (n === 0) throw err;
+      this.error = err;
+    } finally {
+      this.expected = expected;
+      this.before = before;
+    }
+    return n;
+  }
+
+  close(): void {
+    if (this.done) return;
+    this.done = true;
+    this.it.return?.();
+  }
+}
 
 /** Bytes of recently appended entries kept per shard (see Tail). */
 // 12 MiB: about 100,000 entries of the demo game, 10 s of log at 10,000 inputs/s.
@@ -318,24 +398,35 @@ export class LmdbLogStore implements LogStore {
   }
 
   *iterate(shard: string, seqFrom: number, seqTo?: number): IterableIterator<Entry> {
+    const cursor = this.entryCursor(shard, seqFrom, seqTo);
+    const batch: Entry[] = [];
+    try {
+      for (;;) {
+        batch.length = 0;
+        if (cursor.read(batch, ITERATE_BATCH) === 0) return;
+        for (let i = 0; i < batch.length; i++) yield batch[i]!;
+      }
+    } finally {
+      cursor.close();
+    }
+  }
+
+  /**
+   * A pass over a shard's entries seqFrom..seqTo (default: the durable head), read a batch at a
+   * time into the caller's array: one cursor walk, every record decoded, hash-checked and
+   * checked against its key and the record before it. A replay reads through this instead of
+   * `iterate`, so the per-entry work is a plain loop, not a generator step per entry. A damaged
+   * or missing record ends a batch early with the good entries before it; the next `read`
+   * throws it.
+   */
+  entryCursor(shard: string, seqFrom: number, seqTo?: number): EntryCursor {
     checkUint('seqFrom', seqFrom, 1);
     if (seqTo !== undefined) checkUint('seqTo', seqTo, 0);
     const v = this.view(shard);
-    if (v.lastSeq === null || v.firstSeq === null || seqFrom < v.firstSeq) return;
+    if (v.lastSeq === null || v.firstSeq === null || seqFrom < v.firstSeq) return EMPTY_CURSOR;
     const last = Math.min(seqTo ?? v.lastSeq, v.lastSeq);
-    if (seqFrom > last) return;
-    let expected = seqFrom;
-    let before: Entry | null = null;
-    for (const { key, value } of this.entries.getRange({ start: [shard, seqFrom], end: [shard, last + 1] })) {
-      const seq = key as unknown as number;
-      if (seq !== expected) throw this.missing(shard, expected);
-      const e = decodeStoredEntry(shard, seq, value);
-      if (before !== null) checkStoredLink(shard, before, e);
-      before = e;
-      expected++;
-      yield e;
-    }
-    if (expected <= last) throw this.missing(shard, expected);
+    if (seqFrom > last) return EMPTY_CURSOR;
+    return new StoreEntryCursor(shard, seqFrom, last, this.entries.getRange({ start: [shard, seqFrom], end: [shard, last + 1] })[Symbol.iterator]() as Iterator<{ key: unknown; value: Uint8Array }>);
   }
 
   rangeRaw(shard: string, seqFrom: number, seqTo: number, bytesMax: number): Uint8Array[] {
@@ -662,7 +753,7 @@ export class LmdbLogStore implements LogStore {
   }
 
   private missing(shard: string, seq: number): PlayoutError {
-    return new PlayoutError('PLAYOUT_STORE_CORRUPT', `Cannot read entry ${seq} of shard "${shard}" from the store: its record is missing inside the retained log`, { shard, seq });
+    return missingRecord(shard, seq);
   }
 
   // Helpers below read through lmdb-js's current transaction: the write transaction inside

@@ -343,10 +343,17 @@ export async function writePlog(path: string, init: PlogHeaderInit, entries: Ite
 
 // --- reader --------------------------------------------------------------------------------
 
+/** Default size of the reader's buffers: small enough that a kept entry pins little, large enough that reads are few. */
+const READ_BYTES = 64 << 10;
+
 export interface PlogReaderOptions {
   /** Entries per yielded batch. */
   batchEntries?: number;
-  /** Bytes per read from the file (the buffer grows beyond it only for a larger frame). */
+  /**
+   * Bytes per read into the reader's buffer (a larger frame gets a buffer of its own size).
+   * Each read goes to a fresh buffer that the entries decoded from it keep views of, so an
+   * entry kept after the read keeps at most this many bytes alive.
+   */
   readBytes?: number;
   /**
    * Strict (default): every entry must chain to the one before it; the first broken link
@@ -400,9 +407,22 @@ export class PlogReader {
   private end: number;
   private fileOffset: number;
   private readonly batchEntries: number;
+  /** Size of the buffers `fill` reads into: entries hold views of them, so a kept entry keeps its buffer. */
+  private readonly readBytes: number;
+  /** Bytes the next buffer must hold (a frame larger than the buffer). */
+  private need = 0;
   private readonly strict: boolean;
   private readonly onProblem: ((problem: PlogProblem) => void) | null;
   private started = false;
+  // Where the reading is: the chain so far and the batch being filled.
+  private prevSeq: number;
+  private prevHash: Uint8Array;
+  private lastTick: number;
+  private ended = false;
+  /** Lenient mode after a skipped corrupt entry: the next entry's link cannot be checked. */
+  private linkUnknown = false;
+  private entryFrames = 0;
+  private batch: Entry[] = [];
 
   private constructor(path: string, src: ByteSource, header: PlogHeader, snapshot: Snapshot | null, state: { buf: Uint8Array; start: number; end: number; fileOffset: number; fileBytes: number; snapshotBytes: number }, options: PlogReaderOptions) {
     this.path = path;
@@ -415,6 +435,10 @@ export class PlogReader {
     this.end = state.end;
     this.fileOffset = state.fileOffset;
     this.batchEntries = options.batchEntries ?? 256;
+    this.readBytes = Math.max(1 << 10, options.readBytes ?? READ_BYTES);
+    this.prevSeq = header.firstSeq - 1;
+    this.prevHash = snapshot === null ? ZERO_HASH : snapshot.lastHash;
+    this.lastTick = snapshot === null ? 0 : snapshot.tick + 1;
     this.strict = options.strict ?? true;
     this.onProblem = options.onProblem ?? null;
     this.stats = {
@@ -460,7 +484,7 @@ export class PlogReader {
   }
 
   private static async openSource(path: string, src: ByteSource, fileBytes: number, options: PlogReaderOptions): Promise<PlogReader> {
-    const readBytes = options.readBytes ?? 1 << 20;
+    const readBytes = options.readBytes ?? READ_BYTES;
     let buf = new Uint8Array(Math.max(readBytes, 1 << 12));
     let end = 0;
     let fileOffset = 0;
@@ -543,137 +567,172 @@ export class PlogReader {
   /**
    * Entries in batches, decoded and verified. Can be called once per reader. The file handle
    * is closed when the iteration ends (completely, by an error, or by `break`).
+   *
+   * The frames are parsed synchronously (`parse`), a whole batch at a time: the generator only
+   * hands batches over and waits for bytes, so the per-entry work runs in an ordinary optimised
+   * loop, not across generator steps.
    */
   async *batches(): AsyncGenerator<Entry[], void, undefined> {
     if (this.started) throw new PlayoutError('PLAYOUT_INVALID_ARGUMENT', `Fixture ${this.path} is already being read; open it again to read it twice`);
     this.started = true;
-    const header = this.header;
-    const shard = header.shard;
-    let prevSeq = header.firstSeq - 1;
-    let prevHash = this.snapshot === null ? ZERO_HASH : this.snapshot.lastHash;
-    let lastTick = this.snapshot === null ? 0 : this.snapshot.tick + 1;
-    let ended = false;
-    // Lenient mode after a skipped corrupt entry: the next entry's link cannot be checked.
-    let linkUnknown = false;
-    let entryFrames = 0;
-    const stats = this.stats;
-    let batch: Entry[] = [];
+    const batchEntries = Math.max(1, this.batchEntries);
     try {
       for (;;) {
-        // Parse every whole frame in the buffer.
-        for (;;) {
-          const avail = this.end - this.start;
-          if (avail < FRAME_HEADER_BYTES) break;
-          const p = this.start;
-          const b = this.buf;
-          const kind = b[p]!;
-          const length = this.view.getUint32(p + 1);
-          checkFrameLength(this.path, this.fileOffset - avail, length, prevSeq + 1);
-          if (avail < FRAME_HEADER_BYTES + length) {
-            if (FRAME_HEADER_BYTES + length > b.length) this.grow(FRAME_HEADER_BYTES + length);
-            break;
-          }
-          const frameOffset = this.fileOffset - avail;
-          checkFrameCheck(this.path, b, p, length, prevSeq + 1, frameOffset);
-          const at = p + FRAME_HEADER_BYTES;
-          this.start = at + length;
-          stats.bytesRead = this.fileOffset - (this.end - this.start);
-          if (ended) throw corrupt(this.path, `found a frame after the end frame at byte ${frameOffset}`, null);
-          if (kind === FRAME_ENTRY) {
-            entryFrames++;
-            let e: Entry;
-            try {
-              e = decodeEntry(b, at, length, prevSeq + 1);
-            } catch (err) {
-              if (this.strict || !(err instanceof PlayoutError)) throw err;
-              this.problem(err.code, err.seq, err.message, frameOffset);
-              prevSeq++;
-              linkUnknown = true;
-              continue;
-            }
-            if (e.shard !== shard) {
-              const err = new PlayoutError('PLAYOUT_FIXTURE_CORRUPT', `Cannot read fixture ${this.path}: entry ${e.seq} belongs to shard "${e.shard}", the header says "${shard}"`, {
-                path: 'shard',
-                seq: e.seq,
-                shard,
-                expected: shard,
-                received: e.shard,
-              });
-              if (this.strict) throw err;
-              this.problem(err.code, e.seq, err.message, frameOffset);
-            }
-            if (e.kind === 'genesis') this.checkGenesis(e);
-            if (linkUnknown) linkUnknown = false;
-            else if (e.seq !== prevSeq + 1 || !hashEquals(e.prev, prevHash)) {
-              if (this.strict) checkLink(e, prevSeq, prevHash);
-              else {
-                try {
-                  checkLink(e, prevSeq, prevHash);
-                } catch (err) {
-                  const pe = err as PlayoutError;
-                  this.problem(pe.code, e.seq, pe.message, frameOffset);
-                }
-              }
-            }
-            if (e.tick < lastTick) {
-              const err = new PlayoutError('PLAYOUT_OUT_OF_ORDER', `Cannot read fixture ${this.path}: entry ${e.seq} is at tick ${e.tick}, after an entry at tick ${lastTick}`, {
-                seq: e.seq,
-                path: 'tick',
-                expected: `>= ${lastTick}`,
-                received: String(e.tick),
-              });
-              if (this.strict) throw err;
-              this.problem(err.code, e.seq, err.message, frameOffset);
-            }
-            lastTick = e.tick;
-            prevSeq = e.seq;
-            prevHash = e.hash;
-            if (stats.entries === 0 || length < stats.entryBytesMin) stats.entryBytesMin = length;
-            if (length > stats.entryBytesMax) stats.entryBytesMax = length;
-            stats.entryBytesTotal += length;
-            stats.entries++;
-            batch.push(e);
-            if (batch.length >= this.batchEntries) {
-              yield batch;
-              batch = [];
-            }
-          } else if (kind === FRAME_END) {
-            const endFrame = decodeEnd(this.path, b, at, length);
-            if (endFrame.entries !== entryFrames || endFrame.lastSeq !== prevSeq || (!linkUnknown && !hashEquals(endFrame.lastHash, prevHash))) {
-              const err = corrupt(this.path, `its end frame records ${endFrame.entries} entries up to seq ${endFrame.lastSeq}, but ${entryFrames} entries up to seq ${prevSeq} were read`, prevSeq + 1, {
-                expected: `${endFrame.entries} entries, last seq ${endFrame.lastSeq}`,
-                received: `${entryFrames} entries, last seq ${prevSeq}`,
-              });
-              if (this.strict) throw err;
-              this.problem(err.code, prevSeq + 1, err.message, frameOffset);
-            }
-            ended = true;
-            stats.complete = true;
-          } else {
-            throw corrupt(this.path, `unexpected frame kind 0x${kind.toString(16)} at byte ${frameOffset} (expected an entry or the end frame)`, prevSeq + 1);
-          }
+        const more = this.parse(batchEntries);
+        if (this.batch.length >= batchEntries) {
+          const full = this.batch;
+          this.batch = [];
+          yield full;
+          continue;
         }
+        if (!more) continue;
         if (!(await this.fill())) break;
       }
       if (this.end > this.start) {
-        throw corrupt(this.path, `the file ends inside a frame at byte ${this.fileOffset - (this.end - this.start)} (torn write or truncated copy); the first entry not read is seq ${prevSeq + 1}`, prevSeq + 1);
+        throw corrupt(this.path, `the file ends inside a frame at byte ${this.fileOffset - (this.end - this.start)} (torn write or truncated copy); the first entry not read is seq ${this.prevSeq + 1}`, this.prevSeq + 1);
       }
-      if (!ended) {
-        throw corrupt(this.path, `the file ends after entry ${prevSeq} without its end frame (truncated copy, or a capture that did not finish); the first entry not read is seq ${prevSeq + 1}`, prevSeq + 1);
+      if (!this.ended) {
+        throw corrupt(this.path, `the file ends after entry ${this.prevSeq} without its end frame (truncated copy, or a capture that did not finish); the first entry not read is seq ${this.prevSeq + 1}`, this.prevSeq + 1);
       }
-      if (batch.length > 0) yield batch;
+      if (this.batch.length > 0) {
+        const last = this.batch;
+        this.batch = [];
+        yield last;
+      }
     } catch (err) {
       // Hand over the entries verified before the damage, then report it: a consumer sees
       // every good entry and learns exactly where the file stops being readable.
-      if (batch.length > 0) {
-        const good = batch;
-        batch = [];
+      if (this.batch.length > 0) {
+        const good = this.batch;
+        this.batch = [];
         yield good;
       }
       throw err;
     } finally {
       await this.close();
     }
+  }
+
+  /**
+   * Decode every whole frame in the buffer into `this.batch` until it holds `batchEntries`.
+   * True when the buffer has no whole frame left (more bytes are needed), false when the
+   * batch is full.
+   *
+   * Entries keep views of the buffer (decodeEntry adopts a buffer that is exactly the entry,
+   * instead of copying it): `fill` never writes over bytes it has handed out, it moves on to a
+   * fresh buffer.
+   */
+  private parse(batchEntries: number): boolean {
+    const b = this.buf;
+    const view = this.view;
+    const batch = this.batch;
+    const stats = this.stats;
+    const shard = this.header.shard;
+    let p = this.start;
+    const end = this.end;
+    try {
+      while (batch.length < batchEntries) {
+        const avail = end - p;
+        if (avail < FRAME_HEADER_BYTES) return true;
+        const kind = b[p]!;
+        const length = view.getUint32(p + 1);
+        if (length <= HASH_BYTES || length > FRAME_BYTES_MAX) checkFrameLength(this.path, this.fileOffset - avail, length, this.prevSeq + 1);
+        if (avail < FRAME_HEADER_BYTES + length) {
+          if (FRAME_HEADER_BYTES + length > b.length) this.need = FRAME_HEADER_BYTES + length;
+          return true;
+        }
+        const h = p + length - HASH_BYTES + FRAME_HEADER_BYTES;
+        if (b[p + 5] !== b[h] || b[p + 6] !== b[h + 1] || b[p + 7] !== b[h + 2] || b[p + 8] !== b[h + 3]) checkFrameCheck(this.path, b, p, length, this.prevSeq + 1, this.fileOffset - avail);
+        const at = p + FRAME_HEADER_BYTES;
+        p = at + length;
+        if (this.ended) throw corrupt(this.path, `found a frame after the end frame at byte ${this.fileOffset - avail}`, null);
+        if (kind === FRAME_ENTRY) {
+          this.entryFrames++;
+          const seq = this.prevSeq + 1;
+          let e: Entry;
+          try {
+            e = decodeEntry(new Uint8Array(b.buffer, b.byteOffset + at, length), 0, length, seq);
+          } catch (err) {
+            if (this.strict || !(err instanceof PlayoutError)) throw err;
+            this.problem(err.code, err.seq, err.message, this.fileOffset - avail);
+            this.prevSeq = seq;
+            this.linkUnknown = true;
+            continue;
+          }
+          if (e.shard !== shard || e.kind === 'genesis' || e.tick < this.lastTick || this.linkUnknown || e.seq !== seq || !hashEquals(e.prev, this.prevHash)) this.checkEntry(e, this.fileOffset - avail);
+          this.lastTick = e.tick;
+          this.prevSeq = e.seq;
+          this.prevHash = e.hash;
+          if (stats.entries === 0 || length < stats.entryBytesMin) stats.entryBytesMin = length;
+          if (length > stats.entryBytesMax) stats.entryBytesMax = length;
+          stats.entryBytesTotal += length;
+          stats.entries++;
+          batch.push(e);
+        } else if (kind === FRAME_END) {
+          this.endFrame(b, at, length, this.fileOffset - avail);
+        } else {
+          throw corrupt(this.path, `unexpected frame kind 0x${kind.toString(16)} at byte ${this.fileOffset - avail} (expected an entry or the end frame)`, this.prevSeq + 1);
+        }
+      }
+      return false;
+    } finally {
+      this.start = p;
+      stats.bytesRead = this.fileOffset - (end - p);
+    }
+  }
+
+  /** The uncommon checks of an entry, out of the hot loop: shard, genesis, link, tick order. */
+  private checkEntry(e: Entry, frameOffset: number): void {
+    const shard = this.header.shard;
+    if (e.shard !== shard) {
+      const err = new PlayoutError('PLAYOUT_FIXTURE_CORRUPT', `Cannot read fixture ${this.path}: entry ${e.seq} belongs to shard "${e.shard}", the header says "${shard}"`, {
+        path: 'shard',
+        seq: e.seq,
+        shard,
+        expected: shard,
+        received: e.shard,
+      });
+      if (this.strict) throw err;
+      this.problem(err.code, e.seq, err.message, frameOffset);
+    }
+    if (e.kind === 'genesis') this.checkGenesis(e);
+    if (this.linkUnknown) this.linkUnknown = false;
+    else if (e.seq !== this.prevSeq + 1 || !hashEquals(e.prev, this.prevHash)) {
+      if (this.strict) checkLink(e, this.prevSeq, this.prevHash);
+      else {
+        try {
+          checkLink(e, this.prevSeq, this.prevHash);
+        } catch (err) {
+          const pe = err as PlayoutError;
+          this.problem(pe.code, e.seq, pe.message, frameOffset);
+        }
+      }
+    }
+    if (e.tick < this.lastTick) {
+      const err = new PlayoutError('PLAYOUT_OUT_OF_ORDER', `Cannot read fixture ${this.path}: entry ${e.seq} is at tick ${e.tick}, after an entry at tick ${this.lastTick}`, {
+        seq: e.seq,
+        path: 'tick',
+        expected: `>= ${this.lastTick}`,
+        received: String(e.tick),
+      });
+      if (this.strict) throw err;
+      this.problem(err.code, e.seq, err.message, frameOffset);
+    }
+  }
+
+  /** The end frame: it must count what was read before it. */
+  private endFrame(b: Uint8Array, at: number, length: number, frameOffset: number): void {
+    const endFrame = decodeEnd(this.path, b, at, length);
+    if (endFrame.entries !== this.entryFrames || endFrame.lastSeq !== this.prevSeq || (!this.linkUnknown && !hashEquals(endFrame.lastHash, this.prevHash))) {
+      const err = corrupt(this.path, `its end frame records ${endFrame.entries} entries up to seq ${endFrame.lastSeq}, but ${this.entryFrames} entries up to seq ${this.prevSeq} were read`, this.prevSeq + 1, {
+        expected: `${endFrame.entries} entries, last seq ${endFrame.lastSeq}`,
+        received: `${this.entryFrames} entries, last seq ${this.prevSeq}`,
+      });
+      if (this.strict) throw err;
+      this.problem(err.code, this.prevSeq + 1, err.message, frameOffset);
+    }
+    this.ended = true;
+    this.stats.complete = true;
   }
 
   /** Every entry (a convenience over `batches`). */
@@ -716,27 +775,22 @@ export class PlogReader {
     if (this.onProblem !== null) this.onProblem({ code, seq, message, offset });
   }
 
-  private grow(bytes: number): void {
-    let size = this.buf.length * 2;
-    while (size < bytes) size *= 2;
-    const next = new Uint8Array(size);
-    next.set(this.buf.subarray(this.start, this.end));
-    this.end -= this.start;
-    this.start = 0;
-    this.buf = next;
-    this.view = new DataView(next.buffer);
-  }
-
-  /** Shift the unread bytes to the front and read more. False at the end of the file. */
+  /**
+   * Move the unread bytes to a fresh buffer (never over bytes handed out as entries) and read
+   * more after them. False at the end of the file.
+   */
   private async fill(): Promise<boolean> {
     if (this.src === null) return false;
-    if (this.start > 0) {
-      this.buf.copyWithin(0, this.start, this.end);
-      this.end -= this.start;
-      this.start = 0;
-    }
-    const room = this.buf.length - this.end;
-    const bytesRead = await this.src.read(this.buf, this.end, room);
+    const unread = this.end - this.start;
+    const size = Math.max(this.readBytes, this.need, unread + FRAME_HEADER_BYTES);
+    this.need = 0;
+    const next = new Uint8Array(size);
+    next.set(this.buf.subarray(this.start, this.end));
+    this.buf = next;
+    this.view = new DataView(next.buffer);
+    this.start = 0;
+    this.end = unread;
+    const bytesRead = await this.src.read(next, unread, next.length - unread);
     if (bytesRead === 0) return false;
     this.end += bytesRead;
     this.fileOffset += bytesRead;

@@ -276,22 +276,23 @@ async function openStore(spec: string, location: string, options: OpenOptions): 
       snapshot,
       freshSnapshot: () => (start === null ? null : cloneCanonical(start)),
       async read(readOptions: ReadOptions = {}): Promise<EntryStream> {
-        const batchEntries = readOptions.batchEntries ?? 256;
+        const batchEntries = Math.max(1, readOptions.batchEntries ?? 256);
         let done = 0;
         let closed = false;
         async function* batches(): AsyncGenerator<Entry[], void, undefined> {
-          let batch: Entry[] = [];
           // The store checks every record and link as it reads; a lenient read has nothing to add.
-          for (const e of store.iterate(shard, firstSeq, headSeq)) {
-            if (closed) return;
-            batch.push(e);
-            done++;
-            if (batch.length >= batchEntries) {
+          // A batch is one synchronous cursor read: no generator step per entry.
+          const cursor = store.entryCursor(shard, firstSeq, headSeq);
+          try {
+            while (!closed) {
+              const batch: Entry[] = [];
+              if (cursor.read(batch, batchEntries) === 0) return;
+              done += batch.length;
               yield batch;
-              batch = [];
             }
+          } finally {
+            cursor.close();
           }
-          if (batch.length > 0) yield batch;
         }
         return {
           [Symbol.asyncIterator]: () => batches(),

@@ -3,7 +3,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { open } from 'lmdb';
 import { describe, expect, it } from 'vitest';
-import { toHex } from '../../src/core/index.js';
+import { toHex, type Entry } from '../../src/core/index.js';
 import { LmdbLogStore } from '../../src/adapters/lmdb-store.js';
 import { ENTRY_KEYS } from '../../src/adapters/lmdb-codecs.js';
 import { expectCode, logStoreContract } from './log-store-contract.js';
@@ -82,6 +82,46 @@ describe('LmdbLogStore specifics', () => {
       await expectCode(() => again.head('s1'), 'PLAYOUT_STORE_CORRUPT', 10);
       await expectCode(() => again.range('s1', 9, 10), 'PLAYOUT_STORE_CORRUPT', 10);
       expect(again.range('s1', 1, 9)).toHaveLength(9);
+      await again.close();
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+
+  it('reads entries in batches through entryCursor, the good ones before a damaged record, then its error', async () => {
+    const dir = tempDir();
+    try {
+      const store = await LmdbLogStore.open(dir);
+      await store.append('s1', E.slice(0, 20));
+      await store.close();
+      await rewriteEntry(dir, 's1', 13, (b) => {
+        b[b.length >> 1] = b[b.length >> 1]! ^ 0x01;
+        return b;
+      });
+      const again = await LmdbLogStore.open(dir, { readOnly: true });
+      const cursor = again.entryCursor('s1', 2);
+      const first: Entry[] = [];
+      expect(cursor.read(first, 5)).toBe(5);
+      expect(first.map((e) => e.seq)).toEqual([2, 3, 4, 5, 6]);
+      expect(first.map((e) => toHex(e.hash))).toEqual(E.slice(1, 6).map((e) => toHex(e.hash)));
+      // Entries 7..12 are good: the batch ends at them and the next read reports seq 13.
+      const second: Entry[] = [];
+      expect(cursor.read(second, 100)).toBe(6);
+      expect(second.map((e) => e.seq)).toEqual([7, 8, 9, 10, 11, 12]);
+      await expectCode(() => cursor.read([], 100), 'PLAYOUT_STORE_CORRUPT', 13);
+      expect(cursor.read([], 100)).toBe(0);
+      // A range that stops before the damage reads to its end; one closed early releases its cursor.
+      const upTo = again.entryCursor('s1', 1, 12);
+      const all: Entry[] = [];
+      while (upTo.read(all, 4) > 0);
+      expect(all.map((e) => e.seq)).toEqual(Array.from({ length: 12 }, (_, i) => i + 1));
+      const early = again.entryCursor('s1', 1);
+      expect(early.read([], 3)).toBe(3);
+      early.close();
+      expect(early.read([], 3)).toBe(0);
+      // Out of the retained range: nothing.
+      expect(again.entryCursor('s1', 21).read([], 10)).toBe(0);
+      expect(again.entryCursor('nope', 1).read([], 10)).toBe(0);
       await again.close();
     } finally {
       rmSync(dir, { recursive: true, force: true });

@@ -101,7 +101,7 @@ export const ReplicationConfigSchema = z.strictObject({
    * costs one connection attempt, and the wait is what a healed link loses before it is used
    * (bench/http-heal.bench.ts).
    */
-  reconnectMsMax: posInt.default(250),
+  reconnectMsMax: posInt.default(100),
   /** An ingestId is remembered for this many ticks. */
   dedupeWindowTicks: posInt.default(1_200),
   /** An input not acknowledged within this (e.g. no quorum) is answered 502, to be retried with its ingestId. */

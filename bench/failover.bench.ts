@@ -8,7 +8,7 @@
 import { rmSync } from 'node:fs';
 import { Pool } from 'undici';
 import { executeFailoverOp } from '../src/cli/ops/failover.js';
-import { HttpFailoverClient } from '../src/cli/ops/failover-http.js';
+import { HttpFailoverClient } from '../src/adapters/http-failover-client.js';
 import type { InputRequest } from '../src/adapters/http-schemas.js';
 import { checkShard } from '../src/node/cluster-check.js';
 import { TOKENS, adminClient, killNode, spawnNode, statusOf, waitFor, writeClusterConfigs, type NodeProcess } from '../test/helpers/cluster.js';
@@ -79,11 +79,30 @@ try {
   const load = pacedLoad(batches, RATE, submit);
 
   await new Promise((r) => setTimeout(r, WARM_MS));
-  const clients = procs.map((p) => new HttpFailoverClient({ region: p.region, url: p.url, token: TOKENS.admin, requestTimeoutMs: 15_000 }));
+  const http = procs.map((p) => new HttpFailoverClient({ region: p.region, url: p.url, token: TOKENS.admin, requestTimeoutMs: 15_000 }));
+  // Each call the operator makes, timed from execute's start: where the switchover's time goes.
+  const calls: { op: string; region: string; fromMs: number; toMs: number }[] = [];
+  const clients = http.map(
+    (c) =>
+      new Proxy(c, {
+        get(target, prop, receiver) {
+          const v = Reflect.get(target, prop, receiver) as unknown;
+          if (typeof v !== 'function' || !['status', 'fence', 'promote', 'announce', 'release'].includes(String(prop))) return v;
+          return async (...args: unknown[]) => {
+            const fromMs = performance.now() - t0;
+            try {
+              return await (v as (...a: unknown[]) => Promise<unknown>).apply(target, args);
+            } finally {
+              calls.push({ op: String(prop), region: target.region, fromMs, toMs: performance.now() - t0 });
+            }
+          };
+        },
+      }),
+  );
   const t0 = performance.now();
   const result = await executeFailoverOp({ shard: SHARD, clients, requestTimeoutMs: 15_000, promoteTimeoutMs: 30_000, listEntriesMax: 100, newFailoverId: () => `bench-${Date.now()}` }, 'af-jnb', false);
   const executeMs = performance.now() - t0;
-  for (const c of clients) await c.close();
+  for (const c of http) await c.close();
   if (!result.ok) {
     for (const p of procs) {
       const row = (await statusOf(p.url)).shards.find((x) => x.shard === SHARD)!;
@@ -115,6 +134,11 @@ try {
   // What the candidate had to catch up after the fence: on a machine that cannot keep a follower
   // level with the leader at this rate, this (not the protocol) dominates the switchover.
   if (result.promoted !== null && result.highest !== null) info('candidate behind the highest fenced head', result.highest.seq - result.promoted.caughtUpFrom, 'entries');
+  for (const op of ['status', 'fence', 'promote', 'announce']) {
+    const mine = calls.filter((c) => c.op === op);
+    if (mine.length > 0) info(`execute: ${op} calls, first sent → last answered`, Math.max(...mine.map((c) => c.toMs)) - Math.min(...mine.map((c) => c.fromMs)), 'ms');
+  }
+  info('execute end → new leader sequencing (the client\'s redirect)', newAt - t0 - executeMs, 'ms');
   atMost('execute → new leader sequencing (its first acknowledged input)', newAt - t0, 500, 'ms');
   atMost('acknowledged inputs lost', check.missing + check.moved, 0, 'inputs');
   if (!check.ok) console.log(check.lines.join('\n'));

@@ -15,7 +15,7 @@ import type { StoredDigest } from '../ports/log-store.js';
 import type { BucketsAnswer, BucketsQuery, PeerClient, PeerSnapshot, RangeNotRetained, RecordsAnswer, RecordsQuery, RequestOptions } from '../ports/peer-client.js';
 import { FrameDecoder } from './http-frames.js';
 import { HttpEntrySource, type HttpEntrySourceOptions } from './http-entry-source.js';
-import type { DurableReport, InputRequest, InputResult, NodeStatus, ShardStatus } from './http-schemas.js';
+import type { AppliedAnswer, DurableReport, InputRequest, InputResult, NodeStatus, ShardStatus } from './http-schemas.js';
 
 export interface HttpPeerClientOptions {
   /** The peer's region id and base URL (`http://127.0.0.1:7102`). */
@@ -293,6 +293,16 @@ export class HttpPeerClient implements PeerClient {
   }
 
   /** Submit inputs (needs an `ingest` or `admin` token). */
+  /**
+   * Read-your-writes: resolves once this region has applied `seq` of the shard (reached: true),
+   * or after `timeoutMs` (reached: false). The request itself times out `requestTimeoutMs` later.
+   */
+  async waitApplied(shard: string, seq: number, timeoutMs: number, options?: RequestOptions): Promise<AppliedAnswer> {
+    return this.json<AppliedAnswer>(`/v1/shards/${encodeURIComponent(shard)}/applied?seq=${seq}&timeoutMs=${timeoutMs}`, `wait for seq ${seq} of shard "${shard}" to be applied`, {
+      signal: options?.signal ?? AbortSignal.timeout(timeoutMs + this.options.requestTimeoutMs),
+    });
+  }
+
   async submit(shard: string, inputs: readonly InputRequest[], options?: RequestOptions & { token?: string }): Promise<InputResult[]> {
     const what = `submit ${inputs.length} input(s) to shard "${shard}"`;
     const body = inputs.length === 1 ? inputs[0] : { inputs };

@@ -14,6 +14,8 @@ export function expectedOf(issue: { message: string }): string {
 const hex128 = z.string().regex(/^[0-9a-f]{32}$/, '32 lowercase hex digits');
 /** Query-string integers arrive as text. */
 const qUint = z.coerce.number<string>().int().nonnegative();
+/** The longest a GET /v1/shards/:shard/applied waits. */
+export const APPLIED_WAIT_MS_MAX = 30_000;
 
 export const ACK_MODES = ['leader', 'quorum'] as const;
 export type AckMode = (typeof ACK_MODES)[number];
@@ -78,6 +80,19 @@ export const EntriesQuerySchema = z.strictObject({
 });
 export const DigestsQuerySchema = z.strictObject({ fromTick: qUint, toTick: qUint.optional() });
 export const TickQuerySchema = z.strictObject({ tick: qUint.optional() });
+/** `seq` to wait for, `timeoutMs` how long at most (answered with `reached: false` then). */
+export const AppliedQuerySchema = z.strictObject({ seq: qUint.pipe(z.number().min(1)), timeoutMs: qUint.pipe(z.number().max(APPLIED_WAIT_MS_MAX)).default(5_000) });
+export const AppliedAnswerSchema = z.strictObject({
+  shard: z.string(),
+  seq: uint,
+  /** The shard's applied head when the answer left. */
+  applied: uint,
+  /** applied >= seq. */
+  reached: z.boolean(),
+  /** Quarantined shards apply nothing until resynced: a wait for them ends at its timeout. */
+  quarantined: z.boolean(),
+});
+export type AppliedAnswer = z.infer<typeof AppliedAnswerSchema>;
 /** `sums=players:<hex>,items:<hex>`: the asker's table sums; buckets come back only for tables that differ. */
 export const BucketsQuerySchema = z.strictObject({
   tick: qUint.optional(),
@@ -215,6 +230,7 @@ export const ROUTE_DOCS: readonly RouteDoc[] = [
   { method: 'get', path: '/v1/shards/{shard}/stream', summary: 'Long-lived stream of length-prefixed frames (entries from `from`, heartbeats)', scopes: ['peer'], params: ShardParamsSchema, query: StreamQuerySchema, responseType: 'application/vnd.playout.frames' },
   { method: 'get', path: '/v1/shards/{shard}/entries', summary: 'Entries [from, to], paged by size; 416 with the available range when not held', scopes: ['peer'], params: ShardParamsSchema, query: EntriesQuerySchema, responseType: 'application/vnd.playout.frames' },
   { method: 'get', path: '/v1/shards/{shard}/digests', summary: 'Tick digests in [fromTick, toTick]', scopes: ['peer'], params: ShardParamsSchema, query: DigestsQuerySchema, response: DigestsResultSchema },
+  { method: 'get', path: '/v1/shards/{shard}/applied', summary: 'Read-your-writes barrier: answers once this region has applied `seq` (an input\'s seq from its acknowledgement), or after `timeoutMs` with reached: false', scopes: ['ingest', 'peer'], params: ShardParamsSchema, query: AppliedQuerySchema, response: AppliedAnswerSchema },
   { method: 'get', path: '/v1/shards/{shard}', summary: 'One shard\'s status row', scopes: ['peer'], params: ShardParamsSchema, response: ShardStatusSchema },
   { method: 'get', path: '/v1/shards/{shard}/buckets', summary: 'Bucket protocol round 1: digest and table sums at a tick, with the 4,096 bucket sums of tables whose sum differs from `sums` (msgpack with Accept: application/msgpack, else JSON with hex)', scopes: ['peer'], params: ShardParamsSchema, query: BucketsQuerySchema },
   { method: 'get', path: '/v1/shards/{shard}/records', summary: 'Bucket protocol round 2: the records of up to 64 buckets of a table at a tick', scopes: ['peer'], params: ShardParamsSchema, query: RecordsQuerySchema },

@@ -35,6 +35,7 @@ import {
 } from '../ports/failover-client.js';
 import { FRAMES_CONTENT_TYPE, FrameWriter, type Heartbeat } from './http-frames.js';
 import {
+  AppliedQuerySchema,
   BucketsQuerySchema,
   RecordsQuerySchema,
   CreateShardSchema,
@@ -51,6 +52,7 @@ import {
   TickQuerySchema,
   expectedOf,
   openApiDocument,
+  type AppliedAnswer,
   type CreateShardRequest,
   type DurableReport,
   type InputRequest,
@@ -90,6 +92,8 @@ export interface NodeService {
   snapshot(shard: string, tick: number | null): { tick: number; seq: number; bytes: Uint8Array };
   state(shard: string, tick: number | null, table: string | null): Promise<unknown>;
   reportDurable(shard: string, report: DurableReport): void;
+  /** Resolves once the shard's applied head reaches `seq` here, or after `timeoutMs` (reached: false). */
+  waitApplied(shard: string, seq: number, timeoutMs: number): Promise<AppliedAnswer>;
   resync(shard: string, from: string | null): Promise<ShardStatus>;
   metricsText(): Promise<{ contentType: string; body: string }>;
   /** The URL of a peer region, for 421 answers. */
@@ -363,6 +367,12 @@ export function buildHttpServer(opts: HttpServerOptions): FastifyInstance {
     openStreams++;
     reply.hijack();
     serveStream(reply.raw, feed, q.from, Math.min(limits.rangeBytesMax, 1 << 20), opts.heartbeatMs, closers, () => openStreams--);
+  });
+
+  app.get('/v1/shards/:shard/applied', { config: { scopes: ['ingest', 'peer'], action: 'wait for an applied seq' } }, async (req) => {
+    const { shard } = parse(ShardParamsSchema, req.params, 'params', 'wait for an applied seq');
+    const q = parse(AppliedQuerySchema, req.query, 'query', 'wait for an applied seq');
+    return service.waitApplied(shard, q.seq, q.timeoutMs);
   });
 
   app.get('/v1/shards/:shard/digests', { config: { scopes: ['peer'], action: 'read digests' } }, async (req) => {

@@ -162,7 +162,8 @@ export function sealEntry(f: EntryFields): Entry {
   const payload = decodeCanonical(writer.buf, payloadAt, payloadEnd);
   hash128Raw(writer.buf, 0, bodyLength);
   writer.writeRaw(HASH_RESULT);
-  const bytes = writer.bytes();
+  // A view of a shared slab, not an ArrayBuffer of its own per entry (see ownCopy).
+  const bytes = ownCopy(writer.buf, 0, writer.pos);
   return new Entry({ ...f, payload }, bytes.subarray(bodyLength), bytes);
 }
 

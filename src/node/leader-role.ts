@@ -9,8 +9,7 @@
 // tick. That digest exists only once the previous tick entry is durable and applied; when it
 // is not yet (a slow disk), the close waits for it rather than carrying a wrong or absent digest.
 import { PlayoutError, isPlayoutError } from '../core/errors.js';
-import { fromHex, hashEquals, toHex } from '../core/hash.js';
-import { validateInput } from '../core/reducer.js';
+import { HASH_BYTES, fromHex, hashEquals, toHex } from '../core/hash.js';
 import { Sequencer } from '../core/sequencer.js';
 import type { Entry } from '../core/entry.js';
 import { epochEntries } from '../replication/failover-promotion.js';
@@ -184,33 +183,22 @@ export class LeaderRole {
     }
     const t0 = performance.now();
     // A batch is validated whole first: one bad input refuses the batch and sequences nothing.
-    if (inputs.length > 1) {
-      const reducer = host.ctx.registry.get(host.machine!.reducer!.name, this.sequencer.reducerVersion);
-      for (let i = 0; i < inputs.length; i++) {
-        const input = inputs[i]!;
-        try {
-          validateInput(reducer, input.type, input.version, input.payload);
-        } catch (err) {
-          this.rejected += inputs.length;
-          host.ctx.metrics.inputs.inc({ shard: host.shard, status: 'rejected' }, inputs.length);
-          throw prefixPath(err, pathOf(i));
-        }
+    const payloads: unknown[] = new Array(inputs.length);
+    for (let i = 0; i < inputs.length; i++) {
+      const input = inputs[i]!;
+      try {
+        payloads[i] = this.sequencer.validate(input);
+      } catch (err) {
+        this.rejected += inputs.length;
+        host.ctx.metrics.inputs.inc({ shard: host.shard, status: 'rejected' }, inputs.length);
+        throw prefixPath(err, pathOf(i));
       }
     }
     const results: InputResult[] = new Array(inputs.length);
     const entries = [];
     let seqMax = 0;
     for (let i = 0; i < inputs.length; i++) {
-      const input = inputs[i]!;
-      let r;
-      try {
-        r = this.sequencer.submit({ type: input.type, version: input.version, payload: input.payload, ingestId: input.ingestId });
-      } catch (err) {
-        // Only reachable for a single input (a batch was validated above): nothing sequenced.
-        this.rejected++;
-        host.ctx.metrics.inputs.inc({ shard: host.shard, status: 'rejected' });
-        throw prefixPath(err, pathOf(i));
-      }
+      const r = this.sequencer.sequence(inputs[i]!, payloads[i]);
       if (r.status === 'sequenced') {
         entries.push(r.entry);
         results[i] = { status: 'sequenced', seq: r.entry.seq, tick: r.entry.tick };
@@ -285,7 +273,9 @@ export class LeaderRole {
       throw new PlayoutError('PLAYOUT_FORK', `Region ${report.region} reports seq ${report.seq} of shard "${host.shard}" durable, beyond this leader's head ${host.durableSeq}`, { shard: host.shard, seq: report.seq, expected: `<= ${host.durableSeq}`, received: String(report.seq) });
     }
     if (report.seq > 0) {
-      const ours = host.ctx.store.get(host.shard, report.seq);
+      // The hash only (the raw bytes' last 16, checked by the store), not a decoded entry: reports arrive after every append.
+      const raw = host.ctx.store.rangeRaw(host.shard, report.seq, report.seq, Number.MAX_SAFE_INTEGER)[0];
+      const ours = raw === undefined ? null : { hash: raw.subarray(raw.length - HASH_BYTES) };
       if (ours !== null && !hashEquals(ours.hash, fromHex(report.hash))) {
         host.ctx.metrics.forks.inc({ shard: host.shard });
         throw new PlayoutError('PLAYOUT_FORK', `Region ${report.region} holds entry ${report.seq} of shard "${host.shard}" with hash ${report.hash}, this leader has ${toHex(ours.hash)}`, {

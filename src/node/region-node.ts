@@ -31,7 +31,7 @@ import { TokenAuthenticator } from '../adapters/http-auth.js';
 import { HttpEntrySource } from '../adapters/http-entry-source.js';
 import { HttpPeerClient, peerShardStatusOf } from '../adapters/http-peer-client.js';
 import { HttpPlayoutError, buildHttpServer, type NodeService, type ShardFeed } from '../adapters/http-server.js';
-import type { CreateShardRequest, DurableReport, InputRequest, InputResult, NodeStatus, ShardStatus } from '../adapters/http-schemas.js';
+import type { AppliedAnswer, CreateShardRequest, DurableReport, InputRequest, InputResult, NodeStatus, ShardStatus } from '../adapters/http-schemas.js';
 import { NodeMetrics } from '../adapters/metrics.js';
 import { SystemClock } from '../adapters/system-clock.js';
 import type { RegionConfig, ShardConfig } from './region-config.js';
@@ -44,7 +44,7 @@ import type { Entry } from '../core/entry.js';
 import type { EpochRecord, EpochsAnswer, FailoverClient, RegionFailoverStatus } from '../ports/failover-client.js';
 import { admits, leads, startsBeforeHead } from '../replication/fence.js';
 import { routeIngress } from '../replication/failover-redirect.js';
-import { HttpFailoverClient } from '../cli/ops/failover-http.js';
+import { HttpFailoverClient } from '../adapters/http-failover-client.js';
 import { ShardFailover, type FailoverNode } from './shard-failover.js';
 
 export interface RegionNodeOptions {
@@ -317,6 +317,10 @@ export class RegionNode implements NodeService, FailoverNode {
     return best;
   }
 
+  peerClient(region: string): HttpPeerClient | null {
+    return this.clients.get(region) ?? null;
+  }
+
   async refreshPeer(region: string, shard: string): Promise<void> {
     const c = this.clients.get(region);
     if (c === undefined) return;
@@ -578,6 +582,12 @@ export class RegionNode implements NodeService, FailoverNode {
     const slot = this.slot(shard);
     if (slot.leader === null) throw this.notLeader(slot, 'take durable reports');
     slot.leader.reportDurable(report, Date.now());
+  }
+
+  async waitApplied(shard: string, seq: number, timeoutMs: number): Promise<AppliedAnswer> {
+    const slot = this.slot(shard);
+    const a = await slot.host.waitApplied(seq, timeoutMs);
+    return { shard, seq, ...a };
   }
 
   async resync(shard: string, from: string | null): Promise<ShardStatus> {

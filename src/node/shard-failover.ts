@@ -30,6 +30,7 @@ import type {
   ReleaseRequest,
 } from '../ports/failover-client.js';
 import type { FailoverPlan } from '../replication/failover-coordinator.js';
+import type { PeerClient } from '../ports/peer-client.js';
 import { planFailoverOp } from '../cli/ops/failover.js';
 import { appendEpochRecord } from '../replication/epoch-history.js';
 import { beginPromotion, promotionReady, stillPromised } from '../replication/failover-promotion.js';
@@ -76,6 +77,8 @@ export interface FailoverNode {
   peerHeads(slot: FailoverSlot): RegionFailoverStatus['peers'];
   /** Failover clients of this region and every peer (reads: status, entries), for a plan. */
   planClients(): FailoverClient[];
+  /** The replication client of a peer region (null: not a peer). */
+  peerClient(region: string): PeerClient | null;
 }
 
 export class ShardFailover {
@@ -353,7 +356,7 @@ export class ShardFailover {
       }
       let quarantined = 0;
       if (r.action === 'truncate') {
-        quarantined = await this.truncate(slot, r.keep, r.epoch ?? newest, `epoch ${newest.epoch} (leader ${newest.leader}) kept seq ..${r.epoch?.lastSeqPrevEpoch ?? r.keep}; this region held entries of an older epoch beyond it`);
+        quarantined = await this.truncate(slot, r.keep, r.epoch ?? newest, `epoch ${newest.epoch} (leader ${newest.leader}) kept seq ..${r.epoch?.lastSeqPrevEpoch ?? r.keep}; this region held entries of an older epoch beyond it`, newest.leader === region ? null : newest.leader);
       }
       host.fence = establishHistory(host.fence, epochs);
       if (host.fence.leader !== null && host.fence.leader !== host.meta.leader) host.meta = { ...host.meta, leader: host.fence.leader };
@@ -377,7 +380,7 @@ export class ShardFailover {
    * Quarantine the log above `keep`: write the report file durably (it lists every entry), then
    * truncate, then alert. Both roles are stopped; the caller picks the next one.
    */
-  private async truncate(slot: FailoverSlot, keep: number, epoch: EpochRecord | null, reason: string): Promise<number> {
+  private async truncate(slot: FailoverSlot, keep: number, epoch: EpochRecord | null, reason: string, newLeader: string | null = null): Promise<number> {
     const host = slot.host;
     const shard = host.shard;
     if (slot.leader !== null) this.node.stopLeading(slot, new PlayoutError('PLAYOUT_SEQUENCER_FENCED', `Region ${this.node.region} stopped sequencing shard "${shard}" to truncate above seq ${keep}`, { shard }));
@@ -388,7 +391,19 @@ export class ShardFailover {
     const suffix: Entry[] = [];
     for (const e of host.ctx.store.iterate(shard, keep + 1, head)) suffix.push(e);
     const kept = keep === 0 ? null : host.ctx.store.get(shard, keep);
-    const report = quarantineReport({ shard, region: this.node.region, entries: suffix, keptSeq: keep, keptHash: kept === null ? null : toHex(kept.hash), epoch, reason, atMs: Date.now() });
+    const lookup = newLeader === null ? null : await this.resequenced(shard, newLeader, keep, suffix);
+    const report = quarantineReport({
+      shard,
+      region: this.node.region,
+      entries: suffix,
+      keptSeq: keep,
+      keptHash: kept === null ? null : toHex(kept.hash),
+      epoch,
+      reason,
+      atMs: Date.now(),
+      resequencedAt: lookup === null ? undefined : (id) => lookup.seqOf.get(id) ?? null,
+      resequencedCheckedTo: lookup?.checkedTo ?? null,
+    });
     // The report is durable before the truncation: a crash in between loses nothing silently.
     const file = join(this.node.quarantineDir, `${shard}-${report.seqFrom}-${report.seqTo}.json`);
     await writeDurably(this.node.quarantineDir, file, encodeQuarantineReport(report));
@@ -403,7 +418,43 @@ export class ShardFailover {
     this.node.log.error({ shard, code: alert.code, file, seqFrom: report.seqFrom, seqTo: report.seqTo, inputs: report.inputs, ingestIds: report.entries.filter((e) => e.kind === 'input').map((e) => e.ingestId) }, alert.message);
     return report.entries.length;
   }
+
+  /**
+   * Where the inputs of a suffix about to be quarantined went in the new history: their clients
+   * retried them at the new leader (same ingestId), usually within seconds. Reads the new leader's
+   * log after `keep` (at most RESEQUENCED_LOOKUP_ENTRIES_MAX entries, RESEQUENCED_LOOKUP_MS_MAX);
+   * null when it cannot be read (the report then says the search was not made).
+   */
+  private async resequenced(shard: string, leader: string, keep: number, suffix: readonly Entry[]): Promise<{ seqOf: Map<string, number>; checkedTo: number } | null> {
+    const wanted = new Set<string>();
+    for (const e of suffix) if (e.kind === 'input' && e.ingestId !== null) wanted.add(e.ingestId);
+    const client = this.node.peerClient(leader);
+    if (wanted.size === 0 || client === null) return wanted.size === 0 ? { seqOf: new Map(), checkedTo: keep } : null;
+    const seqOf = new Map<string, number>();
+    const deadline = Date.now() + RESEQUENCED_LOOKUP_MS_MAX;
+    let from = keep + 1;
+    let checkedTo = keep;
+    try {
+      const head = (await client.status(shard, { signal: AbortSignal.timeout(RESEQUENCED_LOOKUP_MS_MAX) })).head;
+      const to = Math.min(head, keep + RESEQUENCED_LOOKUP_ENTRIES_MAX);
+      while (from <= to && seqOf.size < wanted.size && Date.now() < deadline) {
+        const page = await client.entries(shard, from, to, { signal: AbortSignal.timeout(Math.max(1, deadline - Date.now())) });
+        if (page.length === 0) break;
+        for (const e of page) if (e.ingestId !== null && wanted.has(e.ingestId) && !seqOf.has(e.ingestId)) seqOf.set(e.ingestId, e.seq);
+        checkedTo = page[page.length - 1]!.seq;
+        from = checkedTo + 1;
+      }
+    } catch (err) {
+      this.node.log.warn({ shard, peer: leader, code: isPlayoutError(err) ? err.code : undefined }, `shard ${shard}: cannot read the new history from ${leader} to find retried inputs: ${(err as Error).message}`);
+      if (checkedTo === keep) return null;
+    }
+    return { seqOf, checkedTo };
+  }
 }
+
+/** How much of the new history a returning region searches for its quarantined inputs' ingestIds. */
+const RESEQUENCED_LOOKUP_ENTRIES_MAX = 200_000;
+const RESEQUENCED_LOOKUP_MS_MAX = 5_000;
 
 function sleep(ms: number): Promise<void> {
   return new Promise((r) => setTimeout(r, ms));

@@ -87,6 +87,19 @@ interface Waiter {
   reject: (err: unknown) => void;
 }
 
+const RECENT_DIGESTS = 256;
+/** The longest tick digests wait for an append to ride with before they are stored alone. */
+const DIGESTS_FLUSH_MS = 100;
+/** Open read-your-writes waits per shard (GET /v1/shards/:shard/applied). */
+const APPLIED_WAITERS_MAX = 10_000;
+
+interface AppliedWaiter {
+  seq: number;
+  resolve: (a: { applied: number; reached: boolean; quarantined: boolean }) => void;
+  reject: (err: unknown) => void;
+  timer: NodeJS.Timeout | null;
+}
+
 export class ShardHost implements ShardFeed {
   readonly shard: string;
   readonly ctx: HostContext;
@@ -128,12 +141,22 @@ export class ShardHost implements ShardFeed {
   private scheduled = false;
   private readonly inflight: InflightAppend[] = [];
   private waiters: Waiter[] = [];
+  private appliedWaiters: AppliedWaiter[] = [];
   private tickDigests: StoredDigest[] = [];
+  private digestsTimer: NodeJS.Timeout | null = null;
   private lastTick: TickDigest | null = null;
+  /**
+   * Digests of the latest RECENT_DIGESTS ticks computed here, by tick: peers' status rows and
+   * heartbeats name recent ticks, and reading each from the store was a tenth of a follower's
+   * CPU under 200 status polls a second.
+   */
+  private readonly recentDigests = new Map<number, Uint8Array>();
   private snapshotting: Promise<void> = Promise.resolve();
   private readonly onTickBound = (d: TickDigest): void => {
     this.tickDigests.push({ tick: d.tick, seq: d.seq, digest: d.digest });
     this.lastTick = d;
+    this.recentDigests.set(d.tick, d.digest);
+    if (this.recentDigests.size > RECENT_DIGESTS) this.recentDigests.delete(this.recentDigests.keys().next().value!);
     if (this.onLocalTick !== null) this.onLocalTick(d);
   };
 
@@ -213,6 +236,7 @@ export class ShardHost implements ShardFeed {
     this.durableTick = 0;
     this.epoch = 0;
     this.quarantine = null;
+    this.recentDigests.clear();
     this.lastTick = null;
     this.lastAgreedTick = null;
     this.tickDigests = [];
@@ -270,6 +294,7 @@ export class ShardHost implements ShardFeed {
       machine = new ShardMachine(this.ctx.registry, this.ctx.machineOptions(this.onTickBound));
     }
     this.machine = machine;
+    this.recentDigests.clear();
     if (machine.lastDigest !== null) this.lastTick = machine.lastDigest;
     let replayed = 0;
     for (const entry of store.iterate(this.shard, machine.head + 1)) {
@@ -307,12 +332,14 @@ export class ShardHost implements ShardFeed {
     await this.ctx.store.putSnapshot(this.shard, snap.tick, snap.seq, snapshotBytes);
     await this.ctx.store.truncateBelow(this.shard, snap.seq + 1);
     this.machine = machine;
+    this.recentDigests.clear();
     this.lastTick = machine.lastDigest;
     this.quarantine = null;
     this.durableSeq = snap.seq;
     this.durableHash = snap.lastHash;
     this.durableTick = snap.tick;
     this.epoch = snap.epoch;
+    this.notifyApplied();
     this.log.info({ shard: this.shard, tick: snap.tick, seq: snap.seq }, `bootstrapped shard ${this.shard} from a snapshot at tick ${snap.tick}`);
     return { seq: snap.seq, hash: snap.lastHash, tick: snap.tick };
   }
@@ -346,6 +373,8 @@ export class ShardHost implements ShardFeed {
    */
   private pump(): void {
     while (this.pending.length > 0 && this.inflight.length < APPENDS_INFLIGHT_MAX && this.stopped === null) {
+      // Queued in the same turn as the append: lmdb writes both in one transaction.
+      if (this.tickDigests.length > 0) void this.flushDigests().catch((err) => this.stop(err));
       const a: InflightAppend = { batch: this.pending, source: this.pendingSource, t0: performance.now(), done: false, error: null };
       this.pending = [];
       this.inflight.push(a);
@@ -421,7 +450,14 @@ export class ShardHost implements ShardFeed {
     while (n < this.waiters.length && this.waiters[n]!.seq <= this.durableSeq) this.waiters[n++]!.resolve();
     if (n > 0) this.waiters.splice(0, n);
     for (const l of this.listeners) l();
-    if (this.tickDigests.length > 0) void this.flushDigests().catch((err) => this.stop(err));
+    // Tick digests ride with the next append (one transaction and one fsync instead of two per
+    // tick); a shard with nothing more to append stores them after DIGESTS_FLUSH_MS.
+    if (this.tickDigests.length > 0 && this.digestsTimer === null) {
+      this.digestsTimer = setTimeout(() => {
+        this.digestsTimer = null;
+        void this.flushDigests().catch((err) => this.stop(err));
+      }, DIGESTS_FLUSH_MS);
+    }
   }
 
   /** Apply durable entries the machine has not applied yet (no-op while quarantined or stopped). */
@@ -433,8 +469,9 @@ export class ShardHost implements ShardFeed {
       if (e.seq <= m.head) continue;
       if (e.seq !== m.head + 1) return; // applied later, from the store, by catchUpApply
       this.applyOne(e);
-      if (this.quarantine !== null || this.stopped !== null) return;
+      if (this.quarantine !== null || this.stopped !== null) break;
     }
+    if (this.appliedWaiters.length > 0) this.notifyApplied();
   }
 
   /** Apply durable entries [seqFrom, seqTo] read from the store; returns the entries applied (for the desync detector). */
@@ -447,7 +484,62 @@ export class ShardHost implements ShardFeed {
       out.push(e);
       if (this.quarantine !== null || this.stopped !== null) break;
     }
+    if (this.appliedWaiters.length > 0) this.notifyApplied();
     return out;
+  }
+
+  // --- read-your-writes barrier ----------------------------------------------------------------
+
+  /**
+   * Resolves once the applied head reaches `seq` (reached: true), or after `timeoutMs` with what
+   * is applied then (reached: false). Rejects when the shard stops. At most APPLIED_WAITERS_MAX
+   * waits per shard (PLAYOUT_OVERLOADED beyond).
+   */
+  waitApplied(seq: number, timeoutMs: number): Promise<{ applied: number; reached: boolean; quarantined: boolean }> {
+    if (this.stopped !== null) return Promise.reject(this.stopped);
+    const applied = this.machine?.head ?? 0;
+    if (seq <= applied || timeoutMs === 0) return Promise.resolve({ applied, reached: seq <= applied, quarantined: this.quarantine !== null });
+    if (this.appliedWaiters.length >= APPLIED_WAITERS_MAX) {
+      return Promise.reject(
+        new PlayoutError('PLAYOUT_OVERLOADED', `Cannot wait for seq ${seq} of shard "${this.shard}" to be applied: ${this.appliedWaiters.length} waits are open (limit ${APPLIED_WAITERS_MAX})`, {
+          shard: this.shard,
+          expected: `at most ${APPLIED_WAITERS_MAX} open waits`,
+          received: String(this.appliedWaiters.length + 1),
+        }),
+      );
+    }
+    return new Promise((resolve, reject) => {
+      const w: AppliedWaiter = { seq, resolve, reject, timer: null };
+      w.timer = setTimeout(() => {
+        const i = this.appliedWaiters.indexOf(w);
+        if (i >= 0) this.appliedWaiters.splice(i, 1);
+        resolve({ applied: this.machine?.head ?? 0, reached: false, quarantined: this.quarantine !== null });
+      }, timeoutMs);
+      // Almost always the highest seq so far: push; otherwise insert in order.
+      let i = this.appliedWaiters.length;
+      while (i > 0 && this.appliedWaiters[i - 1]!.seq > seq) i--;
+      this.appliedWaiters.splice(i, 0, w);
+    });
+  }
+
+  private notifyApplied(): void {
+    const applied = this.machine?.head ?? 0;
+    let n = 0;
+    while (n < this.appliedWaiters.length && this.appliedWaiters[n]!.seq <= applied) {
+      const w = this.appliedWaiters[n++]!;
+      clearTimeout(w.timer!);
+      w.resolve({ applied, reached: true, quarantined: false });
+    }
+    if (n > 0) this.appliedWaiters.splice(0, n);
+  }
+
+  private failAppliedWaiters(err: unknown): void {
+    const waiters = this.appliedWaiters;
+    this.appliedWaiters = [];
+    for (const w of waiters) {
+      clearTimeout(w.timer!);
+      w.reject(err);
+    }
   }
 
   private applyOne(e: Entry): void {
@@ -510,9 +602,11 @@ export class ShardHost implements ShardFeed {
     }
     const machine = ShardMachine.fromSnapshot(this.ctx.registry, snap, this.ctx.machineOptions(this.onTickBound));
     this.machine = machine;
+    this.recentDigests.clear();
     this.lastTick = machine.lastDigest;
     this.quarantine = null;
     this.lastAgreedTick = snap.tick;
+    this.notifyApplied();
     this.log.info({ shard: this.shard, tick: snap.tick, seq: snap.seq }, `resynced shard ${this.shard} from a snapshot at tick ${snap.tick}`);
     return { seq: snap.seq, hash: snap.lastHash, tick: snap.tick };
   }
@@ -528,11 +622,16 @@ export class ShardHost implements ShardFeed {
     for (const w of this.waiters) w.reject(this.stopped);
     this.waiters = [];
     this.pending = [];
+    this.failAppliedWaiters(this.stopped);
   }
 
   // --- digests and snapshots ---------------------------------------------------------------
 
   private async flushDigests(): Promise<void> {
+    if (this.digestsTimer !== null) {
+      clearTimeout(this.digestsTimer);
+      this.digestsTimer = null;
+    }
     if (this.tickDigests.length === 0) return;
     const batch = this.tickDigests;
     this.tickDigests = [];
@@ -546,6 +645,9 @@ export class ShardHost implements ShardFeed {
     const prev = this.snapshotting;
     this.snapshotting = prev
       .then(async () => {
+        // The digests up to the snapshot's tick are stored before it: a restart replays (and
+        // recomputes digests) only after it.
+        await this.flushDigests();
         await this.ctx.store.putSnapshot(this.shard, snap.tick, snap.seq, bytes);
         await this.retain();
       })
@@ -634,6 +736,8 @@ export class ShardHost implements ShardFeed {
   /** Our stored digest at a tick, or null. */
   digestAt(tick: number): Uint8Array | null {
     if (this.lastTick !== null && this.lastTick.tick === tick) return this.lastTick.digest;
+    const recent = this.recentDigests.get(tick);
+    if (recent !== undefined) return recent;
     const rows = this.ctx.store.digests(this.shard, tick, tick);
     return rows.length > 0 ? rows[0]!.digest : null;
   }

@@ -93,6 +93,12 @@ export interface QuarantineReport {
   readonly inputs: number;
   /** … of which this many were retried by their clients and are in the new history. */
   readonly resequenced: number;
+  /**
+   * The new history was searched for the inputs' ingestIds over seqs (keptSeq, resequencedCheckedTo]
+   * (read from its leader when the report was written); null: it could not be searched, and
+   * `resequencedAt: null` then means "not known", not "lost".
+   */
+  readonly resequencedCheckedTo: number | null;
 }
 
 export function entryRowOf(e: Entry): EntryRow {
@@ -111,6 +117,8 @@ export interface QuarantineInput {
   atMs: number;
   /** The seq an ingestId has in the new history (the new leader's log), when the caller can tell. */
   resequencedAt?: (ingestId: string) => number | null;
+  /** How far the new history was searched for resequencedAt (null or absent: not searched). */
+  resequencedCheckedTo?: number | null;
 }
 
 export function quarantineReport(q: QuarantineInput): QuarantineReport {
@@ -146,6 +154,7 @@ export function quarantineReport(q: QuarantineInput): QuarantineReport {
     entries: rows,
     inputs,
     resequenced,
+    resequencedCheckedTo: q.resequencedCheckedTo ?? null,
   };
 }
 

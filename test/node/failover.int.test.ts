@@ -160,8 +160,26 @@ describe.skipIf(c.skip)('failover between node processes with Toxiproxy', () => 
     }, 30_000, 200);
     const s = await shardOf('af-jnb');
     const ref = s.quarantineReports[0]!;
-    const report = JSON.parse(readFileSync(ref.file, 'utf8')) as { seqFrom: number; seqTo: number; inputs: number; entries: { seq: number; tick: number; kind: string; ingestId: string | null; payload: unknown }[] };
+    const report = JSON.parse(readFileSync(ref.file, 'utf8')) as {
+      seqFrom: number;
+      seqTo: number;
+      inputs: number;
+      resequenced: number;
+      resequencedCheckedTo: number | null;
+      entries: { seq: number; tick: number; kind: string; ingestId: string | null; payload: unknown; resequencedAt: number | null }[];
+    };
     expect(report.entries.length).toBe(report.seqTo - report.seqFrom + 1);
+    // The new history was searched for the quarantined inputs (eu-fra was reachable): an input
+    // whose client retried it at eu-fra is marked with the seq eu-fra acknowledged, and no other.
+    expect(report.resequencedCheckedTo).not.toBeNull();
+    for (const e of report.entries) {
+      if (e.kind !== 'input' || e.ingestId === null) continue;
+      const ackedSeq = load.acked.get(e.ingestId);
+      if (ackedSeq !== undefined && ackedSeq !== e.seq && ackedSeq <= report.resequencedCheckedTo!) expect(e.resequencedAt, `input ${e.ingestId} retried at eu-fra`).toBe(ackedSeq);
+      if (e.resequencedAt !== null) expect([undefined, e.resequencedAt]).toContain(ackedSeq);
+    }
+    expect(report.resequenced).toBe(report.entries.filter((e) => e.resequencedAt !== null).length);
+    console.log(`quarantine report: ${report.inputs} inputs, ${report.resequenced} retried at the new leader (searched to seq ${report.resequencedCheckedTo})`);
     const listed = new Map(report.entries.filter((e) => e.kind === 'input').map((e) => [e.ingestId!, e]));
     // Every input af-jnb acknowledged that the new history did not keep is listed with its seq, tick and payload.
     const kept = (await shardOf('eu-fra')).head;

@@ -4,7 +4,7 @@
 // processes, kill -9 and Toxiproxy is test/node/failover.int.test.ts.
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { executeFailoverOp, planFailoverOp } from '../../src/cli/ops/failover.js';
-import { HttpFailoverClient } from '../../src/cli/ops/failover-http.js';
+import { HttpFailoverClient } from '../../src/adapters/http-failover-client.js';
 import { checkShard } from '../../src/node/cluster-check.js';
 import { TOKENS, adminClient, startInProcessCluster, startNode, waitFor, type InProcessCluster } from '../helpers/cluster.js';
 import { FailoverLoad } from '../helpers/failover-load.js';

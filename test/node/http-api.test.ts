@@ -224,3 +224,66 @@ describe('replication reads', () => {
     await waitFor('af-jnb to follow hunt-9', () => cluster.nodes.get('af-jnb')!.shards.get('hunt-9')?.host.durableSeq ?? 0 > 3);
   });
 });
+
+describe('read-your-writes barrier (GET /v1/shards/:shard/applied)', () => {
+  it('answers once the other region has applied an acknowledged input, and at its timeout for a seq not yet sequenced', async () => {
+    const ack = await call('POST', leaderUrl, '/v1/shards/hunt-1/inputs', TOKENS.ingest, { ...move, ingestId: 'ryw-1' });
+    expect(ack.status).toBe(200);
+    const seq = ack.json.seq as number;
+    const r = await call('GET', followerUrl, `/v1/shards/hunt-1/applied?seq=${seq}&timeoutMs=10000`, TOKENS.ingest);
+    expect(r.status, JSON.stringify(r.json)).toBe(200);
+    expect(r.json).toMatchObject({ shard: 'hunt-1', seq, reached: true, quarantined: false });
+    expect(r.json.applied as number).toBeGreaterThanOrEqual(seq);
+    // What the answer says is true at the follower.
+    expect(cluster.nodes.get('af-jnb')!.status().shards.find((s) => s.shard === 'hunt-1')!.applied).toBeGreaterThanOrEqual(seq);
+
+    const far = headOf() + 1_000_000;
+    const t = await call('GET', followerUrl, `/v1/shards/hunt-1/applied?seq=${far}&timeoutMs=100`, TOKENS.peer);
+    expect(t.status).toBe(200);
+    expect(t.json).toMatchObject({ seq: far, reached: false });
+    expect(t.json.applied as number).toBeLessThan(far);
+  });
+
+  it('answers a wait that is still open when the seq gets applied', async () => {
+    const before = cluster.nodes.get('af-jnb')!.status().shards.find((s) => s.shard === 'hunt-1')!.applied;
+    // Ticks close every 10 ms, so seq before + 5 is applied soon without any input.
+    const r = await call('GET', followerUrl, `/v1/shards/hunt-1/applied?seq=${before + 5}&timeoutMs=20000`, TOKENS.ingest);
+    expect(r.json).toMatchObject({ seq: before + 5, reached: true });
+  });
+
+  it.each([
+    ['seq=0', 'query.seq'],
+    ['seq=abc', 'query.seq'],
+    ['seq=5&timeoutMs=30001', 'query.timeoutMs'],
+    ['seq=5&timeoutMs=-1', 'query.timeoutMs'],
+    ['seq=5&wait=1', 'query'],
+  ])('refuses ?%s with 400 naming %s', async (query, path) => {
+    const r = await call('GET', followerUrl, `/v1/shards/hunt-1/applied?${query}`, TOKENS.ingest);
+    expect(r.status).toBe(400);
+    expect(r.json.code).toBe('PLAYOUT_INVALID_ARGUMENT');
+    expect(String(r.json.path)).toContain(path);
+  });
+
+  it('refuses no token (401) and an unknown shard (404)', async () => {
+    expect((await call('GET', followerUrl, '/v1/shards/hunt-1/applied?seq=1', null)).status).toBe(401);
+    const r = await call('GET', followerUrl, '/v1/shards/nope/applied?seq=1', TOKENS.ingest);
+    expect(r.status).toBe(404);
+    expect(r.json.code).toBe('PLAYOUT_SHARD_NOT_FOUND');
+  });
+});
+
+describe('read-your-writes barrier limits', () => {
+  it('refuses a wait beyond 10,000 open ones (PLAYOUT_OVERLOADED, 503) and rejects the open ones when the shard stops', async () => {
+    // hunt-9 (created above) is followed by af-jnb; stopping it here leaves hunt-1 to the other tests.
+    const host = cluster.nodes.get('af-jnb')!.shards.get('hunt-9')!.host;
+    const far = host.durableSeq + 1_000_000;
+    const open = Array.from({ length: 10_000 }, () => host.waitApplied(far, 60_000));
+    const settled = open.map((p) => p.then(() => 'answered', (err: unknown) => (isPlayoutError(err) ? err.code : String(err))));
+    const over = await call('GET', followerUrl, `/v1/shards/hunt-9/applied?seq=${far}&timeoutMs=1000`, TOKENS.ingest);
+    expect(over.status).toBe(503);
+    expect(over.json.code).toBe('PLAYOUT_OVERLOADED');
+    host.stop(new Error('stopped by the test'));
+    const codes = new Set(await Promise.all(settled));
+    expect([...codes]).toEqual(['PLAYOUT_SHARD_STOPPED']);
+  });
+});

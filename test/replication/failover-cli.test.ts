@@ -9,7 +9,7 @@ import { Writable } from 'node:stream';
 import type { FastifyInstance } from 'fastify';
 import { afterEach, describe, expect, it } from 'vitest';
 import { main } from '../../src/cli/main.js';
-import { HttpFailoverClient } from '../../src/cli/ops/failover-http.js';
+import { HttpFailoverClient } from '../../src/adapters/http-failover-client.js';
 import { FoCluster, SHARD } from '../sim/failover-cluster.js';
 import { serveFailoverTwin } from '../sim/failover-http-twin.js';
 

@@ -8,7 +8,7 @@ import { RegionConfigSchema } from '../../node/region-config.js';
 import { flag, intArg, parseArgv, validateArgs, type ArgSpec } from '../args.js';
 import { EXIT_FINDING, EXIT_OK, type Command, type CommandIo } from '../command.js';
 import { executeFailoverOp, failoverStatusOp, planFailoverOp, renderPlan, renderResult, renderStatus, type FailoverOpsOptions } from '../ops/failover.js';
-import { HttpFailoverClient } from '../ops/failover-http.js';
+import { HttpFailoverClient } from '../../adapters/http-failover-client.js';
 import { toJson } from '../ops/render.js';
 
 const SPEC: ArgSpec = {

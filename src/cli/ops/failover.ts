@@ -1,6 +1,6 @@
 // Operator functions behind `playout failover plan | execute | status` (DESIGN.md §6). They talk to
 // the regions holding a shard through FailoverClients (src/ports/failover-client.ts): over HTTP from
-// the CLI (failover-http.ts), over the simulated network in test/sim/. The decisions are the pure
+// the CLI (src/adapters/http-failover-client.ts), over the simulated network in test/sim/. The decisions are the pure
 // FailoverCoordinator's; this module performs its actions and keeps every timeout in the clients,
 // so that the same code runs on the wall clock and on a simulation's manual clock.
 import { PlayoutError, isPlayoutError } from '../../core/errors.js';

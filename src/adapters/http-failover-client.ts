@@ -8,7 +8,7 @@
 // status); anything else → PLAYOUT_PEER_UNAVAILABLE naming the status.
 import { Pool, type Dispatcher } from 'undici';
 import { z } from 'zod';
-import { ERROR_CODES, PlayoutError, type ErrorCode } from '../../core/errors.js';
+import { ERROR_CODES, PlayoutError, type ErrorCode } from '../core/errors.js';
 import {
   AnnounceAnswerSchema,
   EntryRowSchema,
@@ -30,7 +30,7 @@ import {
   type RegionFailoverStatus,
   type ReleaseAnswer,
   type ReleaseRequest,
-} from '../../ports/failover-client.js';
+} from '../ports/failover-client.js';
 
 export interface HttpFailoverClientOptions {
   readonly region: string;

@@ -4,7 +4,9 @@
 //     fetchThread 'main');
 //   - WorkerConsumer: the same kafkajs consumer in a worker thread (kafka-fetch-worker.ts), which
 //     fetches and decodes Kafka's record batches there and hands each batch over as one
-//     transferred buffer (PackedBatch).
+//     transferred buffer (PackedBatch). One worker per process hosts every WorkerConsumer: it
+//     stays warm (compiled code, a grown young generation) across consumers that come and go
+//     with rebalances and restarts, and holds the process open only while one is running.
 //
 // Why a worker: kafkajs spends about 3 µs of CPU per record decoding a fetch response (varints,
 // Long arithmetic, a Buffer and an object per record), as much as a follower spends decoding,
@@ -147,17 +149,19 @@ function fromErrorData(d: ErrorData): Error {
   return err;
 }
 
-// Messages between the threads.
-export type ToWorker =
+// Messages between the threads; `cid` names the consumer (one worker hosts several).
+export type ToWorker = { cid: number } & (
+  | { t: 'open'; data: FetchWorkerData }
   | { t: 'call'; id: number; method: 'connect' | 'run' | 'disconnect'; args?: undefined }
   | { t: 'call'; id: number; method: 'subscribe'; args: { topics: string[]; fromBeginning: boolean } }
   | { t: 'call'; id: number; method: 'commitOffsets'; args: { topic: string; partition: number; offset: string }[] }
   | { t: 'pause' | 'resume'; topics: PartitionsOfTopic[] }
   | { t: 'seek'; topic: string; partition: number; offset: string; seekNo: number }
   | { t: 'resolve'; id: number; offset: string }
-  | { t: 'done'; id: number };
+  | { t: 'done'; id: number }
+);
 
-export type FromWorker =
+export type FromWorker = { cid: number } & (
   | { t: 'reply'; id: number; error: ErrorData | null }
   | { t: 'join'; assignment: IMemberAssignment }
   | { t: 'fetch' }
@@ -178,7 +182,8 @@ export type FromWorker =
       data: Uint8Array;
       index: Int32Array;
       offsets: Float64Array | string[];
-    };
+    }
+);
 
 const tpKey = (topic: string, partition: number): string => `${topic}\u0000${partition}`;
 
@@ -187,20 +192,58 @@ const tpKey = (topic: string, partition: number): string => `${topic}\u0000${par
  * tsx's loader registered inside the worker (Node 20 does not apply the parent's loader, nor an
  * `--import` in a worker's execArgv, to the worker's own module).
  */
-function startWorker(data: FetchWorkerData): Worker {
+function startWorker(): Worker {
   const self = import.meta.url;
-  if (!self.endsWith('.ts')) return new Worker(new URL('./kafka-fetch-worker.js', self), { workerData: data });
+  if (!self.endsWith('.ts')) return new Worker(new URL('./kafka-fetch-worker.js', self));
   const api = pathToFileURL(createRequire(self).resolve('tsx/esm/api')).href.replace(/\.cjs$/, '.mjs');
   const target = new URL('./kafka-fetch-worker.ts', self).href;
   const code = `import(${JSON.stringify(api)}).then((tsx) => { tsx.register(); return import(${JSON.stringify(target)}); })`;
-  return new Worker(code, { eval: true, workerData: data });
+  return new Worker(code, { eval: true });
 }
 
 type Listener<A extends unknown[]> = (...args: A) => void;
+type DistributiveOmit<T, K extends PropertyKey> = T extends unknown ? Omit<T, K> : never;
+
+/** The process's fetch worker and the consumers it hosts. */
+class FetchWorker {
+  readonly worker: Worker = startWorker();
+  readonly consumers = new Map<number, WorkerConsumer>();
+  dead: Error | null = null;
+
+  constructor() {
+    this.worker.unref();
+    this.worker.on('message', (m: FromWorker) => this.consumers.get(m.cid)?.onMessage(m));
+    this.worker.on('error', (err) => this.died(err));
+    this.worker.on('exit', (code) => this.died(new Error(`the Kafka fetch worker exited with code ${code}`)));
+  }
+
+  private died(err: Error): void {
+    if (this.dead !== null) return;
+    this.dead = err;
+    if (sharedWorker === this) sharedWorker = null;
+    for (const c of this.consumers.values()) c.died(err);
+    this.consumers.clear();
+  }
+
+  attach(cid: number, c: WorkerConsumer): void {
+    this.consumers.set(cid, c);
+    // Running consumers keep the process open, as kafkajs' sockets do in this thread.
+    this.worker.ref();
+  }
+
+  detach(cid: number): void {
+    this.consumers.delete(cid);
+    if (this.consumers.size === 0) this.worker.unref();
+  }
+}
+
+let sharedWorker: FetchWorker | null = null;
+let nextConsumerId = 1;
 
 /** A kafkajs consumer running in a worker thread (see the top of this file). */
 export class WorkerConsumer implements ConsumerPort {
-  private worker: Worker | null = null;
+  private host: FetchWorker | null = null;
+  private readonly cid = nextConsumerId++;
   private readonly data: FetchWorkerData;
   private nextCallId = 1;
   private readonly calls = new Map<number, { resolve: () => void; reject: (err: Error) => void }>();
@@ -220,18 +263,18 @@ export class WorkerConsumer implements ConsumerPort {
     this.onError = onError;
   }
 
-  private start(): Worker {
-    if (this.worker !== null) return this.worker;
-    const w = startWorker(this.data);
-    w.on('message', (m: FromWorker) => this.onMessage(m));
-    w.on('error', (err) => this.died(err));
-    w.on('exit', (code) => this.died(new Error(`the Kafka fetch worker exited with code ${code}`)));
-    this.worker = w;
-    return w;
+  private start(): FetchWorker {
+    if (this.host !== null) return this.host;
+    sharedWorker ??= new FetchWorker();
+    const host = sharedWorker;
+    this.host = host;
+    host.attach(this.cid, this);
+    host.worker.postMessage({ cid: this.cid, t: 'open', data: this.data } satisfies ToWorker);
+    return host;
   }
 
   /** The worker is gone: fail what waits on it, and report a crash that is not restarted. */
-  private died(err: Error): void {
+  died(err: Error): void {
     if (this.dead !== null) return;
     this.dead = err;
     const wasRunning = this.running;
@@ -244,22 +287,22 @@ export class WorkerConsumer implements ConsumerPort {
     }
   }
 
-  private post(m: ToWorker, transfer?: ArrayBuffer[]): void {
-    if (this.dead !== null || this.worker === null) return;
-    this.worker.postMessage(m, transfer);
+  private post(m: DistributiveOmit<ToWorker, 'cid'>): void {
+    if (this.dead !== null || this.host === null) return;
+    this.host.worker.postMessage({ ...m, cid: this.cid });
   }
 
-  private call(m: Omit<Extract<ToWorker, { t: 'call' }>, 'id'>): Promise<void> {
-    const w = this.start();
+  private call(m: DistributiveOmit<Extract<ToWorker, { t: 'call' }>, 'id' | 'cid'>): Promise<void> {
+    const host = this.start();
     if (this.dead !== null) return Promise.reject(this.dead);
     const id = this.nextCallId++;
     return new Promise<void>((resolve, reject) => {
       this.calls.set(id, { resolve, reject });
-      w.postMessage({ ...m, id } as ToWorker);
+      host.worker.postMessage({ ...m, id, cid: this.cid } as ToWorker);
     });
   }
 
-  private onMessage(m: FromWorker): void {
+  onMessage(m: FromWorker): void {
     switch (m.t) {
       case 'reply': {
         const c = this.calls.get(m.id);
@@ -333,14 +376,14 @@ export class WorkerConsumer implements ConsumerPort {
   }
 
   async disconnect(): Promise<void> {
-    const w = this.worker;
-    if (w === null) return;
+    const host = this.host;
+    if (host === null) return;
     try {
       if (this.dead === null) await this.call({ t: 'call', method: 'disconnect' });
     } finally {
       this.running = false;
-      this.dead ??= new Error('the Kafka fetch worker was stopped');
-      await w.terminate();
+      this.dead ??= new Error('the consumer was disconnected');
+      host.detach(this.cid);
     }
   }
 

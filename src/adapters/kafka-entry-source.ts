@@ -356,6 +356,12 @@ export class KafkaEntrySource extends KafkaGroupConsumer {
         this.entriesDelivered += group.entries.length;
         this.noteDelivered(topic, partition, group.offsets[group.offsets.length - 1]!, qb.highWatermark);
       }
+      // Let the event loop run between chunks, not only between batches: the next fetched
+      // batch is taken, and kafkajs (or its worker) told so, while this one is handed over.
+      // Otherwise the worker waits for each batch's whole hand-off before it hands over the
+      // next, and fetches again only after the last one: fetching and handing over alternate
+      // instead of overlapping.
+      if (to < n) await new Promise<void>((resolve) => setImmediate(resolve));
     }
     this.batchesHandled++;
     this.succeeded(topic, partition);

@@ -2,11 +2,15 @@
 // here (tools/kafka). Ratios measured in one run, best of RUNS, so machine noise cancels out:
 //   - consume: entries/s that KafkaEntrySource decodes, verifies (XXH3-128) and hands over and a
 //     follower applies (a ShardMachine per shard), vs a
-//     bare kafkajs consumer reading the same topic and doing nothing with the records (>= 0.7);
+//     bare kafkajs consumer reading the same topic and doing nothing with the records (>= 0.7).
+//     KafkaEntrySource runs as a node runs it, with its defaults (kafkajs in this thread, up to 8
+//     fetched batches queued while one is handed over); KAFKA_BENCH_FETCH_THREAD=worker measures
+//     its fetchThread 'worker' instead (kafkajs fetching and decoding in a worker thread);
 //   - produce: entries/s that KafkaLogPublisher gets acknowledged (idempotent, acks=all, one
 //     request in flight), vs a bare kafkajs producer with the same settings sending the same
 //     bytes in requests of the same size (>= 0.7).
 // Without Java or the Kafka jars it prints a skip line and exits 0.
+import { readFileSync } from 'node:fs';
 import { Kafka, Partitioners, logLevel, type Message } from 'kafkajs';
 import { Sequencer, ShardMachine, type Entry } from '../src/core/index.js';
 import { KafkaEntrySource } from '../src/adapters/kafka-entry-source.js';
@@ -46,27 +50,42 @@ function makeEntries(): Entry[] {
 
 interface ConsumeRun {
   wallMs: number;
-  /** CPU time of this process (kafkajs' record decoding plus ours), from the first record on. */
+  /** CPU time of this process (kafkajs' record decoding plus ours, every thread), from the first record on. */
   cpuMs: number;
+  /** CPU time of the main thread alone, or NaN where /proc is missing. */
+  mainCpuMs: number;
+}
+
+/** CPU time of this process's main thread in ms, from /proc (10 ms resolution), or NaN. */
+function mainThreadCpuMs(): number {
+  try {
+    const stat = readFileSync(`/proc/self/task/${process.pid}/stat`, 'utf8');
+    const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+    return ((Number(fields[11]) + Number(fields[12])) * 1000) / 100;
+  } catch {
+    return NaN;
+  }
 }
 
 async function timeConsume(cluster: KafkaCluster, topic: string, groupId: string, bare: boolean): Promise<ConsumeRun> {
   let seen = 0;
   let firstAt = 0;
   let cpu0 = process.cpuUsage();
+  let main0 = mainThreadCpuMs();
   let done!: () => void;
   const finished = new Promise<void>((r) => (done = r));
   const onCount = (n: number) => {
     if (seen === 0) {
       firstAt = performance.now();
       cpu0 = process.cpuUsage();
+      main0 = mainThreadCpuMs();
     }
     seen += n;
     if (seen >= ENTRIES) done();
   };
   const measure = (): ConsumeRun => {
     const cpu = process.cpuUsage(cpu0);
-    return { wallMs: performance.now() - firstAt, cpuMs: (cpu.user + cpu.system) / 1000 };
+    return { wallMs: performance.now() - firstAt, cpuMs: (cpu.user + cpu.system) / 1000, mainCpuMs: mainThreadCpuMs() - main0 };
   };
   if (bare) {
     const consumer = new Kafka({ brokers: cluster.brokers, logLevel: logLevel.NOTHING }).consumer({
@@ -96,7 +115,8 @@ async function timeConsume(cluster: KafkaCluster, topic: string, groupId: string
       m.apply(e);
     }
   };
-  const source = new KafkaEntrySource({ client: { brokers: cluster.brokers, logLevel: 'nothing' }, groupId, topics: [topic], ...FETCH }, { onEntries: (b) => (apply(b.entries), onCount(b.entries.length)), onCorrupt: (r) => console.error(`corrupt record in the bench topic: ${r.error.message}`) });
+  const fetchThread = process.env.KAFKA_BENCH_FETCH_THREAD === 'worker' ? ('worker' as const) : undefined;
+  const source = new KafkaEntrySource({ client: { brokers: cluster.brokers, logLevel: 'nothing' }, groupId, topics: [topic], ...FETCH, ...(fetchThread ? { fetchThread } : {}) }, { onEntries: (b) => (apply(b.entries), onCount(b.entries.length)), onCorrupt: (r) => console.error(`corrupt record in the bench topic: ${r.error.message}`) });
   await source.start();
   await finished;
   const run = measure();
@@ -170,8 +190,8 @@ async function main(): Promise<void> {
     const p = new KafkaLogPublisher({ client, topic });
     await p.publish(entries);
     await p.close();
-    let src: ConsumeRun = { wallMs: Infinity, cpuMs: Infinity };
-    let bare: ConsumeRun = { wallMs: Infinity, cpuMs: Infinity };
+    let src: ConsumeRun = { wallMs: Infinity, cpuMs: Infinity, mainCpuMs: Infinity };
+    let bare: ConsumeRun = { wallMs: Infinity, cpuMs: Infinity, mainCpuMs: Infinity };
     for (let r = 0; r < CONSUME_RUNS; r++) {
       const b = await timeConsume(cluster, topic, `bare-${r}`, true);
       if (b.wallMs < bare.wallMs) bare = b;
@@ -180,11 +200,14 @@ async function main(): Promise<void> {
     }
     info('kafka consume, bare kafkajs consumer', (ENTRIES / bare.wallMs) * 1000, 'entries/s');
     info('kafka consume, KafkaEntrySource + apply (decode + verify + apply)', (ENTRIES / src.wallMs) * 1000, 'entries/s');
-    // Where the time goes: when the process is CPU-bound (a loaded two-core machine), the
-    // ratio tends to bare CPU / source CPU, i.e. kafkajs' cost per record against kafkajs' plus
-    // decodeEntry's (hash, msgpack, checks).
+    // Where the time goes. kafkajs' fetching and record decoding costs the same on both sides;
+    // the follower's thread adds decoding, verifying and applying entries (or, with fetchThread
+    // 'worker', does only that while a worker does kafkajs' part). When every core is busy (a
+    // loaded two-core machine) the ratio tends to bare CPU / source CPU of the process.
     info('kafka consume, CPU per entry, bare kafkajs consumer', (bare.cpuMs * 1000) / ENTRIES, 'us');
-    info('kafka consume, CPU per entry, KafkaEntrySource + apply', (src.cpuMs * 1000) / ENTRIES, 'us');
+    info('kafka consume, CPU per entry, KafkaEntrySource + apply (every thread)', (src.cpuMs * 1000) / ENTRIES, 'us');
+    if (Number.isFinite(bare.mainCpuMs)) info('kafka consume, main-thread CPU per entry, bare kafkajs consumer', (bare.mainCpuMs * 1000) / ENTRIES, 'us');
+    if (Number.isFinite(src.mainCpuMs)) info('kafka consume, main-thread CPU per entry, KafkaEntrySource + apply', (src.mainCpuMs * 1000) / ENTRIES, 'us');
     atLeast('kafka consume: KafkaEntrySource + apply / bare kafkajs consumer', bare.wallMs / src.wallMs, 0.7);
   } finally {
     await cluster.stop();

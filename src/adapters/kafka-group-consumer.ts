@@ -11,11 +11,12 @@
 // single partition is paused, and knows nothing of partitions assigned later. This class keeps
 // the intent (all paused, these partitions paused, these backing off) and re-applies it to the
 // current assignment after every change.
-import type { Consumer, EachBatchPayload, IMemberAssignment } from 'kafkajs';
+import type { ConsumerConfig, IMemberAssignment } from 'kafkajs';
 import { z } from 'zod';
 import { PlayoutError } from '../core/index.js';
 import { KafkaClientOptionsSchema, createKafka, isUnknownTopicError, kafkaError, type KafkaClientConfig } from './kafka-client.js';
 import { partitionOf } from './kafka-partition.js';
+import { kafkajsPort, type AnyBatchPayload, type ConsumerPort } from './kafka-consumer-port.js';
 
 export const GroupConsumerOptionsSchema = z.strictObject({
   client: KafkaClientOptionsSchema,
@@ -85,7 +86,7 @@ export abstract class KafkaGroupConsumer {
   protected readonly config: GroupConsumerConfig;
   protected readonly client: KafkaClientConfig;
   protected readonly kafka;
-  protected consumer: Consumer | null = null;
+  protected consumer: ConsumerPort | null = null;
   private readonly groupHandlers: GroupConsumerHandlers;
   private readonly partitionCounts = new Map<string, number>();
   private assignmentNow = new Map<string, Set<number>>();
@@ -135,7 +136,7 @@ export abstract class KafkaGroupConsumer {
       await admin.disconnect().catch(() => undefined);
     }
 
-    const consumer = this.kafka.consumer({
+    const consumer = this.createConsumer({
       groupId: this.groupId,
       sessionTimeout: this.config.sessionTimeoutMs,
       heartbeatInterval: this.config.heartbeatIntervalMs,
@@ -145,8 +146,8 @@ export abstract class KafkaGroupConsumer {
       allowAutoTopicCreation: false,
       retry: { retries: this.client.retriesMax, initialRetryTime: this.client.retryDelayMsInitial },
     });
-    consumer.on(consumer.events.GROUP_JOIN, (event) => this.onJoin(event.payload.memberAssignment));
-    consumer.on(consumer.events.FETCH, () => {
+    consumer.onJoin((assignment) => this.onJoin(assignment));
+    consumer.onFetch(() => {
       this.fetches++;
     });
     // kafkajs' run() resolves without a join when the first join fails (e.g. the coordinator is
@@ -159,25 +160,19 @@ export abstract class KafkaGroupConsumer {
       failed = reject;
     });
     firstJoin.catch(() => undefined); // awaited below unless run() throws first
-    const offJoin = consumer.on(consumer.events.GROUP_JOIN, () => joined());
-    const offStop = consumer.on(consumer.events.STOP, () => failed(new Error('the consumer stopped before it joined the group')));
-    consumer.on(consumer.events.CRASH, (event) => {
-      const err = event.payload.error;
-      const error = kafkaError(err, `${this.what}: consume (${event.payload.restart ? 'restarting' : 'stopped'})`, this.client.brokers);
+    const offJoin = consumer.onJoin(() => joined());
+    const offStop = consumer.onStop(() => failed(new Error('the consumer stopped before it joined the group')));
+    consumer.onCrash((err, restart) => {
+      const error = kafkaError(err, `${this.what}: consume (${restart ? 'restarting' : 'stopped'})`, this.client.brokers);
       this.reportError(error);
-      if (!event.payload.restart) failed(error);
+      if (!restart) failed(error);
     });
     this.consumer = consumer;
     try {
       await consumer.connect();
-      await consumer.subscribe({ topics: [...this.topics], fromBeginning: this.config.fromBeginning });
+      await consumer.subscribe([...this.topics], this.config.fromBeginning);
       this.running = true;
-      await consumer.run({
-        autoCommit: false,
-        eachBatchAutoResolve: false,
-        partitionsConsumedConcurrently: 1,
-        eachBatch: (payload) => this.eachBatch(payload),
-      });
+      await consumer.run((payload) => this.eachBatch(payload));
       await firstJoin;
       offJoin();
       offStop();
@@ -277,7 +272,7 @@ export abstract class KafkaGroupConsumer {
         received: `${topic}/${partition}`,
       });
     }
-    this.consumer.seek({ topic, partition, offset: o });
+    this.consumer.seek(topic, partition, o);
   }
 
   /** Seek the partition holding `shard` (in the first topic by default) to `offset`. */
@@ -320,8 +315,13 @@ export abstract class KafkaGroupConsumer {
     }
   }
 
-  /** Hand one kafkajs batch over; resolve offsets through payload.resolveOffset as records become safe. */
-  protected abstract handleBatch(payload: EachBatchPayload): Promise<void>;
+  /** The consumer to run: kafkajs in this thread; a subclass may run it elsewhere (WorkerConsumer). */
+  protected createConsumer(config: ConsumerConfig): ConsumerPort {
+    return kafkajsPort(this.kafka.consumer(config));
+  }
+
+  /** Hand one fetched batch over; resolve offsets through payload.resolveOffset as records become safe. */
+  protected abstract handleBatch(payload: AnyBatchPayload): Promise<void>;
 
   /** A hand-off failed: re-read the partition from its last resolved offset after a backoff. */
   protected backOff(topic: string, partition: number, err: Error): void {
@@ -351,7 +351,7 @@ export abstract class KafkaGroupConsumer {
     else console.error(`${this.what}: ${err.message}`);
   }
 
-  private async eachBatch(payload: EachBatchPayload): Promise<void> {
+  private async eachBatch(payload: AnyBatchPayload): Promise<void> {
     await this.assignmentSettled;
     const { topic, partition } = payload.batch;
     if (!payload.isRunning() || payload.isStale()) return;

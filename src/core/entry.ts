@@ -252,7 +252,14 @@ export function decodeEntry(bytes: Uint8Array, offset = 0, length = bytes.length
   // The entry keeps its own bytes (stored and forwarded as they are); its hash, prev and digest
   // are views of them. A part of a larger buffer is copied first: a reader that reuses its
   // buffer would otherwise rewrite the entry under us.
-  const own = offset === 0 && length === bytes.length ? bytes : ownCopy(bytes, offset, length);
+  let own: Uint8Array;
+  if (offset !== 0 || length !== bytes.length) own = ownCopy(bytes, offset, length);
+  // A Node Buffer (a Kafka record value, a file read) is viewed as a plain Uint8Array, without
+  // a copy: Buffer's subarray builds a Buffer through its own constructor, and the entry's hash,
+  // prev and digest views cost twice as much from it; plain arrays also keep the code that
+  // reads entries monomorphic.
+  else if (bytes.constructor !== Uint8Array) own = new Uint8Array(bytes.buffer, bytes.byteOffset, length);
+  else own = bytes;
   hash128Raw(own, 0, bodyLength);
   if (!hashResultEquals(own, bodyLength)) throw hashMismatch(own, 0, length, seqHint);
   return decodeFast(own, bodyLength) ?? decodeGeneral(own, bodyLength, seqHint);
@@ -317,8 +324,15 @@ function uintAt(b: Uint8Array, p: number, end: number): number {
 const MEMO_SHARD = 0;
 const MEMO_TYPE = 1;
 const MEMO_ORIGIN = 2;
+/** The shard before the last one: a Kafka partition or a merged stream interleaves shards. */
+const MEMO_SHARD_PREV = 3;
 const NO_MEMO = -1;
-const memo: string[] = ['', '', ''];
+const memo: string[] = ['', '', '', ''];
+
+function sameBytes(s: string, b: Uint8Array, from: number, n: number): boolean {
+  for (let i = 0; i < n; i++) if (s.charCodeAt(i) !== b[from + i]) return false;
+  return true;
+}
 
 /** A short ASCII str (fixstr or str 8) at b[p], the last one of its field when the bytes match, else cached (memo >= 0) or built; undefined for anything else. */
 function strAt(b: Uint8Array, p: number, end: number, memoSlot: number): string | undefined {
@@ -335,17 +349,23 @@ function strAt(b: Uint8Array, p: number, end: number, memoSlot: number): string 
   if (from + n > end) return undefined;
   if (memoSlot !== NO_MEMO) {
     const last = memo[memoSlot]!;
-    if (last.length === n) {
-      let i = 0;
-      while (i < n && last.charCodeAt(i) === b[from + i]) i++;
-      if (i === n) {
+    if (last.length === n && sameBytes(last, b, from, n)) {
+      at = from + n;
+      return last;
+    }
+    if (memoSlot === MEMO_SHARD) {
+      const prev = memo[MEMO_SHARD_PREV]!;
+      if (prev.length === n && sameBytes(prev, b, from, n)) {
+        memo[MEMO_SHARD_PREV] = last;
+        memo[MEMO_SHARD] = prev;
         at = from + n;
-        return last;
+        return prev;
       }
     }
   }
   const s = shortAscii(b, from, n, memoSlot !== NO_MEMO);
   if (s === null) return undefined;
+  if (memoSlot === MEMO_SHARD) memo[MEMO_SHARD_PREV] = memo[MEMO_SHARD]!;
   if (memoSlot !== NO_MEMO) memo[memoSlot] = s;
   at = from + n;
   return s;

@@ -78,6 +78,29 @@ describe('entry encoding', () => {
     );
   });
 
+  it('decodes an entry that fills a Node Buffer (a Kafka record value) as a view of it, with interleaved shards', () => {
+    assertProperty(
+      fc.property(fc.array(fc.tuple(fieldsArb, fc.constantFrom('a', 'b', 'c', 'shard-1', 'shard-2')), { minLength: 1, maxLength: 12 }), (list) => {
+        const sealed = list.map(([f, shard]) => sealEntry({ ...f, shard }));
+        // Back to back in one Buffer, as kafkajs slices record values out of a fetch response.
+        const all = Buffer.concat(sealed.map((e) => e.bytes));
+        let at = 0;
+        for (const e of sealed) {
+          const value = all.subarray(at, at + e.bytes.length);
+          at += e.bytes.length;
+          const d = decodeEntry(value, 0, value.length);
+          expect(d.toJSON()).toEqual(e.toJSON());
+          expect(d.bytes.constructor).toBe(Uint8Array);
+          // No copy: the entry views the record's memory.
+          expect(d.bytes.buffer).toBe(all.buffer);
+          expect(d.bytes.byteOffset).toBe(value.byteOffset);
+          expect(toHex(d.bytes)).toBe(toHex(e.bytes));
+        }
+      }),
+      { numRuns: 200 },
+    );
+  });
+
   it('reads every msgpack form of a field alike (str 8/16, wider ints, floats), and refuses wrong values in any form', () => {
     // decodeEntry reads fields in the forms the canonical writer uses and hands any other form
     // to the general reader: both must give the same entry, or the same refusal.

@@ -8,6 +8,7 @@ import { KafkaEntrySource } from '../../src/adapters/kafka-entry-source.js';
 import { KafkaInput, KafkaInputReader } from '../../src/adapters/kafka-input-reader.js';
 import { KafkaLogPublisher } from '../../src/adapters/kafka-log-publisher.js';
 import { murmur2, partitionOf } from '../../src/adapters/kafka-partition.js';
+import { PackedBatch, toErrorData } from '../../src/adapters/kafka-consumer-port.js';
 import { parseKafkaUrl } from '../../src/adapters/kafka-replay-source.js';
 import { mirrorTopic } from '../../src/adapters/kafka-topics.js';
 import { counter } from './fixtures/counter-log.js';
@@ -135,5 +136,36 @@ describe('KafkaInputReader.parse', () => {
     expect(error.expected).not.toBeNull();
     expect(error.received).not.toBeNull();
     expect(error.message).toMatch(/^Cannot accept the input at playout\.inputs\/0@\d+: /);
+  });
+});
+
+describe('PackedBatch (a batch handed over by the fetch worker)', () => {
+  // Keys and values back to back after 3 bytes of something else, as in a transferred buffer.
+  const bytes = new Uint8Array([9, 9, 9, ...Buffer.from('shard-a'), 1, 2, 3, ...Buffer.from('b'), 7]);
+  const data = bytes.subarray(3);
+  // record 0: key "shard-a", value [1,2,3]; record 1: no key, no value; record 2: key "b", value [7]
+  const index = new Int32Array([0, 7, 7, 3, 10, -1, 10, -1, 10, 1, 11, 1]);
+
+  it('reads values as views, compares keys, and gives offsets as decimal strings', () => {
+    const b = new PackedBatch('t', 0, '12', 3, data, index, new Float64Array([5, 6, 9007199254740991]));
+    expect([...b.value(0)!]).toEqual([1, 2, 3]);
+    expect(b.value(0)!.buffer).toBe(bytes.buffer);
+    expect(b.value(1)).toBeNull();
+    expect([...b.value(2)!]).toEqual([7]);
+    expect(b.keyIs(0, 'shard-a')).toBe(true);
+    expect(b.keyIs(0, 'shard-b')).toBe(false);
+    expect(b.keyIs(1, '')).toBe(false);
+    expect(b.keyIs(2, 'b')).toBe(true);
+    expect([b.keyText(0), b.keyText(1), b.keyText(2)]).toEqual(['shard-a', null, 'b']);
+    expect([b.offset(0), b.offset(1), b.offset(2)]).toEqual(['5', '6', '9007199254740991']);
+    // Offsets past 2^53 cross as strings.
+    const big = new PackedBatch('t', 0, '12', 3, data, index, ['9007199254740993', '9007199254740994', '9007199254740995']);
+    expect(big.offset(0)).toBe('9007199254740993');
+  });
+
+  it('errors cross threads with the fields kafkaError reads', () => {
+    const err = Object.assign(new Error('boom'), { name: 'KafkaJSProtocolError', retriable: false, type: 'NOT_AUTHORIZED' });
+    expect(toErrorData(err)).toMatchObject({ name: 'KafkaJSProtocolError', message: 'boom', retriable: false, type: 'NOT_AUTHORIZED' });
+    expect(toErrorData('plain')).toEqual({ name: 'Error', message: 'plain' });
   });
 });

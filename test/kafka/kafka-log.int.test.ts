@@ -108,14 +108,14 @@ describe.skipIf(kafka.skip)('Kafka log transport on a real broker', () => {
     await cluster?.stop();
   });
 
-  it('publishes every entry and a source reads back identical entries per shard, in order, with identical digests', async () => {
-    const t = await topic('e2e.playout.log');
+  it.each(['worker', 'main'] as const)('publishes every entry and a source (kafkajs in the %s thread) reads back identical entries per shard, in order, with identical digests', async (fetchThread) => {
+    const t = await topic(`e2e-${fetchThread}.playout.log`);
     const logs = Array.from({ length: 6 }, (_, i) => makeLog(`hunt-${i}`, SEED + i, 30));
     const p = await publish(t, logs);
     for (const log of logs) expect(p.lastPublished(log.shard)).toBe(log.entries.at(-1)!.seq);
 
     const got = new Collected();
-    const s = await source(t, 'e2e', got);
+    const s = await source(t, `e2e-${fetchThread}`, got, { fetchThread });
     expect(s.assignment()).toEqual([{ topic: t, partitions: [0, 1, 2, 3] }]);
     const total = logs.reduce((n, l) => n + l.entries.length, 0);
     await waitFor('every entry', () => (got.total >= total ? true : undefined));

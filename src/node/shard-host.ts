@@ -10,7 +10,7 @@
 //
 // Leader and follower logic live in leader-role.ts and follower-role.ts; timers live in the roles.
 import type { FastifyBaseLogger } from 'fastify';
-import { decodeSnapshot, encodeSnapshot } from '../core/snapshot.js';
+import { decodeSnapshot, encodeSnapshotSteps } from '../core/snapshot.js';
 import { Entry, type EpochPayload } from '../core/entry.js';
 import { PlayoutError, assert, isPlayoutError } from '../core/errors.js';
 import { hashEquals, toHex } from '../core/hash.js';
@@ -641,10 +641,17 @@ export class ShardHost implements ShardFeed {
   private takeSnapshot(): void {
     const m = this.machine!;
     const snap = m.snapshot();
-    const bytes = encodeSnapshot(snap);
+    // Encoded a step per turn of the event loop (see encodeSnapshotSteps), after the snapshots before it.
+    const steps = encodeSnapshotSteps(snap);
     const prev = this.snapshotting;
     this.snapshotting = prev
       .then(async () => {
+        let step = steps.next();
+        while (step.done !== true) {
+          await new Promise((r) => setImmediate(r));
+          step = steps.next();
+        }
+        const bytes = step.value;
         // The digests up to the snapshot's tick are stored before it: a restart replays (and
         // recomputes digests) only after it.
         await this.flushDigests();

@@ -4,7 +4,7 @@
 import fc from 'fast-check';
 import { Packr } from 'msgpackr';
 import { describe, expect, it } from 'vitest';
-import { decodeSnapshot, encodeSnapshot, isPlayoutError, readSnapshotHeader, skipMsgpack } from '../../src/core/index.js';
+import { decodeSnapshot, encodeSnapshot, encodeSnapshotSteps, isPlayoutError, readSnapshotHeader, skipMsgpack } from '../../src/core/index.js';
 import { buildLog, planArb, replayDigests } from './support/kv-reducer.js';
 import { assertProperty } from './support/property.js';
 
@@ -76,5 +76,36 @@ describe('skipMsgpack', () => {
       }),
       { numRuns: 500 },
     );
+  });
+});
+
+describe('encodeSnapshotSteps', () => {
+  it('gives the bytes of encodeSnapshot, whatever the step size, and yields between steps', () => {
+    assertProperty(
+      fc.property(planArb(10, 5), fc.integer({ min: 1, max: 50 }), (plan, rowsPerStep) => {
+        const snap = replayDigests(buildLog(plan).entries).machine.snapshot();
+        const rows = Object.values(snap.tables).reduce((a, t) => a + t.length, 0);
+        const steps = encodeSnapshotSteps(snap, rowsPerStep);
+        let yields = 0;
+        let r = steps.next();
+        while (r.done !== true) {
+          yields++;
+          r = steps.next();
+        }
+        expect(Buffer.from(r.value).equals(Buffer.from(encodeSnapshot(snap)))).toBe(true);
+        expect(yields).toBe(Math.floor(rows / rowsPerStep));
+      }),
+      { numRuns: 60 },
+    );
+  });
+
+  it('names the path of a value that has no canonical form', () => {
+    const snap = replayDigests(buildLog(fc.sample(planArb(10, 5), { numRuns: 1, seed: 3 })[0]!).entries).machine.snapshot();
+    const table = Object.keys(snap.tables).find((t) => snap.tables[t]!.length > 0)!;
+    snap.tables[table]![0]![1] = { bad: () => 1 };
+    const steps = encodeSnapshotSteps(snap, 1);
+    expect(() => {
+      for (let r = steps.next(); r.done !== true; r = steps.next());
+    }).toThrow(/snapshot\.tables\.\w+\[0\]\[1\]\.bad/);
   });
 });

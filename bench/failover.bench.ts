@@ -125,7 +125,11 @@ try {
   const readers = new Map(procs.map((p) => [p.region, adminClient(p.region, p.url)]));
   const check = await checkShard(SHARD, readers, acked);
   for (const c of readers.values()) await c.close();
-  if (process.env.PLAYOUT_BENCH_TRACE) console.log(check.lines.join('\n'));
+  if (process.env.PLAYOUT_BENCH_TRACE) {
+    console.log(check.lines.join('\n'));
+    // The candidate's own account of its promotion (phases in ms).
+    for (const p of procs) for (const line of p.output) if (line.includes('leads epoch')) console.log(`  ${p.region}: ${line}`);
+  }
   info('offered rate', load.sent() / seconds, 'inputs/s');
   info('acknowledged inputs', acked.size, 'inputs');
   info('client redirects (307)', redirects, 'requests');

@@ -11,10 +11,13 @@
 import { PlayoutError, isPlayoutError } from '../core/errors.js';
 import { HASH_BYTES, fromHex, hashEquals, toHex } from '../core/hash.js';
 import { Sequencer } from '../core/sequencer.js';
-import type { Entry } from '../core/entry.js';
+import { entryIngestOf, type Entry } from '../core/entry.js';
 import { epochEntries } from '../replication/failover-promotion.js';
 import type { AckMode, DurableReport, InputRequest, InputResult, PeerStatus } from '../adapters/http-schemas.js';
 import type { ShardHost } from './shard-host.js';
+
+/** Page size of the raw log read that rebuilds the dedupe window when a region starts leading. */
+const DEDUPE_SCAN_PAGE_BYTES = 4 << 20;
 
 export interface LeaderOptions {
   ack: AckMode;
@@ -84,16 +87,26 @@ export class LeaderRole {
     // Rebuild the dedupe window from the log: an ingestId acknowledged before a crash must
     // still be recognised after it.
     const tickMin = m.tick - options.dedupeWindowTicks;
-    let from = host.firstSeq() ?? 1;
+    // A log truncated to its base snapshot holds nothing to scan.
+    let from = host.firstSeq() ?? host.durableSeq + 1;
     if (tickMin > 0) {
       const rows = host.ctx.store.digests(host.shard, tickMin - 1, tickMin - 1);
       if (rows.length > 0) from = Math.max(from, rows[0]!.seq + 1);
     }
     let remembered = 0;
-    for (const e of host.ctx.store.iterate(host.shard, from)) {
-      if (e.kind === 'input' && e.ingestId !== null && e.tick >= tickMin) {
-        seq.remember(e.ingestId, e.seq, e.tick);
-        remembered++;
+    // Raw pages (checked by the store, mostly from its in-memory tail), of which only the
+    // fields up to the ingestId are read: no payload decoding, no second hash.
+    for (let at = from; at <= host.durableSeq; ) {
+      const page = host.rangeRaw(at, host.durableSeq, DEDUPE_SCAN_PAGE_BYTES);
+      if (page.length === 0) throw new PlayoutError('PLAYOUT_RANGE_NOT_RETAINED', `Cannot lead shard "${host.shard}": its log does not hold seq ${at} to rebuild the dedupe window`, { shard: host.shard, seq: at });
+      for (const bytes of page) {
+        const e = entryIngestOf(bytes);
+        if (e.seq !== at) throw new PlayoutError('PLAYOUT_STORE_CORRUPT', `Cannot lead shard "${host.shard}": the store answered entry ${e.seq} for seq ${at}`, { shard: host.shard, seq: at, expected: String(at), received: String(e.seq) });
+        at++;
+        if (e.kind === 'input' && e.ingestId !== null && e.tick >= tickMin) {
+          seq.remember(e.ingestId, e.seq, e.tick);
+          remembered++;
+        }
       }
     }
     host.log.info({ shard: host.shard, head: host.durableSeq, tick: m.tick, remembered }, `leading shard ${host.shard} from seq ${host.durableSeq}`);

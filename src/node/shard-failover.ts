@@ -240,6 +240,7 @@ export class ShardFailover {
       if (slot.follower === null) this.node.follow(slot, null, from, region);
       else slot.follower.setLeader(null, region);
     });
+    const tBegun = Date.now();
     // Catch up: the follower repairs from the sources as usual; the fence admits up to the target.
     await Promise.all(req.sources.filter((r) => r !== region).map((r) => this.node.refreshPeer(r, shard).catch(() => undefined)));
     slot.follower?.repairNow();
@@ -260,6 +261,7 @@ export class ShardFailover {
       }
       await sleep(2);
     }
+    const tCaughtUp = Date.now();
     const leader = await this.locked(shard, async () => {
       this.running(host);
       stillPromised(host.fence, region, req);
@@ -269,16 +271,18 @@ export class ShardFailover {
       stillPromised(host.fence, region, req);
       return this.node.lead(slot, { epoch: req.epoch, leader: region, lastSeqPrevEpoch: host.durableSeq });
     });
+    const tLeading = Date.now();
     const first = leader.firstEntries;
     const last = first[first.length - 1]!;
     await host.waitDurable(last.seq);
+    const tEpochDurable = Date.now();
     const recorded = host.epochs.find((r) => r.epoch === req.epoch);
     if (recorded === undefined) throw new PlayoutError('PLAYOUT_FAILOVER_INCOMPLETE', `Region ${region} could not record epoch ${req.epoch} of shard "${shard}"`, { shard });
     // Stamp the failover on the record (it was recorded from the entry alone).
     host.epochs = appendEpochRecord(host.epochs, { ...recorded, atMs: Date.now(), failoverId: req.failoverId }, shard);
     await host.persistFailover();
     const record = host.epochs.find((r) => r.epoch === req.epoch)!;
-    this.node.log.warn({ shard, epoch: req.epoch, failoverId: req.failoverId, firstSeq: record.firstSeq, caughtUpFrom, ms: Date.now() - t0 }, `shard ${shard}: region ${region} leads epoch ${req.epoch} from seq ${record.firstSeq}`);
+    this.node.log.warn({ shard, epoch: req.epoch, failoverId: req.failoverId, firstSeq: record.firstSeq, caughtUpFrom, ms: Date.now() - t0, phasesMs: { begin: tBegun - t0, catchUp: tCaughtUp - tBegun, stopFollowingAndLead: tLeading - tCaughtUp, epochDurable: tEpochDurable - tLeading, recorded: Date.now() - tEpochDurable } }, `shard ${shard}: region ${region} leads epoch ${req.epoch} from seq ${record.firstSeq}`);
     return { record, caughtUpFrom, quarantined, sequencingFrom: last.seq + 1, sequencingTick: leader.sequencer.tick, epochs: host.epochs };
   }
 

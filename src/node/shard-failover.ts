@@ -265,9 +265,9 @@ export class ShardFailover {
     const leader = await this.locked(shard, async () => {
       this.running(host);
       stillPromised(host.fence, region, req);
-      // Ready: stop following, wait for writes in flight, seal the epoch's first entries, lead.
+      // Ready: stop following, wait for appends in flight, seal the epoch's first entries, lead.
       this.node.stopFollowing(slot);
-      await host.drain();
+      await host.drainAppends();
       stillPromised(host.fence, region, req);
       return this.node.lead(slot, { epoch: req.epoch, leader: region, lastSeqPrevEpoch: host.durableSeq });
     });

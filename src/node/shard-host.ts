@@ -694,9 +694,17 @@ export class ShardHost implements ShardFeed {
 
   /** Resolves when appends in flight, snapshots and digests taken so far are stored (shutdown, tests). */
   async drain(): Promise<void> {
-    while (this.scheduled || this.inflight.length > 0) await new Promise((r) => setTimeout(r, 1));
+    await this.drainAppends();
     await this.snapshotting;
     await this.flushDigests();
+  }
+
+  /**
+   * Resolves when the appends queued or in flight are done: the durable head is final (a
+   * promotion starts its epoch there). A snapshot being encoded or stored is not waited for.
+   */
+  async drainAppends(): Promise<void> {
+    while (this.scheduled || this.inflight.length > 0) await new Promise((r) => setTimeout(r, 1));
   }
 
   // --- ShardFeed -------------------------------------------------------------------------

@@ -30,6 +30,8 @@ export class FailoverLoad {
   readonly ackedBy = new Map<string, number>();
   /** Time (Date.now) of the first acknowledgement by each region. */
   readonly firstAckAtMs = new Map<string, number>();
+  /** When the load started (Date.now()). */
+  readonly startedAtMs = Date.now();
   redirects = 0;
   waits = 0;
   failures = 0;

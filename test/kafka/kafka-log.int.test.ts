@@ -326,10 +326,12 @@ describe.skipIf(kafka.skip)('Kafka log transport on a real broker', () => {
     const tmp = await mkdtemp(join(tmpdir(), 'playout-kafka-replay-'));
     const playout = async (...args: string[]): Promise<{ code: number; stdout: string; stderr: string }> => {
       try {
-        const r = await run(process.execPath, [join(REPO_ROOT, 'dist/cli/main.js'), ...args], { cwd: tmp, maxBuffer: 64 << 20, env: { ...process.env, CI: '' } });
+        // A child that hangs fails the test naming its command (and its output so far), not at the test's timeout.
+        const r = await run(process.execPath, [join(REPO_ROOT, 'dist/cli/main.js'), ...args], { cwd: tmp, maxBuffer: 64 << 20, env: { ...process.env, CI: '' }, timeout: 90_000 });
         return { code: 0, ...r };
       } catch (err) {
-        const e = err as { code?: number; stdout?: string; stderr?: string };
+        const e = err as { code?: number; stdout?: string; stderr?: string; killed?: boolean };
+        if (e.killed === true) throw new Error(`playout ${args.join(' ')} did not finish within 90 s; stderr: ${e.stderr ?? ''}`, { cause: err });
         if (typeof e.code !== 'number') throw err;
         return { code: e.code, stdout: e.stdout ?? '', stderr: e.stderr ?? '' };
       }

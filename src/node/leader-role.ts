@@ -288,13 +288,13 @@ export class LeaderRole {
     if (report.seq > 0) {
       // The hash only (the raw bytes' last 16, checked by the store), not a decoded entry: reports arrive after every append.
       const raw = host.ctx.store.rangeRaw(host.shard, report.seq, report.seq, Number.MAX_SAFE_INTEGER)[0];
-      const ours = raw === undefined ? null : { hash: raw.subarray(raw.length - HASH_BYTES) };
-      if (ours !== null && !hashEquals(ours.hash, fromHex(report.hash))) {
+      const ours = raw?.subarray(raw.length - HASH_BYTES);
+      if (ours !== undefined && !hashEquals(ours, fromHex(report.hash))) {
         host.ctx.metrics.forks.inc({ shard: host.shard });
-        throw new PlayoutError('PLAYOUT_FORK', `Region ${report.region} holds entry ${report.seq} of shard "${host.shard}" with hash ${report.hash}, this leader has ${toHex(ours.hash)}`, {
+        throw new PlayoutError('PLAYOUT_FORK', `Region ${report.region} holds entry ${report.seq} of shard "${host.shard}" with hash ${report.hash}, this leader has ${toHex(ours)}`, {
           shard: host.shard,
           seq: report.seq,
-          expected: toHex(ours.hash),
+          expected: toHex(ours),
           received: report.hash,
         });
       }

@@ -467,7 +467,7 @@ export class ShardHost implements ShardFeed {
     for (let i = 0; i < entries.length; i++) {
       const e = entries[i]!;
       if (e.seq <= m.head) continue;
-      if (e.seq !== m.head + 1) return; // applied later, from the store, by catchUpApply
+      if (e.seq !== m.head + 1) break; // applied later, from the store, by catchUpApply
       this.applyOne(e);
       if (this.quarantine !== null || this.stopped !== null) break;
     }

@@ -19,6 +19,60 @@ import type { ShardHost } from './shard-host.js';
 /** Page size of the raw log read that rebuilds the dedupe window when a region starts leading. */
 const DEDUPE_SCAN_PAGE_BYTES = 4 << 20;
 
+/**
+ * The inputs (ingestId, seq, tick) of the log's [fromSeq, toSeq], read ahead of a promotion so that
+ * LeaderRole.resume reads only what was appended after (see ShardFailover). `toHash` is the hash
+ * at toSeq when it was read: a log truncated and refilled since is not taken for the same.
+ */
+export interface DedupeScan {
+  readonly fromSeq: number;
+  readonly toSeq: number;
+  readonly toHash: Uint8Array;
+  readonly ids: string[];
+  readonly seqs: number[];
+  readonly ticks: number[];
+}
+
+/** Where the dedupe window of a leader whose oldest remembered tick is `tickMin` starts in the log. */
+export function dedupeScanFrom(host: ShardHost, tickMin: number): number {
+  // A log truncated to its base snapshot holds nothing to scan.
+  let from = host.firstSeq() ?? host.durableSeq + 1;
+  if (tickMin > 0) {
+    const rows = host.ctx.store.digests(host.shard, tickMin - 1, tickMin - 1);
+    if (rows.length > 0) from = Math.max(from, rows[0]!.seq + 1);
+  }
+  return from;
+}
+
+/**
+ * Read the inputs with an ingestId of the log's [seqFrom, seqTo] in raw pages of `pageBytes`
+ * (checked by the store, mostly from its in-memory tail), of which only the fields up to the
+ * ingestId are read: no payload decoding, no second hash. `sink` answers whether it kept one.
+ * Returns how many were kept.
+ */
+export function scanIngestIds(host: ShardHost, seqFrom: number, seqTo: number, pageBytes: number, sink: (ingestId: string, seq: number, tick: number) => boolean): number {
+  let kept = 0;
+  for (let at = seqFrom; at <= seqTo; ) {
+    const page = host.rangeRaw(at, seqTo, pageBytes);
+    if (page.length === 0) throw new PlayoutError('PLAYOUT_RANGE_NOT_RETAINED', `Cannot lead shard "${host.shard}": its log does not hold seq ${at} to rebuild the dedupe window`, { shard: host.shard, seq: at });
+    for (const bytes of page) {
+      const e = entryIngestOf(bytes);
+      if (e.seq !== at) throw new PlayoutError('PLAYOUT_STORE_CORRUPT', `Cannot lead shard "${host.shard}": the store answered entry ${e.seq} for seq ${at}`, { shard: host.shard, seq: at, expected: String(at), received: String(e.seq) });
+      at++;
+      if (e.kind === 'input' && e.ingestId !== null && sink(e.ingestId, e.seq, e.tick)) kept++;
+    }
+  }
+  return kept;
+}
+
+/** The hash of the stored entry at `seq` (its raw bytes' last 16), or null. */
+export function rawHashAt(host: ShardHost, seq: number): Uint8Array | null {
+  const raw = host.ctx.store.rangeRaw(host.shard, seq, seq, Number.MAX_SAFE_INTEGER)[0];
+  return raw === undefined ? null : raw.subarray(raw.length - HASH_BYTES);
+}
+
+const ZERO = new Uint8Array(HASH_BYTES);
+
 export interface LeaderOptions {
   ack: AckMode;
   /** Regions of the peers that hold the shard (the quorum counts them and this region). */
@@ -71,7 +125,7 @@ export class LeaderRole {
    * (a promotion), its first entries are the epoch entry (and the tick entry closing the head's
    * tick when the head is inside one), enqueued before the tick timer starts.
    */
-  static resume(host: ShardHost, options: LeaderOptions, start: { startEpoch?: { epoch: number; leader: string; lastSeqPrevEpoch: number } } = {}): LeaderRole {
+  static resume(host: ShardHost, options: LeaderOptions, start: { startEpoch?: { epoch: number; leader: string; lastSeqPrevEpoch: number }; dedupe?: DedupeScan } = {}): LeaderRole {
     const m = host.machine;
     if (m === null || m.reducer === null || host.durableHash === null) {
       throw new PlayoutError('PLAYOUT_GENESIS_INVALID', `Cannot lead shard "${host.shard}": it has no genesis in the store`, { shard: host.shard });
@@ -87,28 +141,24 @@ export class LeaderRole {
     // Rebuild the dedupe window from the log: an ingestId acknowledged before a crash must
     // still be recognised after it.
     const tickMin = m.tick - options.dedupeWindowTicks;
-    // A log truncated to its base snapshot holds nothing to scan.
-    let from = host.firstSeq() ?? host.durableSeq + 1;
-    if (tickMin > 0) {
-      const rows = host.ctx.store.digests(host.shard, tickMin - 1, tickMin - 1);
-      if (rows.length > 0) from = Math.max(from, rows[0]!.seq + 1);
-    }
+    const from = dedupeScanFrom(host, tickMin);
     let remembered = 0;
-    // Raw pages (checked by the store, mostly from its in-memory tail), of which only the
-    // fields up to the ingestId are read: no payload decoding, no second hash.
-    for (let at = from; at <= host.durableSeq; ) {
-      const page = host.rangeRaw(at, host.durableSeq, DEDUPE_SCAN_PAGE_BYTES);
-      if (page.length === 0) throw new PlayoutError('PLAYOUT_RANGE_NOT_RETAINED', `Cannot lead shard "${host.shard}": its log does not hold seq ${at} to rebuild the dedupe window`, { shard: host.shard, seq: at });
-      for (const bytes of page) {
-        const e = entryIngestOf(bytes);
-        if (e.seq !== at) throw new PlayoutError('PLAYOUT_STORE_CORRUPT', `Cannot lead shard "${host.shard}": the store answered entry ${e.seq} for seq ${at}`, { shard: host.shard, seq: at, expected: String(at), received: String(e.seq) });
-        at++;
-        if (e.kind === 'input' && e.ingestId !== null && e.tick >= tickMin) {
-          seq.remember(e.ingestId, e.seq, e.tick);
+    let scanFrom = from;
+    // A promotion read most of the window ahead (while catching up): only the rest is read now.
+    const pre = start.dedupe;
+    if (pre !== undefined && pre.fromSeq <= from && pre.toSeq <= host.durableSeq && hashEquals(rawHashAt(host, pre.toSeq) ?? ZERO, pre.toHash)) {
+      for (let i = 0; i < pre.seqs.length; i++) {
+        if (pre.seqs[i]! >= from && pre.ticks[i]! >= tickMin) {
+          seq.remember(pre.ids[i]!, pre.seqs[i]!, pre.ticks[i]!);
           remembered++;
         }
       }
+      scanFrom = Math.max(from, pre.toSeq + 1);
     }
+    remembered += scanIngestIds(host, scanFrom, host.durableSeq, DEDUPE_SCAN_PAGE_BYTES, (id, s, tick) => {
+      if (tick >= tickMin) seq.remember(id, s, tick);
+      return tick >= tickMin;
+    });
     host.log.info({ shard: host.shard, head: host.durableSeq, tick: m.tick, remembered }, `leading shard ${host.shard} from seq ${host.durableSeq}`);
     const role = new LeaderRole(host, seq, options);
     if (start.startEpoch !== undefined) {

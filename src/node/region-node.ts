@@ -36,7 +36,7 @@ import { NodeMetrics } from '../adapters/metrics.js';
 import { SystemClock } from '../adapters/system-clock.js';
 import type { RegionConfig, ShardConfig } from './region-config.js';
 import { FollowerRole } from './follower-role.js';
-import { LeaderRole } from './leader-role.js';
+import { LeaderRole, type DedupeScan } from './leader-role.js';
 import { KafkaTransport } from './kafka-transport.js';
 import type { EntrySource } from '../ports/entry-source.js';
 import { ShardHost, type HostContext, type ShardMeta } from './shard-host.js';
@@ -64,6 +64,8 @@ export interface ShardSlot {
 
 /** How long a client is told to wait while a shard is between two epochs. */
 const FAILOVER_RETRY_AFTER_MS = 250;
+/** How long a candidate being promoted holds an input request before answering 503 (it usually sequences sooner). */
+const FAILOVER_HOLD_MS = 1_000;
 
 const META_KEY = 'shard';
 
@@ -246,6 +248,10 @@ export class RegionNode implements NodeService, FailoverNode {
     return this.slot(shard);
   }
 
+  get dedupeWindowTicks(): number {
+    return this.config.replication.dedupeWindowTicks;
+  }
+
   get log(): FastifyInstance['log'] {
     return this.app.log;
   }
@@ -267,11 +273,11 @@ export class RegionNode implements NodeService, FailoverNode {
     slot.follower = null;
   }
 
-  lead(slot: ShardSlot, startEpoch: { epoch: number; leader: string; lastSeqPrevEpoch: number } | null): LeaderRole {
+  lead(slot: ShardSlot, startEpoch: { epoch: number; leader: string; lastSeqPrevEpoch: number } | null, dedupe?: DedupeScan): LeaderRole {
     this.stopFollowing(slot);
     slot.host.autoApply = true;
     slot.host.onLocalTick = null;
-    const role = this.newLeader(slot.host, startEpoch);
+    const role = this.newLeader(slot.host, startEpoch, dedupe);
     slot.leader = role;
     role.start();
     this.kafka?.lead(slot.host, role);
@@ -354,7 +360,7 @@ export class RegionNode implements NodeService, FailoverNode {
     if (leader !== null) this.switchSource(slot, leader);
   }
 
-  private newLeader(host: ShardHost, startEpoch: { epoch: number; leader: string; lastSeqPrevEpoch: number } | null = null): LeaderRole {
+  private newLeader(host: ShardHost, startEpoch: { epoch: number; leader: string; lastSeqPrevEpoch: number } | null = null, dedupe?: DedupeScan): LeaderRole {
     const c = this.config;
     return LeaderRole.resume(host, {
       ack: host.meta.ack,
@@ -363,7 +369,7 @@ export class RegionNode implements NodeService, FailoverNode {
       pendingInputsMax: c.limits.pendingInputsMax,
       ackTimeoutMs: c.replication.ackTimeoutMs,
       dedupeWindowTicks: c.replication.dedupeWindowTicks,
-    }, startEpoch === null ? {} : { startEpoch });
+    }, startEpoch === null ? {} : dedupe === undefined ? { startEpoch } : { startEpoch, dedupe });
   }
 
   private newFollower(host: ShardHost, leader: string | null, source: EntrySource, reference: string): FollowerRole {
@@ -503,8 +509,10 @@ export class RegionNode implements NodeService, FailoverNode {
 
   async submit(shard: string, inputs: readonly InputRequest[], pathOf: (index: number) => string): Promise<InputResult[]> {
     const slot = this.slot(shard);
-    if (slot.leader === null || !leads(slot.host.fence, this.region)) throw this.ingressRefusal(slot);
-    return slot.leader.submit(inputs, pathOf);
+    // A candidate being promoted holds the request until it sequences (then the inputs follow its
+    // epoch entry) rather than having the client poll; a region that does not lead redirects.
+    if (!this.failover.sequencing(slot) && !((await this.failover.holdIngress(slot, FAILOVER_HOLD_MS)) && this.failover.sequencing(slot))) throw this.ingressRefusal(slot);
+    return slot.leader!.submit(inputs, pathOf);
   }
 
   async createShard(req: CreateShardRequest): Promise<ShardStatus> {

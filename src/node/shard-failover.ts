@@ -32,12 +32,12 @@ import type {
 import type { FailoverPlan } from '../replication/failover-coordinator.js';
 import type { PeerClient } from '../ports/peer-client.js';
 import { planFailoverOp } from '../cli/ops/failover.js';
-import { appendEpochRecord } from '../replication/epoch-history.js';
+import { appendEpochRecord, epochRecordOf } from '../replication/epoch-history.js';
 import { beginPromotion, promotionReady, stillPromised } from '../replication/failover-promotion.js';
 import { encodeQuarantineReport, quarantineReport, reconcile } from '../replication/failover-quarantine.js';
 import { establishHistory, grantOf, leads, promise, release, type FenceHead } from '../replication/fence.js';
 import type { FollowerRole } from './follower-role.js';
-import type { LeaderRole } from './leader-role.js';
+import { dedupeScanFrom, rawHashAt, scanIngestIds, type DedupeScan, type LeaderRole } from './leader-role.js';
 import type { ShardHost } from './shard-host.js';
 
 const fsyncAsync = promisify(fsync);
@@ -67,8 +67,10 @@ export interface FailoverNode {
   follow(slot: FailoverSlot, leader: string | null, streamFrom: string | null, reference: string): void;
   /** Stream from another region with the existing FollowerRole. */
   switchSource(slot: FailoverSlot, region: string): void;
-  /** Lead (a new LeaderRole at the durable head), optionally starting an epoch. */
-  lead(slot: FailoverSlot, startEpoch: { epoch: number; leader: string; lastSeqPrevEpoch: number } | null): LeaderRole;
+  /** Lead (a new LeaderRole at the durable head), optionally starting an epoch (with its dedupe window read ahead). */
+  lead(slot: FailoverSlot, startEpoch: { epoch: number; leader: string; lastSeqPrevEpoch: number } | null, dedupe?: DedupeScan): LeaderRole;
+  /** Ticks an ingestId is remembered for by a leader (replication.dedupeWindowTicks). */
+  readonly dedupeWindowTicks: number;
   /** GET …/epochs at a peer. */
   peerEpochs(region: string, shard: string, timeoutMs?: number): Promise<EpochsAnswer>;
   /** The peer's status row of the shard (head, epoch), fed to the follower; null when unreachable. */
@@ -88,6 +90,10 @@ export class ShardFailover {
   private readonly learning = new Set<string>();
   /** Fence requests this region answered as the leader (a retried request gets the same answer). */
   private readonly fencedAsLeader = new Set<string>();
+  /** Per shard, the dedupe window a candidate reads ahead for the failover it was promised to lead. */
+  private readonly readAheads = new Map<string, { failoverId: string; scan: Promise<DedupeScan | null> }>();
+  /** Per shard, ingress requests held at a candidate until it sequences (see holdIngress). */
+  private readonly held = new Map<string, Set<() => void>>();
 
   constructor(node: FailoverNode) {
     this.node = node;
@@ -170,8 +176,12 @@ export class ShardFailover {
       host.fence = promise(host.fence, req, { ...this.headInfo(host), head: limit }, now);
       // Nobody has authority until the epoch is established; the candidate's digests are the reference.
       slot.follower?.setLeader(null, req.candidate);
-      await host.waitDurable(limit).catch(() => undefined);
-      await host.persistFailover();
+      // The promise and the final head become durable together (the store orders its writes; one
+      // fsync usually covers both), rather than one fsync after the other.
+      await Promise.all([host.waitDurable(limit).catch(() => undefined), host.persistFailover()]);
+      if (req.candidate === this.node.region) this.readAhead(host, req.failoverId);
+      else this.readAheads.delete(shard);
+      this.wakeHeld(shard);
       if (wasLeader) {
         this.fencedAsLeader.add(`${shard}/${req.epoch}/${req.failoverId}`);
         this.node.follow(slot, null, req.candidate === this.node.region ? null : req.candidate, req.candidate);
@@ -189,6 +199,8 @@ export class ShardFailover {
       if (!r.released) return r;
       host.fence = r.fence;
       await host.persistFailover();
+      this.readAheads.delete(shard);
+      this.wakeHeld(shard);
       this.node.log.warn({ shard, epoch: req.epoch, failoverId: req.failoverId }, `shard ${shard}: released the promise of epoch ${req.epoch} (failover ${req.failoverId})`);
       const leader = host.fence.leader;
       if (leads(host.fence, this.node.region) && slot.leader === null && host.stopped === null) {
@@ -211,7 +223,11 @@ export class ShardFailover {
     const key = `${shard}/${req.epoch}/${req.failoverId}`;
     let p = this.promotions.get(key);
     if (p === undefined) {
-      p = this.promoteSteps(shard, req);
+      p = this.promoteSteps(shard, req).finally(() => {
+        if (this.readAheads.get(shard)?.failoverId === req.failoverId) this.readAheads.delete(shard);
+        // Requests held for this promotion are answered now (sequenced, or redirected).
+        this.wakeHeld(shard);
+      });
       this.promotions.set(key, p);
       // A failed promotion may be asked again (it fails again at once unless the promise still holds).
       p.catch(() => this.promotions.delete(key));
@@ -227,63 +243,198 @@ export class ShardFailover {
     const t0 = Date.now();
     let caughtUpFrom = 0;
     let quarantined = 0;
+    // The raised limit is persisted while the catch-up runs, and is durable before the epoch
+    // entry is sealed. (Losing it in a crash would lose nothing: the promise it raises stays, and
+    // the entries it admits are the fenced majority's history, which any later promotion of
+    // this epoch catches up to anyway.)
+    let limitDurable: Promise<void> = Promise.resolve();
     await this.locked(shard, async () => {
       this.running(host);
       host.fence = beginPromotion(host.fence, region, req);
-      await host.persistFailover();
+      limitDurable = host.persistFailover();
+      limitDurable.catch(() => undefined);
       caughtUpFrom = host.durableSeq;
       if (req.truncateAbove !== null && req.truncateAbove < host.durableSeq) {
+        this.readAheads.delete(shard);
         quarantined = await this.truncate(slot, req.truncateAbove, null, `promotion to epoch ${req.epoch} (failover ${req.failoverId}): the highest fenced head ${req.catchUpTo.seq} is of epoch ${req.catchUpTo.epoch}`);
       }
       if (slot.leader !== null) this.node.stopLeading(slot, new PlayoutError('PLAYOUT_SEQUENCER_FENCED', `Region ${region} stops sequencing shard "${shard}" to start epoch ${req.epoch}`, { shard }));
       const from = req.sources.find((r) => r !== region) ?? null;
       if (slot.follower === null) this.node.follow(slot, null, from, region);
       else slot.follower.setLeader(null, region);
+      this.readAhead(host, req.failoverId);
     });
     const tBegun = Date.now();
-    // Catch up: the follower repairs from the sources as usual; the fence admits up to the target.
-    await Promise.all(req.sources.filter((r) => r !== region).map((r) => this.node.refreshPeer(r, shard).catch(() => undefined)));
-    slot.follower?.repairNow();
-    let lastRepairMs = Date.now();
-    for (;;) {
-      this.running(host);
-      stillPromised(host.fence, region, req);
-      const head = host.durableSeq;
-      const at = head >= req.catchUpTo.seq ? this.hashAt(host, req.catchUpTo.seq) : null;
-      if (promotionReady(req, head, at) === 'ready' && host.machine?.head === head && host.quarantine === null && (slot.follower?.applyIdle ?? true)) break;
-      if (Date.now() >= deadline) {
-        throw new PlayoutError('PLAYOUT_FAILOVER_INCOMPLETE', `Region ${region} did not catch up to seq ${req.catchUpTo.seq} of shard "${shard}" within ${req.timeoutMs} ms (head ${head}, applied ${host.machine?.head ?? 0}${host.quarantine !== null ? ', quarantined' : ''}); its promise of epoch ${req.epoch} stays`, { shard, seq: head, expected: `head ${req.catchUpTo.seq}`, received: `head ${head}` });
-      }
-      if (Date.now() - lastRepairMs > 200) {
-        lastRepairMs = Date.now();
-        await Promise.all(req.sources.filter((r) => r !== region).map((r) => this.node.refreshPeer(r, shard).catch(() => undefined)));
-        slot.follower?.repairNow();
-      }
-      await sleep(2);
-    }
+    await this.catchUp(slot, req, deadline);
     const tCaughtUp = Date.now();
+    const dedupe = await this.readAheads.get(shard)?.scan;
+    const tReadAhead = Date.now();
     const leader = await this.locked(shard, async () => {
       this.running(host);
       stillPromised(host.fence, region, req);
       // Ready: stop following, wait for appends in flight, seal the epoch's first entries, lead.
       this.node.stopFollowing(slot);
-      await host.drainAppends();
+      await Promise.all([host.drainAppends(), limitDurable]);
       stillPromised(host.fence, region, req);
-      return this.node.lead(slot, { epoch: req.epoch, leader: region, lastSeqPrevEpoch: host.durableSeq });
+      const role = this.node.lead(slot, { epoch: req.epoch, leader: region, lastSeqPrevEpoch: host.durableSeq }, dedupe ?? undefined);
+      // The record made from the epoch entry once durable takes the failover's id and time (and is
+      // persisted with them), so that no second write follows it.
+      const entry = role.firstEntries[0]!;
+      host.learnedRecords.set(req.epoch, { ...epochRecordOf(entry), atMs: Date.now(), failoverId: req.failoverId });
+      return role;
     });
+    // Inputs held here are sequenced right after the epoch entry (one append, one fsync for both).
+    this.wakeHeld(shard);
     const tLeading = Date.now();
     const first = leader.firstEntries;
     const last = first[first.length - 1]!;
     await host.waitDurable(last.seq);
     const tEpochDurable = Date.now();
-    const recorded = host.epochs.find((r) => r.epoch === req.epoch);
+    let recorded = host.epochs.find((r) => r.epoch === req.epoch);
     if (recorded === undefined) throw new PlayoutError('PLAYOUT_FAILOVER_INCOMPLETE', `Region ${region} could not record epoch ${req.epoch} of shard "${shard}"`, { shard });
-    // Stamp the failover on the record (it was recorded from the entry alone).
-    host.epochs = appendEpochRecord(host.epochs, { ...recorded, atMs: Date.now(), failoverId: req.failoverId }, shard);
-    await host.persistFailover();
-    const record = host.epochs.find((r) => r.epoch === req.epoch)!;
-    this.node.log.warn({ shard, epoch: req.epoch, failoverId: req.failoverId, firstSeq: record.firstSeq, caughtUpFrom, ms: Date.now() - t0, phasesMs: { begin: tBegun - t0, catchUp: tCaughtUp - tBegun, stopFollowingAndLead: tLeading - tCaughtUp, epochDurable: tEpochDurable - tLeading, recorded: Date.now() - tEpochDurable } }, `shard ${shard}: region ${region} leads epoch ${req.epoch} from seq ${record.firstSeq}`);
+    if (recorded.failoverId !== req.failoverId) {
+      // Stamp the failover on the record (it was recorded from the entry alone).
+      host.epochs = appendEpochRecord(host.epochs, { ...recorded, atMs: Date.now(), failoverId: req.failoverId }, shard);
+      void host.persistFailover();
+    }
+    // The record (with its stamp) is durable: the write recordEpoch started, or the one above.
+    await host.failoverPersisted;
+    recorded = host.epochs.find((r) => r.epoch === req.epoch)!;
+    const record = recorded;
+    this.node.log.warn({ shard, epoch: req.epoch, failoverId: req.failoverId, firstSeq: record.firstSeq, caughtUpFrom, ms: Date.now() - t0, phasesMs: { begin: tBegun - t0, catchUp: tCaughtUp - tBegun, readAhead: tReadAhead - tCaughtUp, stopFollowingAndLead: tLeading - tReadAhead, epochDurable: tEpochDurable - tLeading, recorded: Date.now() - tEpochDurable } }, `shard ${shard}: region ${region} leads epoch ${req.epoch} from seq ${record.firstSeq}`);
     return { record, caughtUpFrom, quarantined, sequencingFrom: last.seq + 1, sequencingTick: leader.sequencer.tick, epochs: host.epochs };
+  }
+
+  // --- the candidate's read-ahead and held ingress -------------------------------------------------
+
+  /**
+   * Read the dedupe window (the inputs' ingestIds the new leader must remember) ahead, a chunk
+   * per turn of the event loop, from the moment this region promises itself an epoch: leading
+   * then reads only what the catch-up appended after (LeaderRole.resume), instead of the whole
+   * window (tens of thousands of entries) while no region sequences.
+   */
+  private readAhead(host: ShardHost, failoverId: string): void {
+    if (this.readAheads.get(host.shard)?.failoverId === failoverId) return;
+    const scan = this.scanAhead(host).catch(() => null);
+    this.readAheads.set(host.shard, { failoverId, scan });
+  }
+
+  private async scanAhead(host: ShardHost): Promise<DedupeScan | null> {
+    const m = host.machine;
+    const toSeq = host.durableSeq;
+    const toHash = toSeq === 0 ? null : rawHashAt(host, toSeq);
+    if (m === null || toHash === null) return null;
+    const out: DedupeScan = { fromSeq: dedupeScanFrom(host, m.tick - this.node.dedupeWindowTicks), toSeq, toHash: toHash.slice(), ids: [], seqs: [], ticks: [] };
+    for (let at = out.fromSeq; at <= toSeq; at += READ_AHEAD_CHUNK_ENTRIES) {
+      await new Promise((r) => setImmediate(r));
+      // Truncated meanwhile (a quarantine): LeaderRole.resume reads the log itself.
+      if (host.stopped !== null || host.durableSeq < toSeq) return null;
+      scanIngestIds(host, at, Math.min(toSeq, at + READ_AHEAD_CHUNK_ENTRIES - 1), READ_AHEAD_CHUNK_ENTRIES * 1024, (id, seq, tick) => {
+        out.ids.push(id);
+        out.seqs.push(seq);
+        out.ticks.push(tick);
+        return true;
+      });
+    }
+    return out;
+  }
+
+  /**
+   * Whether this region sequences the shard's inputs now: it leads its established epoch, or it
+   * is the candidate whose LeaderRole has sealed the promised epoch's first entries (inputs then
+   * follow the epoch entry in the log, and are acknowledged once durable, after it).
+   */
+  sequencing(slot: FailoverSlot): boolean {
+    const l = slot.leader;
+    if (l === null || l.sequencer.isFenced) return false;
+    const f = slot.host.fence;
+    if (leads(f, this.node.region)) return true;
+    const p = f.promise;
+    return p !== null && p.candidate === this.node.region && l.sequencer.epoch === p.epoch;
+  }
+
+  /**
+   * Ingress at a candidate that does not sequence yet waits here (at most `timeoutMs`, at most
+   * HELD_REQUESTS_MAX requests per shard) until it does, its promotion ends, or its promise
+   * changes, instead of answering 503 and having every client poll. Resolves false at once when
+   * this region is not a candidate (or too many wait): the caller answers with a redirect or 503.
+   */
+  async holdIngress(slot: FailoverSlot, timeoutMs: number): Promise<boolean> {
+    const host = slot.host;
+    const p = host.fence.promise;
+    if (p === null || p.candidate !== this.node.region || host.stopped !== null || timeoutMs <= 0) return false;
+    let waiting = this.held.get(host.shard);
+    if (waiting === undefined) this.held.set(host.shard, (waiting = new Set()));
+    if (waiting.size >= HELD_REQUESTS_MAX) return false;
+    const set = waiting;
+    await new Promise<void>((resolve) => {
+      const wake = (): void => {
+        clearTimeout(t);
+        set.delete(wake);
+        resolve();
+      };
+      const t = setTimeout(wake, timeoutMs);
+      set.add(wake);
+    });
+    return true;
+  }
+
+  private wakeHeld(shard: string): void {
+    const waiting = this.held.get(shard);
+    if (waiting === undefined) return;
+    for (const wake of [...waiting]) wake();
+  }
+
+  /**
+   * Catch up to the highest fenced head: the follower repairs from the sources as usual (the fence
+   * now admits up to the target). It asks at once from the heads it knows (the stream's
+   * heartbeats) and again when the sources' statuses answer, rather than after them; the check
+   * runs after every durable append (once the follower applied it), or every CATCH_UP_POLL_MS.
+   */
+  private async catchUp(slot: FailoverSlot, req: PromoteRequest, deadline: number): Promise<void> {
+    const host = slot.host;
+    const shard = host.shard;
+    const region = this.node.region;
+    const refresh = (): void => {
+      for (const r of req.sources) {
+        if (r !== region) void this.node.refreshPeer(r, shard).then(() => slot.follower?.repairNow(), () => undefined);
+      }
+    };
+    refresh();
+    slot.follower?.repairNow();
+    let lastRepairMs = Date.now();
+    let wake: (() => void) | null = null;
+    const unsubscribe = host.onAppend(() => {
+      if (wake !== null) setImmediate(wake);
+    });
+    try {
+      for (;;) {
+        this.running(host);
+        stillPromised(host.fence, region, req);
+        const head = host.durableSeq;
+        const at = head >= req.catchUpTo.seq ? this.hashAt(host, req.catchUpTo.seq) : null;
+        if (promotionReady(req, head, at) === 'ready' && host.machine?.head === head && host.quarantine === null && (slot.follower?.applyIdle ?? true)) return;
+        if (Date.now() >= deadline) {
+          throw new PlayoutError('PLAYOUT_FAILOVER_INCOMPLETE', `Region ${region} did not catch up to seq ${req.catchUpTo.seq} of shard "${shard}" within ${req.timeoutMs} ms (head ${head}, applied ${host.machine?.head ?? 0}${host.quarantine !== null ? ', quarantined' : ''}); its promise of epoch ${req.epoch} stays`, { shard, seq: head, expected: `head ${req.catchUpTo.seq}`, received: `head ${head}` });
+        }
+        if (Date.now() - lastRepairMs > REFRESH_SOURCES_MS) {
+          lastRepairMs = Date.now();
+          refresh();
+          slot.follower?.repairNow();
+        }
+        await new Promise<void>((resolve) => {
+          const w = (): void => {
+            clearTimeout(t);
+            if (wake === w) wake = null;
+            resolve();
+          };
+          const t = setTimeout(w, CATCH_UP_POLL_MS);
+          wake = w;
+        });
+      }
+    } finally {
+      unsubscribe();
+    }
   }
 
   private hashAt(host: ShardHost, seq: number): string | null {
@@ -365,6 +516,8 @@ export class ShardFailover {
       host.fence = establishHistory(host.fence, epochs);
       if (host.fence.leader !== null && host.fence.leader !== host.meta.leader) host.meta = { ...host.meta, leader: host.fence.leader };
       await host.persistFailover();
+      if (host.fence.promise === null) this.readAheads.delete(shard);
+      this.wakeHeld(shard);
       await host.ctx.store.putMeta(shard, 'shard', host.meta);
       this.node.log.warn({ shard, epoch: newest.epoch, leader: newest.leader, quarantined }, `shard ${shard}: learned epoch ${newest.epoch} (leader ${newest.leader})${from !== null ? ` from ${from}` : ''}`);
       // A candidate still promoting for a later epoch keeps its role (its loop checks its promise).
@@ -455,6 +608,15 @@ export class ShardFailover {
     return { seqOf, checkedTo };
   }
 }
+
+/** Requests held at most per shard at a candidate (each a batch of inputs). */
+const HELD_REQUESTS_MAX = 1_024;
+/** The candidate's catch-up loop checks at least this often (it is woken by every durable append too). */
+const CATCH_UP_POLL_MS = 10;
+/** How often a catching-up candidate asks its sources' statuses again. */
+const REFRESH_SOURCES_MS = 200;
+/** Entries of the dedupe read-ahead per turn of the event loop (a few ms). */
+const READ_AHEAD_CHUNK_ENTRIES = 2_000;
 
 /** How much of the new history a returning region searches for its quarantined inputs' ingestIds. */
 const RESEQUENCED_LOOKUP_ENTRIES_MAX = 200_000;

@@ -193,10 +193,17 @@ export class ShardHost implements ShardFeed {
   }
 
   /** Persist the fence and the epoch history; resolves once both (and every earlier write) are durable. */
-  async persistFailover(): Promise<void> {
+  persistFailover(): Promise<void> {
     const store = this.ctx.store;
-    await Promise.all([store.putMeta(this.shard, EPOCHS_META_KEY, this.epochs), store.putMeta(this.shard, FENCE_META_KEY, this.fence)]);
+    const p = Promise.all([store.putMeta(this.shard, EPOCHS_META_KEY, this.epochs), store.putMeta(this.shard, FENCE_META_KEY, this.fence)]).then(() => undefined);
+    // Whoever waits for the latest persist sees its failure; nobody waiting is not an unhandled one.
+    p.catch(() => undefined);
+    this.failoverPersisted = p;
+    return p;
   }
+
+  /** The latest persistFailover (its writes come after every earlier one's): a promotion waits for it. */
+  failoverPersisted: Promise<void> = Promise.resolve();
 
   /** Record the epoch a durable genesis or epoch entry starts, establish it, persist both. */
   private recordEpoch(e: Entry): void {

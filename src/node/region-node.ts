@@ -41,8 +41,8 @@ import { KafkaTransport } from './kafka-transport.js';
 import type { EntrySource } from '../ports/entry-source.js';
 import { ShardHost, type HostContext, type ShardMeta } from './shard-host.js';
 import type { Entry } from '../core/entry.js';
-import type { EpochRecord, EpochsAnswer, FailoverClient, RegionFailoverStatus } from '../ports/failover-client.js';
-import { admits, leads, startsBeforeHead } from '../replication/fence.js';
+import type { EpochRecord, EpochsAnswer, FailoverClient, FenceState, RegionFailoverStatus } from '../ports/failover-client.js';
+import { admitLimit, admits, leads, startsBeforeHead } from '../replication/fence.js';
 import { routeIngress } from '../replication/failover-redirect.js';
 import { HttpFailoverClient } from '../adapters/http-failover-client.js';
 import { ShardFailover, type FailoverNode } from './shard-failover.js';
@@ -374,9 +374,18 @@ export class RegionNode implements NodeService, FailoverNode {
 
   private newFollower(host: ShardHost, leader: string | null, source: EntrySource, reference: string): FollowerRole {
     const c = this.config;
+    // The Follower only counts refusals: one error per fence and epoch describes them (a candidate
+    // catching up refuses thousands of its stream's entries, and an error costs ~10 µs to make).
+    let refusal: { fence: FenceState; epoch: number; error: PlayoutError } | null = null;
+    const admit = (e: Entry): PlayoutError | null => {
+      const f = host.fence;
+      if (e.seq <= admitLimit(f, e)) return null;
+      if (refusal === null || refusal.fence !== f || refusal.epoch !== e.epoch) refusal = { fence: f, epoch: e.epoch, error: admits(f, e)! };
+      return refusal.error;
+    };
     return new FollowerRole(host, leader, this.clients, source, this.clock, Rng.fromSeed(randomInt(0x7fffffff)), {
       // The fence decides which entries the Follower may even look at (docs/failover.md, "Hooks").
-      admit: { admit: (e: Entry) => admits(host.fence, e), diverges: (e: Entry, accepted: number) => startsBeforeHead(host.fence, e, accepted) },
+      admit: { admit, diverges: (e: Entry, accepted: number) => startsBeforeHead(host.fence, e, accepted) },
       reference,
       onDiverged: (_entry, region) => {
         const from = region ?? host.fence.leader;

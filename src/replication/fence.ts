@@ -151,12 +151,33 @@ export function establishHistory(fence: FenceState, history: readonly EpochRecor
 }
 
 /**
+ * The highest seq of `entry.epoch` the fence admits (Infinity: no limit): `admits` without the
+ * error. A follower's hook calls it for every entry, and a candidate catching up refuses
+ * thousands of its stream's entries, each of which `admits` would describe in a new error.
+ */
+export function admitLimit(fence: FenceState, entry: Pick<Entry, 'epoch'>): number {
+  let limit = Number.POSITIVE_INFINITY;
+  // `ends` ascends by epoch and so by lastSeqPrevEpoch: the first epoch after the entry's ends it.
+  const ends = fence.ends;
+  for (let i = 0; i < ends.length; i++) {
+    if (ends[i]!.epoch > entry.epoch) {
+      limit = ends[i]!.lastSeqPrevEpoch;
+      break;
+    }
+  }
+  const p = fence.promise;
+  if (p !== null && entry.epoch < p.epoch && p.seqMax < limit) limit = p.seqMax;
+  return limit;
+}
+
+/**
  * Whether a follower may take `entry` (call before its ordering, dedupe and chain checks: a fenced
  * entry must not even be compared as a duplicate, or an old leader's divergent suffix would look
  * like a fork). Null when admitted; else the PLAYOUT_EPOCH_FENCED error to count and drop it with.
  * Allocates nothing when admitted: it runs for every entry received.
  */
 export function admits(fence: FenceState, entry: Pick<Entry, 'seq' | 'epoch' | 'shard'>): PlayoutError | null {
+  if (entry.seq <= admitLimit(fence, entry)) return null;
   let limit = Number.POSITIVE_INFINITY;
   let endedBy = 0;
   // `ends` ascends by epoch and so by lastSeqPrevEpoch: the first epoch after the entry's ends it.

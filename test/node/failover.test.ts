@@ -8,6 +8,7 @@ import { HttpFailoverClient } from '../../src/adapters/http-failover-client.js';
 import { checkShard } from '../../src/node/cluster-check.js';
 import { TOKENS, adminClient, startInProcessCluster, startNode, waitFor, type InProcessCluster } from '../helpers/cluster.js';
 import { FailoverLoad } from '../helpers/failover-load.js';
+import { LoadGenerator } from '../../src/games/treasure-hunt/index.js';
 
 const REGIONS = ['eu-fra', 'af-jnb', 'us-sfo'];
 const SHARD = 'hunt-1';
@@ -141,5 +142,71 @@ describe('failover between region nodes', () => {
       expect(cluster.nodes.get(r)!.status().shards[0]!.role).toBe(r === 'eu-fra' ? 'leader' : 'follower');
     }
     expect(st2(cluster, 'us-sfo').epochs[1]).toMatchObject({ failoverId: expect.stringMatching(/^fo-test-/), atMs: expect.any(Number) });
+  }, 60_000);
+
+  // The candidate holds inputs sent to it while it is being promoted (instead of answering 503 and
+  // having every client poll): they are sequenced right after its epoch entry once it leads, and
+  // answered with a redirect when its promise is given back instead.
+  it('holds inputs at the candidate until it sequences them after its epoch entry, or redirects them when its promise is released', async () => {
+    const i = new LoadGenerator({ seed: SEED + 2, players: 10, inputsPerTick: 1 }).next(0)[0]!;
+    const sample = { type: i.type, version: i.version, payload: i.payload };
+    const post = async (r: string, ingestId: string): Promise<{ status: number; body: { results?: { seq: number }[]; leader?: { region: string } } }> => {
+      const res = await fetch(`${url(r)}/v1/shards/${SHARD}/inputs`, {
+        method: 'POST',
+        redirect: 'manual',
+        headers: { authorization: `Bearer ${TOKENS.ingest}`, 'content-type': 'application/json' },
+        body: JSON.stringify({ inputs: [{ ...sample, ingestId }] }),
+      });
+      return { status: res.status, body: (await res.json()) as never };
+    };
+    const settled = <T,>(p: Promise<T>): { done: () => boolean } => {
+      let done = false;
+      void p.finally(() => (done = true));
+      return { done: () => done };
+    };
+    const clients = REGIONS.map((r) => new HttpFailoverClient({ region: r, url: url(r), token: TOKENS.admin, requestTimeoutMs: 5_000 }));
+    const client = (r: string) => clients.find((c) => c.region === r)!;
+    try {
+      // A promise that is released: the held request is redirected to the leader.
+      await client('af-jnb').fence(SHARD, { epoch: 4, candidate: 'af-jnb', failoverId: 'hold-released' });
+      const held = post('af-jnb', 'hold-1');
+      const heldState = settled(held);
+      await new Promise((r) => setTimeout(r, 100));
+      expect(heldState.done()).toBe(false);
+      expect((await client('af-jnb').release(SHARD, { epoch: 4, failoverId: 'hold-released' })).released).toBe(true);
+      const redirected = await held;
+      expect(redirected.status).toBe(307);
+      expect(redirected.body.leader?.region).toBe('eu-fra');
+
+      // A promotion, step by step: inputs sent to the candidate after the fences are sequenced after its epoch entry.
+      const request = { epoch: 4, candidate: 'af-jnb', failoverId: 'hold-promoted' };
+      const grants = await Promise.all(clients.map((c) => c.fence(SHARD, request)));
+      const best = grants.reduce((a, b) => (b.head > a.head ? b : a));
+      const pending = [post('af-jnb', 'hold-2'), post('af-jnb', 'hold-3')];
+      const pendingState = settled(Promise.all(pending));
+      await new Promise((r) => setTimeout(r, 100));
+      expect(pendingState.done()).toBe(false);
+      const promoted = await client('af-jnb').promote(SHARD, {
+        epoch: 4,
+        failoverId: request.failoverId,
+        catchUpTo: { seq: best.head, hash: best.headHash!, epoch: best.headEpoch },
+        sources: [best.region].filter((r) => r !== 'af-jnb'),
+        truncateAbove: null,
+        timeoutMs: 10_000,
+      });
+      for (const r of await Promise.all(pending)) {
+        expect(r.status).toBe(200);
+        expect(r.body.results![0]!.seq).toBeGreaterThan(promoted.record.firstSeq);
+      }
+      expect(promoted.record).toMatchObject({ epoch: 4, leader: 'af-jnb', failoverId: 'hold-promoted', atMs: expect.any(Number) });
+      for (const r of ['eu-fra', 'us-sfo']) await client(r).announce(SHARD, { record: promoted.record, epochs: promoted.epochs });
+      await converged();
+      // Retried at the new leader, an input it holds is a duplicate (its dedupe window covers the catch-up).
+      const again = await post('af-jnb', 'hold-2');
+      expect(again.status).toBe(200);
+      expect(again.body.results![0]).toMatchObject({ status: 'duplicate' });
+    } finally {
+      for (const c of clients) await c.close();
+    }
   }, 60_000);
 });

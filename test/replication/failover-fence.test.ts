@@ -9,7 +9,7 @@ import { EPOCHS_META_KEY, appendEpochRecord, compareLogs, divergencePoint, endOf
 import { encodeQuarantineReport, lostInputs, quarantineReport, reconcile } from '../../src/replication/failover-quarantine.js';
 import { routeIngress } from '../../src/replication/failover-redirect.js';
 import { beginPromotion, epochEntries, promotionReady, stillPromised } from '../../src/replication/failover-promotion.js';
-import { FENCE_META_KEY, admits, establish, establishHistory, extendForCatchUp, grantOf, initialFence, isNewerEpoch, leads, parseFence, promise, release, startsBeforeHead } from '../../src/replication/fence.js';
+import { FENCE_META_KEY, admitLimit, admits, establish, establishHistory, extendForCatchUp, grantOf, initialFence, isNewerEpoch, leads, parseFence, promise, release, startsBeforeHead } from '../../src/replication/fence.js';
 import { MemoryLogStore } from '../sim/log-store.js';
 import { tallyReducer } from '../sim/tally-reducer.js';
 
@@ -119,6 +119,22 @@ describe('fencing', () => {
     expect(admits(e, { shard: SHARD, seq: 1_000, epoch: 2 })).toBeNull();
     expect(isNewerEpoch(e, 2)).toBe(false);
     expect(isNewerEpoch(e, 3)).toBe(true);
+  });
+
+  it('admitLimit is the highest seq admits takes, for every epoch, under a promise and after it is established', () => {
+    const f = promise(base(), { epoch: 2, candidate: 'af-jnb', failoverId: 'fo-a' }, head(40), 0);
+    const e = establish(f, { epoch: 2, leader: 'af-jnb', firstSeq: 46, lastSeqPrevEpoch: 45, prevHash: 'ab'.repeat(16), entryHash: 'cd'.repeat(16), tick: 5, atMs: null, failoverId: 'fo-a' });
+    const g = promise(e, { epoch: 3, candidate: 'us-sfo', failoverId: 'fo-b' }, head(60), 0);
+    for (const fence of [base(), f, e, g]) {
+      for (const epoch of [1, 2, 3]) {
+        const limit = admitLimit(fence, { epoch });
+        for (let seq = 1; seq <= 80; seq++) expect(admits(fence, { shard: SHARD, seq, epoch }) === null, `seq ${seq} epoch ${epoch}`).toBe(seq <= limit);
+      }
+    }
+    expect(admitLimit(f, { epoch: 1 })).toBe(40);
+    expect(admitLimit(e, { epoch: 1 })).toBe(45);
+    expect(admitLimit(g, { epoch: 2 })).toBe(60);
+    expect(admitLimit(g, { epoch: 3 })).toBe(Number.POSITIVE_INFINITY);
   });
 
   it('tells an epoch entry that starts below the local head (a divergent suffix here) from a fork', () => {

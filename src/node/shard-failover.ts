@@ -223,11 +223,21 @@ export class ShardFailover {
     const key = `${shard}/${req.epoch}/${req.failoverId}`;
     let p = this.promotions.get(key);
     if (p === undefined) {
-      p = this.promoteSteps(shard, req).finally(() => {
+      const done = (): void => {
         if (this.readAheads.get(shard)?.failoverId === req.failoverId) this.readAheads.delete(shard);
-        // Requests held for this promotion are answered now (sequenced, or redirected).
-        this.wakeHeld(shard);
-      });
+      };
+      p = this.promoteSteps(shard, req).then(
+        (answer) => {
+          done();
+          return answer;
+        },
+        (err: unknown) => {
+          done();
+          // Requests held for this promotion are answered now (redirected, or 503).
+          this.wakeHeld(shard);
+          throw err;
+        },
+      );
       this.promotions.set(key, p);
       // A failed promotion may be asked again (it fails again at once unless the promise still holds).
       p.catch(() => this.promotions.delete(key));
@@ -283,8 +293,8 @@ export class ShardFailover {
       host.learnedRecords.set(req.epoch, { ...epochRecordOf(entry), atMs: Date.now(), failoverId: req.failoverId });
       return role;
     });
-    // Inputs held here are sequenced right after the epoch entry (one append, one fsync for both).
-    this.wakeHeld(shard);
+    // Inputs held here are sequenced now, after the epoch entry (see wakeHeld).
+    this.wakeHeld(shard, true);
     const tLeading = Date.now();
     const first = leader.firstEntries;
     const last = first[first.length - 1]!;
@@ -379,10 +389,27 @@ export class ShardFailover {
     return true;
   }
 
-  private wakeHeld(shard: string): void {
+  /**
+   * Answer the requests held for a shard. `paced` (a candidate that starts sequencing): one per
+   * turn of the event loop, in arrival order, from the turn after the epoch entry's append was
+   * issued. Ingesting them all in one turn would hold the event loop (and the epoch entry's
+   * append) for the validation and sealing of thousands of inputs, and make every one of them
+   * wait for the whole lot to be stored and applied; paced, the first are acknowledged first and
+   * the rest join the appends in flight.
+   */
+  private wakeHeld(shard: string, paced = false): void {
     const waiting = this.held.get(shard);
-    if (waiting === undefined) return;
-    for (const wake of [...waiting]) wake();
+    if (waiting === undefined || waiting.size === 0) return;
+    const queue = [...waiting];
+    if (!paced) {
+      for (const wake of queue) wake();
+      return;
+    }
+    const next = (): void => {
+      queue.shift()?.();
+      if (queue.length > 0) setImmediate(next);
+    };
+    setImmediate(next);
   }
 
   /**

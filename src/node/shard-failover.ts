@@ -270,7 +270,14 @@ export class ShardFailover {
       }
       if (slot.leader !== null) this.node.stopLeading(slot, new PlayoutError('PLAYOUT_SEQUENCER_FENCED', `Region ${region} stops sequencing shard "${shard}" to start epoch ${req.epoch}`, { shard }));
       const from = req.sources.find((r) => r !== region) ?? null;
-      if (slot.follower === null) this.node.follow(slot, null, from, region);
+      if (from !== null && req.catchUpTo.seq > host.durableSeq) {
+        // A fresh stream from the best source, from the next seq this region needs: what the
+        // stream carried beyond this region's fence limit was refused, and a repair of it would
+        // wait for the repair delay or the sources' statuses.
+        this.node.stopFollowing(slot);
+        await host.drainAppends();
+        this.node.follow(slot, null, from, region);
+      } else if (slot.follower === null) this.node.follow(slot, null, from, region);
       else slot.follower.setLeader(null, region);
       this.readAhead(host, req.failoverId);
     });

@@ -420,6 +420,17 @@ export class RegionNode implements NodeService, FailoverNode {
 
   /** Where inputs for this shard go instead (failover-redirect.ts): 307 to the leader, 421, or 503 while between epochs. */
   private ingressRefusal(slot: ShardSlot): PlayoutError {
+    // One answer per fence state (the fence is replaced, never changed in place): during a
+    // switchover every client request gets one, and an error costs ~10 µs to make — time the
+    // old leader owes its followers' catch-up, not its clients' redirects.
+    const fence = slot.host.fence;
+    let answer = this.ingressRefusals.get(fence);
+    if (answer === undefined) this.ingressRefusals.set(fence, (answer = this.makeIngressRefusal(slot)));
+    return answer;
+  }
+  private readonly ingressRefusals = new WeakMap<FenceState, PlayoutError>();
+
+  private makeIngressRefusal(slot: ShardSlot): PlayoutError {
     const shard = slot.host.shard;
     const route = routeIngress({ region: this.region, fence: slot.host.fence, urlOf: (r) => this.peerUrl(r), path: `/v1/shards/${encodeURIComponent(shard)}/inputs`, retryAfterMs: FAILOVER_RETRY_AFTER_MS });
     if (route.kind === 'redirect') return new HttpPlayoutError(route.error, { leader: { region: route.leader, url: route.url } }, { status: route.status, headers: route.headers });

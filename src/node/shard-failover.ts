@@ -91,7 +91,7 @@ export class ShardFailover {
   /** Fence requests this region answered as the leader (a retried request gets the same answer). */
   private readonly fencedAsLeader = new Set<string>();
   /** Per shard, the dedupe window a candidate reads ahead for the failover it was promised to lead. */
-  private readonly readAheads = new Map<string, { failoverId: string; scan: Promise<DedupeScan | null> }>();
+  private readonly readAheads = new Map<string, { failoverId: string; scan: Promise<DedupeScan | null>; take: () => void }>();
   /** Per shard, ingress requests held at a candidate until it sequences (see holdIngress). */
   private readonly held = new Map<string, Set<() => void>>();
 
@@ -180,7 +180,7 @@ export class ShardFailover {
       // fsync usually covers both), rather than one fsync after the other.
       await Promise.all([host.waitDurable(limit).catch(() => undefined), host.persistFailover()]);
       if (req.candidate === this.node.region) this.readAhead(host, req.failoverId);
-      else this.readAheads.delete(shard);
+      else this.dropReadAhead(shard);
       this.wakeHeld(shard);
       if (wasLeader) {
         this.fencedAsLeader.add(`${shard}/${req.epoch}/${req.failoverId}`);
@@ -199,7 +199,7 @@ export class ShardFailover {
       if (!r.released) return r;
       host.fence = r.fence;
       await host.persistFailover();
-      this.readAheads.delete(shard);
+      this.dropReadAhead(shard);
       this.wakeHeld(shard);
       this.node.log.warn({ shard, epoch: req.epoch, failoverId: req.failoverId }, `shard ${shard}: released the promise of epoch ${req.epoch} (failover ${req.failoverId})`);
       const leader = host.fence.leader;
@@ -224,7 +224,7 @@ export class ShardFailover {
     let p = this.promotions.get(key);
     if (p === undefined) {
       const done = (): void => {
-        if (this.readAheads.get(shard)?.failoverId === req.failoverId) this.readAheads.delete(shard);
+        if (this.readAheads.get(shard)?.failoverId === req.failoverId) this.dropReadAhead(shard);
       };
       p = this.promoteSteps(shard, req).then(
         (answer) => {
@@ -265,7 +265,7 @@ export class ShardFailover {
       limitDurable.catch(() => undefined);
       caughtUpFrom = host.durableSeq;
       if (req.truncateAbove !== null && req.truncateAbove < host.durableSeq) {
-        this.readAheads.delete(shard);
+        this.dropReadAhead(shard);
         quarantined = await this.truncate(slot, req.truncateAbove, null, `promotion to epoch ${req.epoch} (failover ${req.failoverId}): the highest fenced head ${req.catchUpTo.seq} is of epoch ${req.catchUpTo.epoch}`);
       }
       if (slot.leader !== null) this.node.stopLeading(slot, new PlayoutError('PLAYOUT_SEQUENCER_FENCED', `Region ${region} stops sequencing shard "${shard}" to start epoch ${req.epoch}`, { shard }));
@@ -284,7 +284,9 @@ export class ShardFailover {
     const tBegun = Date.now();
     await this.catchUp(slot, req, deadline);
     const tCaughtUp = Date.now();
-    const dedupe = await this.readAheads.get(shard)?.scan;
+    const readAhead = this.readAheads.get(shard);
+    readAhead?.take();
+    const dedupe = await readAhead?.scan;
     const tReadAhead = Date.now();
     const leader = await this.locked(shard, async () => {
       this.running(host);
@@ -332,28 +334,70 @@ export class ShardFailover {
    */
   private readAhead(host: ShardHost, failoverId: string): void {
     if (this.readAheads.get(host.shard)?.failoverId === failoverId) return;
-    const scan = this.scanAhead(host).catch(() => null);
-    this.readAheads.set(host.shard, { failoverId, scan });
+    this.dropReadAhead(host.shard);
+    const control: ReadAheadControl = { taken: false, wake: null };
+    const scan = this.scanAhead(host, control).catch(() => null);
+    this.readAheads.set(host.shard, {
+      failoverId,
+      scan,
+      take: () => {
+        control.taken = true;
+        control.wake?.();
+      },
+    });
   }
 
-  private async scanAhead(host: ShardHost): Promise<DedupeScan | null> {
+  private dropReadAhead(shard: string): void {
+    this.readAheads.get(shard)?.take();
+    this.readAheads.delete(shard);
+  }
+
+  /**
+   * The read-ahead: the window up to the durable head, then what the catch-up appends as it
+   * lands, until the promotion takes what was read (LeaderRole.resume reads the rest, and checks
+   * the hash at `toSeq`: a log truncated and refilled meanwhile is not taken for the same).
+   */
+  private async scanAhead(host: ShardHost, control: ReadAheadControl): Promise<DedupeScan | null> {
     const m = host.machine;
-    const toSeq = host.durableSeq;
-    const toHash = toSeq === 0 ? null : rawHashAt(host, toSeq);
-    if (m === null || toHash === null) return null;
-    const out: DedupeScan = { fromSeq: dedupeScanFrom(host, m.tick - this.node.dedupeWindowTicks), toSeq, toHash: toHash.slice(), ids: [], seqs: [], ticks: [] };
-    for (let at = out.fromSeq; at <= toSeq; at += READ_AHEAD_CHUNK_ENTRIES) {
-      await new Promise((r) => setImmediate(r));
-      // Truncated meanwhile (a quarantine): LeaderRole.resume reads the log itself.
-      if (host.stopped !== null || host.durableSeq < toSeq) return null;
-      scanIngestIds(host, at, Math.min(toSeq, at + READ_AHEAD_CHUNK_ENTRIES - 1), READ_AHEAD_CHUNK_ENTRIES * 1024, (id, seq, tick) => {
-        out.ids.push(id);
-        out.seqs.push(seq);
-        out.ticks.push(tick);
-        return true;
-      });
+    if (m === null || host.durableSeq === 0) return null;
+    const fromSeq = dedupeScanFrom(host, m.tick - this.node.dedupeWindowTicks);
+    const ids: string[] = [];
+    const seqs: number[] = [];
+    const ticks: number[] = [];
+    let toSeq = fromSeq - 1;
+    let toHash: Uint8Array | null = null;
+    const unsubscribe = host.onAppend(() => control.wake?.());
+    try {
+      while (!control.taken) {
+        if (toSeq >= host.durableSeq) {
+          // Level with the log: wait for the catch-up's next append, or for the promotion.
+          await new Promise<void>((resolve) => {
+            control.wake = () => {
+              control.wake = null;
+              resolve();
+            };
+          });
+          continue;
+        }
+        await new Promise((r) => setImmediate(r));
+        // Truncated meanwhile (a quarantine): LeaderRole.resume reads the log itself.
+        if (host.stopped !== null || host.durableSeq < toSeq) return null;
+        const to = Math.min(host.durableSeq, toSeq + READ_AHEAD_CHUNK_ENTRIES);
+        scanIngestIds(host, toSeq + 1, to, READ_AHEAD_CHUNK_ENTRIES * 1024, (id, seq, tick) => {
+          ids.push(id);
+          seqs.push(seq);
+          ticks.push(tick);
+          return true;
+        });
+        toSeq = to;
+        toHash = rawHashAt(host, to)?.slice() ?? null;
+        if (toHash === null) return null;
+      }
+    } finally {
+      unsubscribe();
+      control.wake = null;
     }
-    return out;
+    return toHash === null ? null : { fromSeq, toSeq, toHash, ids, seqs, ticks };
   }
 
   /**
@@ -550,7 +594,7 @@ export class ShardFailover {
       host.fence = establishHistory(host.fence, epochs);
       if (host.fence.leader !== null && host.fence.leader !== host.meta.leader) host.meta = { ...host.meta, leader: host.fence.leader };
       await host.persistFailover();
-      if (host.fence.promise === null) this.readAheads.delete(shard);
+      if (host.fence.promise === null) this.dropReadAhead(shard);
       this.wakeHeld(shard);
       await host.ctx.store.putMeta(shard, 'shard', host.meta);
       this.node.log.warn({ shard, epoch: newest.epoch, leader: newest.leader, quarantined }, `shard ${shard}: learned epoch ${newest.epoch} (leader ${newest.leader})${from !== null ? ` from ${from}` : ''}`);
@@ -641,6 +685,12 @@ export class ShardFailover {
     }
     return { seqOf, checkedTo };
   }
+}
+
+/** How the promotion stops a read-ahead (see ShardFailover.scanAhead). */
+interface ReadAheadControl {
+  taken: boolean;
+  wake: (() => void) | null;
 }
 
 /** Requests held at most per shard at a candidate (each a batch of inputs). */

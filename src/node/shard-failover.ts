@@ -179,8 +179,10 @@ export class ShardFailover {
       // The promise and the final head become durable together (the store orders its writes; one
       // fsync usually covers both), rather than one fsync after the other.
       await Promise.all([host.waitDurable(limit).catch(() => undefined), host.persistFailover()]);
-      if (req.candidate === this.node.region) this.readAhead(host, req.failoverId);
-      else this.dropReadAhead(shard);
+      if (req.candidate === this.node.region) {
+        this.readAhead(host, req.failoverId);
+        if (!wasLeader) this.restartStreamLater(slot, req.failoverId);
+      } else this.dropReadAhead(shard);
       this.wakeHeld(shard);
       if (wasLeader) {
         this.fencedAsLeader.add(`${shard}/${req.epoch}/${req.failoverId}`);
@@ -302,7 +304,8 @@ export class ShardFailover {
       host.learnedRecords.set(req.epoch, { ...epochRecordOf(entry), atMs: Date.now(), failoverId: req.failoverId });
       return role;
     });
-    // Inputs held here are sequenced now, after the epoch entry (see wakeHeld).
+    // Inputs held here are sequenced now, after the epoch entry (see wakeHeld): this runs before
+    // the turn that issues the epoch entry's append.
     this.wakeHeld(shard, true);
     const tLeading = Date.now();
     const first = leader.firstEntries;
@@ -345,6 +348,27 @@ export class ShardFailover {
         control.wake?.();
       },
     });
+  }
+
+  /**
+   * A candidate's stream carries only entries its fence refuses from now on, and its promotion
+   * restarts it (to catch up) and then stops it (to lead). Restarted here, after this fence is
+   * answered and before the promotion asks, so that those two are cheap: the first stream a node
+   * closes is the costliest step of its follower's stop (the aborted request's error stack, ~50 ms
+   * when stack traces are source-mapped, as under tsx).
+   */
+  private restartStreamLater(slot: FailoverSlot, failoverId: string): void {
+    const host = slot.host;
+    const region = this.node.region;
+    void this.locked(host.shard, async () => {
+      await new Promise((r) => setImmediate(r));
+      const p = host.fence.promise;
+      const from = host.fence.leader;
+      if (p === null || p.failoverId !== failoverId || p.candidate !== region || slot.follower === null || slot.leader !== null || host.stopped !== null || from === null || from === region || !this.node.peerRegions().includes(from)) return;
+      this.node.stopFollowing(slot);
+      await host.drainAppends();
+      if (slot.follower === null && slot.leader === null) this.node.follow(slot, null, from, region);
+    }).catch((err: unknown) => this.node.log.warn({ shard: host.shard, code: isPlayoutError(err) ? err.code : undefined }, `shard ${host.shard}: cannot restart the candidate's stream: ${(err as Error)?.message ?? String(err)}`));
   }
 
   private dropReadAhead(shard: string): void {
@@ -441,12 +465,12 @@ export class ShardFailover {
   }
 
   /**
-   * Answer the requests held for a shard. `paced` (a candidate that starts sequencing): one per
-   * turn of the event loop, in arrival order, from the turn after the epoch entry's append was
-   * issued. Ingesting them all in one turn would hold the event loop (and the epoch entry's
-   * append) for the validation and sealing of thousands of inputs, and make every one of them
-   * wait for the whole lot to be stored and applied; paced, the first are acknowledged first and
-   * the rest join the appends in flight.
+   * Answer the requests held for a shard. `paced` (a candidate that starts sequencing): in arrival
+   * order, the first at once (its inputs join the epoch entry's append: one fsync for both), then
+   * one per turn of the event loop. Ingesting them all in one turn would hold the event loop (and
+   * the epoch entry's append) for the validation and sealing of thousands of inputs, and make
+   * every one of them wait for the whole lot to be stored and applied; paced, the first are
+   * acknowledged first and the rest join the appends in flight.
    */
   private wakeHeld(shard: string, paced = false): void {
     const waiting = this.held.get(shard);
@@ -460,7 +484,7 @@ export class ShardFailover {
       queue.shift()?.();
       if (queue.length > 0) setImmediate(next);
     };
-    setImmediate(next);
+    next();
   }
 
   /**

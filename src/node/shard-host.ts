@@ -10,7 +10,7 @@
 //
 // Leader and follower logic live in leader-role.ts and follower-role.ts; timers live in the roles.
 import type { FastifyBaseLogger } from 'fastify';
-import { decodeSnapshot, encodeSnapshotSteps } from '../core/snapshot.js';
+import { decodeSnapshot, encodeCapturedSnapshotSteps } from '../core/snapshot.js';
 import { Entry, type EpochPayload } from '../core/entry.js';
 import { PlayoutError, assert, isPlayoutError } from '../core/errors.js';
 import { hashEquals, toHex } from '../core/hash.js';
@@ -640,16 +640,24 @@ export class ShardHost implements ShardFeed {
 
   private takeSnapshot(): void {
     const m = this.machine!;
-    const snap = m.snapshot();
-    // Encoded a step per turn of the event loop (see encodeSnapshotSteps), after the snapshots before it.
-    const steps = encodeSnapshotSteps(snap);
+    // Captured now (no copy of the state: see ShardMachine.captureSnapshot) and encoded a step per
+    // turn of the event loop, after the snapshots before it; the capture is released however it ends.
+    const captured = m.captureSnapshot();
+    const snap = captured.header;
+    const steps = encodeCapturedSnapshotSteps(captured);
     const prev = this.snapshotting;
     this.snapshotting = prev
       .then(async () => {
-        let step = steps.next();
-        while (step.done !== true) {
-          await new Promise((r) => setImmediate(r));
+        let step: IteratorResult<void, Uint8Array>;
+        try {
           step = steps.next();
+          while (step.done !== true) {
+            await new Promise((r) => setImmediate(r));
+            step = steps.next();
+          }
+        } finally {
+          steps.return(new Uint8Array(0));
+          captured.release();
         }
         const bytes = step.value;
         // The digests up to the snapshot's tick are stored before it: a restart replays (and

@@ -445,11 +445,13 @@ export class ShardHost implements ShardFeed {
       const k = batch[i]!.kind;
       if (k === 'epoch' || k === 'genesis') this.recordEpoch(batch[i]!);
     }
+    // Streams first: peers get the entries before this region applies them (their latency to
+    // applied is the sum of both regions' work on the batch).
+    for (const l of this.listeners) l();
     if (this.autoApply) this.applyBatch(batch);
     let n = 0;
     while (n < this.waiters.length && this.waiters[n]!.seq <= this.durableSeq) this.waiters[n++]!.resolve();
     if (n > 0) this.waiters.splice(0, n);
-    for (const l of this.listeners) l();
     // Tick digests ride with the next append (one transaction and one fsync instead of two per
     // tick); a shard with nothing more to append stores them after DIGESTS_FLUSH_MS.
     if (this.tickDigests.length > 0 && this.digestsTimer === null) {

@@ -152,6 +152,11 @@ export function decodeSnapshot(bytes: Uint8Array, offset = 0, length = bytes.len
   return checkedFields(SnapshotSchema, raw) as Snapshot;
 }
 
+/** Check an encoded snapshot's trailing hash (PLAYOUT_SNAPSHOT_CORRUPT when it does not match). */
+export function checkSnapshotHash(bytes: Uint8Array): void {
+  checkedBodyEnd(bytes, 0, bytes.length);
+}
+
 /** Where the body of an encoded snapshot ends, once its trailing hash is checked. */
 function checkedBodyEnd(bytes: Uint8Array, offset: number, length: number): number {
   if (length <= HASH_BYTES) {

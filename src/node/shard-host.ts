@@ -665,7 +665,7 @@ export class ShardHost implements ShardFeed {
         // The digests up to the snapshot's tick are stored before it: a restart replays (and
         // recomputes digests) only after it.
         await this.flushDigests();
-        await this.ctx.store.putSnapshot(this.shard, snap.tick, snap.seq, bytes);
+        await this.ctx.store.putSnapshot(this.shard, snap.tick, snap.seq, bytes, snap);
         await this.retain();
       })
       .catch((err) => this.log.error({ shard: this.shard, err }, `snapshot at tick ${snap.tick} of shard ${this.shard} failed`));

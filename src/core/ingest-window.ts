@@ -179,7 +179,7 @@ export class IngestWindow {
     for (let a = old.head; a < old.tail; a++) {
       const from = a & oldMask;
       const slot = this.tail++;
-      this.words.set(old.words.subarray(4 * from, 4 * from + 4), 4 * slot);
+      for (let k = 0; k < 4; k++) this.words[4 * slot + k] = old.words[4 * from + k]!;
       this.seqs[slot] = old.seqs[from]!;
       this.ticks[slot] = old.ticks[from]!;
       this.live[slot] = old.live[from]!;

@@ -129,6 +129,10 @@ class MessageRecords {
     return keyIs(this.messages[i]!.key, shard);
   }
 
+  hashChecked(): boolean {
+    return false;
+  }
+
   keyText(i: number): string | null {
     const k = this.messages[i]!.key;
     return k === null ? null : k.toString('utf8');
@@ -409,7 +413,7 @@ export class KafkaEntrySource extends KafkaGroupConsumer {
       try {
         // The entry keeps a view of the fetched batch rather than a copy: entries are written
         // to the store and dropped, and copying every record costs the hot path.
-        const entry = decodeEntry(v, 0, v.length);
+        const entry = decodeEntry(v, 0, v.length, null, records.hashChecked(i));
         if (records.keyIs(i, entry.shard)) return entry;
         const key = records.keyText(i);
         const got = key === null ? 'no key' : `key "${key}"`;

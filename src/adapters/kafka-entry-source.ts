@@ -20,14 +20,14 @@
 // failed hand-off or lost partition drops the partition's waiting batches and seeks it back to
 // its first record not handed over.
 //
-// With fetchThread 'worker' (see kafka-consumer-port.ts), kafkajs fetches and decodes Kafka's
-// record batches in a worker thread, and this thread only decodes, verifies and hands over the
-// entries: about 3.7 µs of this thread's CPU per entry instead of 6.5 (bench/kafka.bench.ts's
-// counter log, shared two-core machine), for about 1.5 µs more CPU in all, spent packing and
-// handing batches across and collecting two heaps' garbage. It pays where cores are free and
-// this thread is the bottleneck (it also serves HTTP and applies entries); on a saturated
-// machine (the broker, the node and others on two cores) this thread alone ('main', the
-// default) delivered more entries per second.
+// With fetchThread 'worker' (the default; see kafka-consumer-port.ts), kafkajs fetches in a
+// worker thread, which reads plain record batches without kafkajs' per-record decoding
+// (kafka-record-batches.ts), checks each entry's XXH3-128 and hands each batch over as one
+// transferred buffer; this thread only decodes and hands over the entries. On
+// bench/kafka.bench.ts's counter log (shared two-core machine) that is about 1.8 µs of this
+// thread's CPU per entry before applying it and about 4 µs for the process with applying
+// (kafkajs in this thread: 6.3 and 7). 'main' keeps kafkajs in this thread, decoding every
+// record itself, for processes that must not start a thread.
 import type { ConsumerConfig, KafkaMessage } from 'kafkajs';
 import { z } from 'zod';
 import { PlayoutError, decodeEntry, type Entry } from '../core/index.js';
@@ -47,11 +47,12 @@ export const KafkaEntrySourceOptionsSchema = GroupConsumerOptionsSchema.extend({
    */
   prefetchBatchesMax: z.number().int().min(1).max(1_000).default(8),
   /**
-   * Where kafkajs fetches and decodes record batches: this thread (the default), or a worker
-   * thread, where its cost per record (about what decoding and applying the entry costs) runs
-   * beside this thread instead of adding to it, for more CPU in all (see the top of this file).
+   * Where kafkajs fetches record batches: a worker thread (the default), which also reads the
+   * records and checks their entry hashes, so this thread (which applies entries and serves
+   * HTTP) only decodes them; or this thread, with kafkajs' own decoding of every record (see
+   * the top of this file).
    */
-  fetchThread: z.enum(['worker', 'main']).default('main'),
+  fetchThread: z.enum(['worker', 'main']).default('worker'),
 });
 export type KafkaEntrySourceOptions = z.input<typeof KafkaEntrySourceOptionsSchema>;
 

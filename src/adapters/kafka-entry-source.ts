@@ -62,16 +62,32 @@ export class ShardEntries {
   readonly partition: number;
   readonly shard: string;
   readonly entries: Entry[] = [];
-  /** Kafka offset of each entry: offsets[i] is where entries[i] was read. */
-  readonly offsets: string[] = [];
   /** The partition's high watermark when the batch was fetched (its lag is this minus the last offset, minus one). */
   readonly highWatermark: string;
+  // Where each entry was read, as an index into the fetched batch: its offset as a decimal
+  // string is built only when asked for (a string per entry cost the hot path for nothing).
+  private readonly records: Records;
+  /** @internal */
+  readonly at: number[] = [];
+  private offsetTexts: string[] | null = null;
 
-  constructor(topic: string, partition: number, shard: string, highWatermark: string) {
+  constructor(topic: string, partition: number, shard: string, highWatermark: string, records: Records) {
     this.topic = topic;
     this.partition = partition;
     this.shard = shard;
     this.highWatermark = highWatermark;
+    this.records = records;
+  }
+
+  /** Kafka offset of each entry: offsets[i] is where entries[i] was read. */
+  get offsets(): readonly string[] {
+    if (this.offsetTexts === null || this.offsetTexts.length !== this.at.length) this.offsetTexts = this.at.map((i) => this.records.offset(i));
+    return this.offsetTexts;
+  }
+
+  /** Kafka offset of entries[i]. */
+  offsetOf(i: number): string {
+    return this.records.offset(this.at[i]!);
   }
 }
 
@@ -340,12 +356,12 @@ export class KafkaEntrySource extends KafkaGroupConsumer {
           }
         }
         if (group === undefined) {
-          group = new ShardEntries(topic, partition, entry.shard, qb.highWatermark);
+          group = new ShardEntries(topic, partition, entry.shard, qb.highWatermark, records);
           groups.push(group);
           first.push(i);
         }
         group.entries.push(entry);
-        group.offsets.push(records.offset(i));
+        group.at.push(i);
         last = group;
       }
 
@@ -360,11 +376,11 @@ export class KafkaEntrySource extends KafkaGroupConsumer {
         } catch (err) {
           this.rewind(topic, partition, records.offset(first[g]!));
           const e = err instanceof Error ? err : new Error(String(err));
-          this.backOff(topic, partition, new Error(`KafkaEntrySource: onEntries failed for shard "${group.shard}" at ${topic}/${partition}@${group.offsets[0]}; re-reading after a backoff: ${e.message}`, { cause: e }));
+          this.backOff(topic, partition, new Error(`KafkaEntrySource: onEntries failed for shard "${group.shard}" at ${topic}/${partition}@${group.offsetOf(0)}; re-reading after a backoff: ${e.message}`, { cause: e }));
           return;
         }
         this.entriesDelivered += group.entries.length;
-        this.noteDelivered(topic, partition, group.offsets[group.offsets.length - 1]!, qb.highWatermark);
+        this.noteDelivered(topic, partition, group.offsetOf(group.entries.length - 1), qb.highWatermark);
       }
       // Let the event loop run between chunks, not only between batches: the next fetched
       // batch is taken, and kafkajs (or its worker) told so, while this one is handed over.

@@ -122,6 +122,14 @@ class Hosted {
       else offsetStrings.push(m.offset);
       n++;
     }
+    if (n === 0) {
+      // Every record read lies before the fetched offset: a batch whose last records were
+      // compacted away (its last offset, which kafkajs takes for the region's, is past its last
+      // record). Move past it here, or the same batch is fetched again and again.
+      payload.resolveOffset(batch.lastOffset());
+      await payload.heartbeat();
+      return;
+    }
     // Offsets are decimal strings (int64); as numbers they cross threads without a string each.
     const offsets: Float64Array | string[] = safe ? offsetNumbers : offsetStrings;
     const transfer: ArrayBuffer[] = [data.buffer, index.buffer, verified.buffer];

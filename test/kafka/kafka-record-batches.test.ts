@@ -1,7 +1,9 @@
 // The fetch worker's record-batch reader against kafkajs' own decoding of the same bytes, encoded
 // by kafkajs' encoder (plain, with headers, null keys and values, gzip, transactional, cut short).
+import { execFileSync } from 'node:child_process';
 import { createRequire } from 'node:module';
 import { dirname, join } from 'node:path';
+import { pathToFileURL } from 'node:url';
 import { describe, expect, it } from 'vitest';
 import { RecordRegion, kafkajsRecordDecoders, readRecordSet, readRegionRecords } from '../../src/adapters/kafka-record-batches.js';
 import { Rng } from '../../src/core/index.js';
@@ -102,5 +104,19 @@ describe('readRecordSet (the fetch worker reads plain record batches without kaf
     const [region] = (await readRecordSet(set, decoders)) as RecordRegion[];
     const short = new RecordRegion(region!.bytes, region!.start, region!.end - 3, 0, 1, 0, '-1');
     expect(() => readRegionRecords(short, () => undefined)).toThrow(/overruns/);
+  });
+
+  // In a process of its own, as in the fetch worker: installing patches that process's kafkajs.
+  it('installs into kafkajs 2.2 before its first fetch, and then the fetch decoder is the reader', () => {
+    const url = pathToFileURL(join(dirname(new URL(import.meta.url).pathname), '../../src/adapters/kafka-record-batches.ts')).href;
+    const code = `import(${JSON.stringify(url)}).then((m) => {
+      const installed = m.installRecordBatchReader();
+      const { createRequire } = require('node:module');
+      const r = createRequire(${JSON.stringify(url)});
+      const decode = r(require('node:path').join(require('node:path').dirname(r.resolve('kafkajs')), 'src/protocol/requests/fetch/v4/decodeMessages.js'));
+      console.log(JSON.stringify({ installed, again: m.installRecordBatchReader(), patched: decode.toString().includes('readRecordSet') }));
+    })`;
+    const out = execFileSync(process.execPath, ['--import', 'tsx', '-e', code], { encoding: 'utf8', timeout: 60_000 });
+    expect(JSON.parse(out.trim().split('\n').at(-1)!)).toEqual({ installed: true, again: true, patched: true });
   });
 });

@@ -43,6 +43,7 @@ try {
   const applied: number[] = [];
   let unapplied = 0;
   const acks: number[] = [];
+  const late: number[] = [];
   const follow = new HttpPeerClient({ region: 'af-jnb', url: follower.url, token: TOKENS.ingest, requestTimeoutMs: 10_000, frameBytesMax: 1 << 20, connections: 32 });
   const pool = new Pool(leader.url, { connections: 32, pipelining: 1 });
   const path = `/v1/shards/${SHARD}/inputs`;
@@ -74,6 +75,9 @@ try {
     if (body === undefined) break;
     const t0 = performance.now();
     const m = measuring;
+    // Latency runs from the actual send; how late sends left their slot is printed below, so
+    // a load generator starved of CPU (which would hide latency) shows.
+    if (m) late.push(t0 - due);
     const p = pool
       .request({ method: 'POST', path, headers, body, signal: AbortSignal.timeout(10_000) })
       .then(async (res) => {
@@ -130,6 +134,8 @@ try {
   if (unapplied > 0) info('measured inputs not applied at the follower within 10 s of their acknowledgement (not in the percentiles)', unapplied, 'inputs');
   if (applied.length === 0) throw new Error('no input was measured');
   if (trace !== null) console.log(`  worst latency per 250 ms (s:ms): ${[...trace].sort((x, y) => x[0] - y[0]).map(([k, v]) => `${(k / 4).toFixed(2)}:${Math.round(v)}`).join(' ')}`);
+  late.sort((x, y) => x - y);
+  if (late.length > 0) info('sends later than their slot (load generator), p99', pct(late, 99), 'ms');
   info('ingress → applied at the follower (read-your-writes barrier, upper bound), p50', pct(applied, 50), 'ms');
   atMost('ingress → applied at the follower (read-your-writes barrier, upper bound), p99', pct(applied, 99), 20, 'ms');
   info('ingress → applied at the follower (read-your-writes barrier, upper bound), p99.9', pct(applied, 99.9), 'ms');

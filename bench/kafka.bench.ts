@@ -3,9 +3,10 @@
 //   - consume: entries/s that KafkaEntrySource decodes, verifies (XXH3-128) and hands over and a
 //     follower applies (a ShardMachine per shard), vs a
 //     bare kafkajs consumer reading the same topic and doing nothing with the records (>= 0.7).
-//     KafkaEntrySource runs as a node runs it, with its defaults (kafkajs in this thread, up to 8
-//     fetched batches queued while one is handed over); KAFKA_BENCH_FETCH_THREAD=worker measures
-//     its fetchThread 'worker' instead (kafkajs fetching and decoding in a worker thread);
+//     KafkaEntrySource runs as a node runs it, with its defaults (kafkajs fetching in a worker
+//     thread that also reads the records and checks their hashes, up to 8 fetched batches queued
+//     while one is handed over); KAFKA_BENCH_FETCH_THREAD=main measures its fetchThread 'main'
+//     instead (kafkajs fetching and decoding every record in this thread);
 //   - produce: entries/s that KafkaLogPublisher gets acknowledged (idempotent, acks=all, one
 //     request in flight), vs a bare kafkajs producer with the same settings sending the same
 //     bytes in requests of the same size (>= 0.7).
@@ -115,7 +116,7 @@ async function timeConsume(cluster: KafkaCluster, topic: string, groupId: string
       m.apply(e);
     }
   };
-  const fetchThread = process.env.KAFKA_BENCH_FETCH_THREAD === 'worker' ? ('worker' as const) : undefined;
+  const fetchThread = process.env.KAFKA_BENCH_FETCH_THREAD === 'main' ? ('main' as const) : undefined;
   const source = new KafkaEntrySource({ client: { brokers: cluster.brokers, logLevel: 'nothing' }, groupId, topics: [topic], ...FETCH, ...(fetchThread ? { fetchThread } : {}) }, { onEntries: (b) => (apply(b.entries), onCount(b.entries.length)), onCorrupt: (r) => console.error(`corrupt record in the bench topic: ${r.error.message}`) });
   await source.start();
   await finished;
@@ -200,10 +201,11 @@ async function main(): Promise<void> {
     }
     info('kafka consume, bare kafkajs consumer', (ENTRIES / bare.wallMs) * 1000, 'entries/s');
     info('kafka consume, KafkaEntrySource + apply (decode + verify + apply)', (ENTRIES / src.wallMs) * 1000, 'entries/s');
-    // Where the time goes. kafkajs' fetching and record decoding costs the same on both sides;
-    // the follower's thread adds decoding, verifying and applying entries (or, with fetchThread
-    // 'worker', does only that while a worker does kafkajs' part). When every core is busy (a
-    // loaded two-core machine) the ratio tends to bare CPU / source CPU of the process.
+    // Where the time goes. The bare consumer's thread fetches and kafkajs decodes every record;
+    // the source's worker fetches, reads records and checks hashes, its main thread decodes and
+    // applies entries (with fetchThread 'main' one thread does it all, kafkajs' decoding
+    // included). When every core is busy (a loaded two-core machine) the ratio tends to bare
+    // CPU / source CPU of the process; on an idle one, to bare wall time / source main thread.
     info('kafka consume, CPU per entry, bare kafkajs consumer', (bare.cpuMs * 1000) / ENTRIES, 'us');
     info('kafka consume, CPU per entry, KafkaEntrySource + apply (every thread)', (src.cpuMs * 1000) / ENTRIES, 'us');
     if (Number.isFinite(bare.mainCpuMs)) info('kafka consume, main-thread CPU per entry, bare kafkajs consumer', (bare.mainCpuMs * 1000) / ENTRIES, 'us');

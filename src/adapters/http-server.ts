@@ -561,6 +561,9 @@ function serveStream(res: ServerResponse, feed: ShardFeed, from: number, chunkBy
     // A write past the socket's high-water mark returns false and arms 'drain' (emitted once
     // everything buffered is handed to the kernel); keep writing until the ahead limit.
     res.write(w.take());
+    // Out now: Node's response corks the socket on a write and uncorks it on the next tick, after
+    // whatever else this turn does (a leader applies the batch it just streamed).
+    res.socket?.uncork();
     if (res.writableLength >= chunkBytes * STREAM_AHEAD_CHUNKS) blocked = true;
   };
   const pump = (): void => {

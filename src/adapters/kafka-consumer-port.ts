@@ -40,6 +40,11 @@ export class PackedBatch {
     readonly data: Uint8Array,
     /** Per record i: key start, key length (-1: null), value start, value length (-1: null), at 4i. */
     readonly index: Int32Array,
+    /**
+     * Per record: 1 when the worker found the value's trailing 16 bytes to be the XXH3-128 of the
+     * rest (an entry's hash; see decodeEntry's hashChecked), else 0 (decode checks it again).
+     */
+    readonly verified: Uint8Array,
     /** Record offsets, as numbers when all are below 2^53 (always in practice), else as strings. */
     readonly offsets: Float64Array | string[],
   ) {
@@ -56,6 +61,11 @@ export class PackedBatch {
   value(i: number): Uint8Array | null {
     const len = this.index[4 * i + 3]!;
     return len < 0 ? null : new Uint8Array(this.buffer, this.base + this.index[4 * i + 2]!, len);
+  }
+
+  /** True when the worker checked the value's entry hash (see `verified`). */
+  hashChecked(i: number): boolean {
+    return this.verified[i] === 1;
   }
 
   /** True when the record key's bytes spell `ascii`. */
@@ -189,6 +199,7 @@ export type FromWorker = { cid: number } & (
       count: number;
       data: Uint8Array;
       index: Int32Array;
+      verified: Uint8Array;
       offsets: Float64Array | string[];
     }
 );
@@ -345,7 +356,7 @@ export class WorkerConsumer implements ConsumerPort {
 
   private async handle(m: Extract<FromWorker, { t: 'batch' }>): Promise<void> {
     const k = tpKey(m.topic, m.partition);
-    const batch = new PackedBatch(m.topic, m.partition, m.highWatermark, m.count, m.data, m.index, m.offsets);
+    const batch = new PackedBatch(m.topic, m.partition, m.highWatermark, m.count, m.data, m.index, m.verified, m.offsets);
     const payload: PackedBatchPayload = {
       packed: true,
       batch,

@@ -20,14 +20,14 @@
 // failed hand-off or lost partition drops the partition's waiting batches and seeks it back to
 // its first record not handed over.
 //
-// With fetchThread 'worker' (see kafka-consumer-port.ts), kafkajs fetches and decodes Kafka's
-// record batches in a worker thread, and this thread only decodes, verifies and hands over the
-// entries: about 3.7 µs of this thread's CPU per entry instead of 6.5 (bench/kafka.bench.ts's
-// counter log, shared two-core machine), for about 1.5 µs more CPU in all, spent packing and
-// handing batches across and collecting two heaps' garbage. It pays where cores are free and
-// this thread is the bottleneck (it also serves HTTP and applies entries); on a saturated
-// machine (the broker, the node and others on two cores) this thread alone ('main', the
-// default) delivered more entries per second.
+// With fetchThread 'worker' (the default; see kafka-consumer-port.ts), kafkajs fetches in a
+// worker thread, which reads plain record batches without kafkajs' per-record decoding
+// (kafka-record-batches.ts), checks each entry's XXH3-128 and hands each batch over as one
+// transferred buffer; this thread only decodes and hands over the entries. On
+// bench/kafka.bench.ts's counter log (shared two-core machine) that is about 1.8 µs of this
+// thread's CPU per entry before applying it and about 4 µs for the process with applying
+// (kafkajs in this thread: 6.3 and 7). 'main' keeps kafkajs in this thread, decoding every
+// record itself, for processes that must not start a thread.
 import type { ConsumerConfig, KafkaMessage } from 'kafkajs';
 import { z } from 'zod';
 import { PlayoutError, decodeEntry, type Entry } from '../core/index.js';
@@ -47,11 +47,12 @@ export const KafkaEntrySourceOptionsSchema = GroupConsumerOptionsSchema.extend({
    */
   prefetchBatchesMax: z.number().int().min(1).max(1_000).default(8),
   /**
-   * Where kafkajs fetches and decodes record batches: this thread (the default), or a worker
-   * thread, where its cost per record (about what decoding and applying the entry costs) runs
-   * beside this thread instead of adding to it, for more CPU in all (see the top of this file).
+   * Where kafkajs fetches record batches: a worker thread (the default), which also reads the
+   * records and checks their entry hashes, so this thread (which applies entries and serves
+   * HTTP) only decodes them; or this thread, with kafkajs' own decoding of every record (see
+   * the top of this file).
    */
-  fetchThread: z.enum(['worker', 'main']).default('main'),
+  fetchThread: z.enum(['worker', 'main']).default('worker'),
 });
 export type KafkaEntrySourceOptions = z.input<typeof KafkaEntrySourceOptionsSchema>;
 
@@ -61,16 +62,32 @@ export class ShardEntries {
   readonly partition: number;
   readonly shard: string;
   readonly entries: Entry[] = [];
-  /** Kafka offset of each entry: offsets[i] is where entries[i] was read. */
-  readonly offsets: string[] = [];
   /** The partition's high watermark when the batch was fetched (its lag is this minus the last offset, minus one). */
   readonly highWatermark: string;
+  // Where each entry was read, as an index into the fetched batch: its offset as a decimal
+  // string is built only when asked for (a string per entry cost the hot path for nothing).
+  private readonly records: Records;
+  /** @internal */
+  readonly at: number[] = [];
+  private offsetTexts: string[] | null = null;
 
-  constructor(topic: string, partition: number, shard: string, highWatermark: string) {
+  constructor(topic: string, partition: number, shard: string, highWatermark: string, records: Records) {
     this.topic = topic;
     this.partition = partition;
     this.shard = shard;
     this.highWatermark = highWatermark;
+    this.records = records;
+  }
+
+  /** Kafka offset of each entry: offsets[i] is where entries[i] was read. */
+  get offsets(): readonly string[] {
+    if (this.offsetTexts === null || this.offsetTexts.length !== this.at.length) this.offsetTexts = this.at.map((i) => this.records.offset(i));
+    return this.offsetTexts;
+  }
+
+  /** Kafka offset of entries[i]. */
+  offsetOf(i: number): string {
+    return this.records.offset(this.at[i]!);
   }
 }
 
@@ -127,6 +144,10 @@ class MessageRecords {
 
   keyIs(i: number, shard: string): boolean {
     return keyIs(this.messages[i]!.key, shard);
+  }
+
+  hashChecked(): boolean {
+    return false;
   }
 
   keyText(i: number): string | null {
@@ -335,12 +356,12 @@ export class KafkaEntrySource extends KafkaGroupConsumer {
           }
         }
         if (group === undefined) {
-          group = new ShardEntries(topic, partition, entry.shard, qb.highWatermark);
+          group = new ShardEntries(topic, partition, entry.shard, qb.highWatermark, records);
           groups.push(group);
           first.push(i);
         }
         group.entries.push(entry);
-        group.offsets.push(records.offset(i));
+        group.at.push(i);
         last = group;
       }
 
@@ -355,11 +376,11 @@ export class KafkaEntrySource extends KafkaGroupConsumer {
         } catch (err) {
           this.rewind(topic, partition, records.offset(first[g]!));
           const e = err instanceof Error ? err : new Error(String(err));
-          this.backOff(topic, partition, new Error(`KafkaEntrySource: onEntries failed for shard "${group.shard}" at ${topic}/${partition}@${group.offsets[0]}; re-reading after a backoff: ${e.message}`, { cause: e }));
+          this.backOff(topic, partition, new Error(`KafkaEntrySource: onEntries failed for shard "${group.shard}" at ${topic}/${partition}@${group.offsetOf(0)}; re-reading after a backoff: ${e.message}`, { cause: e }));
           return;
         }
         this.entriesDelivered += group.entries.length;
-        this.noteDelivered(topic, partition, group.offsets[group.offsets.length - 1]!, qb.highWatermark);
+        this.noteDelivered(topic, partition, group.offsetOf(group.entries.length - 1), qb.highWatermark);
       }
       // Let the event loop run between chunks, not only between batches: the next fetched
       // batch is taken, and kafkajs (or its worker) told so, while this one is handed over.
@@ -409,7 +430,7 @@ export class KafkaEntrySource extends KafkaGroupConsumer {
       try {
         // The entry keeps a view of the fetched batch rather than a copy: entries are written
         // to the store and dropped, and copying every record costs the hot path.
-        const entry = decodeEntry(v, 0, v.length);
+        const entry = decodeEntry(v, 0, v.length, null, records.hashChecked(i));
         if (records.keyIs(i, entry.shard)) return entry;
         const key = records.keyText(i);
         const got = key === null ? 'no key' : `key "${key}"`;

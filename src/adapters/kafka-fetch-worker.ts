@@ -5,9 +5,15 @@
 // last fetch was handled ('done'), as in one thread; the main thread answers at once unless its
 // own queue of batches is full.
 import { parentPort } from 'node:worker_threads';
-import type { Consumer, EachBatchPayload } from 'kafkajs';
+import type { Consumer, EachBatchPayload, KafkaMessage } from 'kafkajs';
+import { HASH_BYTES, hash128Raw, hashResultEquals } from '../core/hash.js';
 import { createKafka } from './kafka-client.js';
+import { RecordRegion, installRecordBatchReader, readRegionRecords } from './kafka-record-batches.js';
 import { RUN_OPTIONS, toErrorData, type FetchWorkerData, type FromWorker, type ToWorker } from './kafka-consumer-port.js';
+
+// Before any consumer here fetches: kafkajs' fetch responses are then read a record batch at a
+// time (kafka-record-batches.ts).
+installRecordBatchReader();
 
 const port = parentPort!;
 const post = (m: FromWorker, transfer?: ArrayBuffer[]): void => port.postMessage(m, transfer);
@@ -38,45 +44,96 @@ class Hosted {
 
   readonly eachBatch = async (payload: EachBatchPayload): Promise<void> => {
     const { batch } = payload;
-    const messages = batch.messages;
-    const n = messages.length;
+    // Record regions (kafka-record-batches.ts) for plain record batches, kafkajs messages for
+    // any other. A region may start before the fetched offset (Kafka returns whole batches).
+    const messages = batch.messages as unknown as (KafkaMessage | RecordRegion)[];
+    const fetched = Number((batch as unknown as { fetchedOffset: string }).fetchedOffset);
     let bytes = 0;
-    for (let i = 0; i < n; i++) {
+    let countMax = 0;
+    let safe = true;
+    for (let i = 0; i < messages.length; i++) {
       const m = messages[i]!;
-      bytes += (m.key?.length ?? 0) + (m.value?.length ?? 0);
+      if (m instanceof RecordRegion) {
+        bytes += m.end - m.start;
+        countMax += m.count;
+      } else {
+        bytes += (m.key?.length ?? 0) + (m.value?.length ?? 0);
+        countMax++;
+        if (m.offset.length > 15 && BigInt(m.offset) > SAFE_MAX) safe = false;
+      }
     }
-    const buf = new ArrayBuffer(bytes);
-    const data = new Uint8Array(buf);
-    const indexBuf = new ArrayBuffer(16 * n);
-    const index = new Int32Array(indexBuf);
+    const data = new Uint8Array(bytes);
+    const index = new Int32Array(4 * countMax);
+    const verified = new Uint8Array(countMax);
+    const offsetNumbers = new Float64Array(safe ? countMax : 0);
+    const offsetStrings: string[] = [];
+    let n = 0;
     let at = 0;
-    for (let i = 0; i < n; i++) {
-      const { key, value } = messages[i]!;
-      index[4 * i] = at;
-      if (key === null) index[4 * i + 1] = -1;
+    // Each record's value is checked against its XXH3-128 here, where its bytes are already in
+    // hand: the main thread then decodes without hashing again (the buffer is transferred, so
+    // nothing changes the bytes in between). A record that fails is decoded by the main thread
+    // the usual way, which finds the mismatch and reports it.
+    const check = (valueAt: number, valueLength: number): number => {
+      if (valueLength <= HASH_BYTES) return 0;
+      const bodyLength = valueLength - HASH_BYTES;
+      hash128Raw(data, valueAt, bodyLength);
+      return hashResultEquals(data, valueAt + bodyLength) ? 1 : 0;
+    };
+    const sink = (offset: number, keyAt: number, keyLength: number, valueAt: number, valueLength: number): void => {
+      if (offset < fetched) return;
+      const k = 4 * n;
+      index[k] = keyAt;
+      index[k + 1] = keyLength < 0 ? -1 : keyLength;
+      index[k + 2] = valueAt;
+      index[k + 3] = valueLength < 0 ? -1 : valueLength;
+      verified[n] = valueLength < 0 ? 0 : check(valueAt, valueLength);
+      if (safe) offsetNumbers[n] = offset;
+      else offsetStrings.push(String(offset));
+      n++;
+    };
+    for (let i = 0; i < messages.length; i++) {
+      const m = messages[i]!;
+      if (m instanceof RecordRegion) {
+        // The region's bytes in one copy; its records are then read where they landed.
+        const length = m.end - m.start;
+        data.set(m.bytes.subarray(m.start, m.end), at);
+        readRegionRecords(m.movedTo(data, at), sink);
+        at += length;
+        continue;
+      }
+      const { key, value } = m;
+      const k = 4 * n;
+      index[k] = at;
+      if (key === null) index[k + 1] = -1;
       else {
         data.set(key, at);
-        index[4 * i + 1] = key.length;
+        index[k + 1] = key.length;
         at += key.length;
       }
-      index[4 * i + 2] = at;
-      if (value === null) index[4 * i + 3] = -1;
+      index[k + 2] = at;
+      if (value === null) index[k + 3] = -1;
       else {
         data.set(value, at);
-        index[4 * i + 3] = value.length;
+        index[k + 3] = value.length;
+        verified[n] = check(at, value.length);
         at += value.length;
       }
+      if (safe) offsetNumbers[n] = Number(m.offset);
+      else offsetStrings.push(m.offset);
+      n++;
+    }
+    if (n === 0) {
+      // Every record read lies before the fetched offset: a batch whose last records were
+      // compacted away (its last offset, which kafkajs takes for the region's, is past its last
+      // record). Move past it here, or the same batch is fetched again and again.
+      payload.resolveOffset(batch.lastOffset());
+      await payload.heartbeat();
+      return;
     }
     // Offsets are decimal strings (int64); as numbers they cross threads without a string each.
-    let offsets: Float64Array | string[];
-    const transfer: ArrayBuffer[] = [buf, indexBuf];
-    if (n === 0 || BigInt(messages[n - 1]!.offset) <= SAFE_MAX) {
-      const offsetsBuf = new ArrayBuffer(8 * n);
-      const f = new Float64Array(offsetsBuf);
-      for (let i = 0; i < n; i++) f[i] = Number(messages[i]!.offset);
-      offsets = f;
-      transfer.push(offsetsBuf);
-    } else offsets = messages.map((m) => m.offset);
+    const offsets: Float64Array | string[] = safe ? offsetNumbers : offsetStrings;
+    const transfer: ArrayBuffer[] = [data.buffer, index.buffer, verified.buffer];
+    if (safe) transfer.push(offsetNumbers.buffer);
     const id = this.nextBatchId++;
     const done = new Promise<void>((resolve) => this.pending.set(id, { payload, done: resolve }));
     post(
@@ -93,6 +150,7 @@ class Hosted {
         count: n,
         data,
         index,
+        verified,
         offsets,
       },
       transfer,

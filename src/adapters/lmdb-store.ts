@@ -51,6 +51,7 @@ import { open, type Database, type RootDatabase } from 'lmdb';
 import type { Entry } from '../core/entry.js';
 import { AssertionFailed, PlayoutError, assert, describe, isPlayoutError } from '../core/errors.js';
 import { HASH_BYTES, hashEquals } from '../core/hash.js';
+import type { SnapshotHeader } from '../core/snapshot.js';
 import type { LogStore, SnapshotInfo, StoredDigest, StoredHead, StoredSnapshot } from '../ports/log-store.js';
 import { ENTRY_KEYS, SlabCopier, type SeqKey } from './lmdb-codecs.js';
 import { openSealed, sealRecord } from './lmdb-records.js';
@@ -560,11 +561,11 @@ export class LmdbLogStore implements LogStore {
     });
   }
 
-  async putSnapshot(shard: string, tick: number, seq: number, bytes: Uint8Array): Promise<void> {
+  async putSnapshot(shard: string, tick: number, seq: number, bytes: Uint8Array, header?: SnapshotHeader): Promise<void> {
     checkShardId(shard);
     checkUint('tick', tick);
     checkUint('seq', seq, 1);
-    const point = checkSnapshotForPut(shard, tick, seq, bytes);
+    const point = checkSnapshotForPut(shard, tick, seq, bytes, header);
     return this.write(() => {
       const record = this.shardRecordInTxn(shard);
       if (record?.base && seq < record.base.seq) {

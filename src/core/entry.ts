@@ -238,8 +238,13 @@ function ownCopy(bytes: Uint8Array, offset: number, length: number): Uint8Array 
  * fields are read in their canonical order straight from the bytes (decodeFast); anything that
  * path does not expect goes to the general reader, which accepts or refuses it with the precise
  * error (decodeGeneral).
+ *
+ * `hashChecked`: the caller has itself compared the XXH3-128 of these very bytes' body with
+ * their trailing hash, and nothing can have changed them since (the Kafka fetch worker does,
+ * in the buffer it then hands over); the hash is then not computed again. Every other caller
+ * leaves it false.
  */
-export function decodeEntry(bytes: Uint8Array, offset = 0, length = bytes.length - offset, seqHint: number | null = null): Entry {
+export function decodeEntry(bytes: Uint8Array, offset = 0, length = bytes.length - offset, seqHint: number | null = null, hashChecked = false): Entry {
   if (length <= HASH_BYTES) {
     throw new PlayoutError('PLAYOUT_ENTRY_MALFORMED', `Cannot decode entry${seqHint === null ? '' : ` ${seqHint}`}: expected more than ${HASH_BYTES} bytes, received ${length}`, {
       seq: seqHint,
@@ -260,8 +265,10 @@ export function decodeEntry(bytes: Uint8Array, offset = 0, length = bytes.length
   // reads entries monomorphic.
   else if (bytes.constructor !== Uint8Array) own = new Uint8Array(bytes.buffer, bytes.byteOffset, length);
   else own = bytes;
-  hash128Raw(own, 0, bodyLength);
-  if (!hashResultEquals(own, bodyLength)) throw hashMismatch(own, 0, length, seqHint);
+  if (!hashChecked) {
+    hash128Raw(own, 0, bodyLength);
+    if (!hashResultEquals(own, bodyLength)) throw hashMismatch(own, 0, length, seqHint);
+  }
   return decodeFast(own, bodyLength) ?? decodeGeneral(own, bodyLength, seqHint);
 }
 

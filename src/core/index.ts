@@ -11,3 +11,4 @@ export * from './reducer.js';
 export * from './shard-machine.js';
 export * from './snapshot.js';
 export * from './sequencer.js';
+export * from './ingest-window.js';

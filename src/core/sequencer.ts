@@ -5,6 +5,7 @@
 import { ENTRY_FORMAT, Entry, sealEntry, type EpochPayload, type GenesisPayload } from './entry.js';
 import { PlayoutError, assert, describe } from './errors.js';
 import { HASH_NAME, ZERO_HASH } from './hash.js';
+import { IngestWindow } from './ingest-window.js';
 import { validateInput, type Reducer, type ReducerRegistry } from './reducer.js';
 
 export interface SequencerHead {
@@ -58,9 +59,8 @@ export class Sequencer {
   private reducer: Reducer;
   private pendingReducerVersion: number | null = null;
   private fenced = false;
-  /** ingestId → seq and tick it was sequenced in, and per tick the ingestIds sequenced in it (for expiry). */
-  private readonly seen = new Map<string, { seq: number; tick: number }>();
-  private readonly seenByTick = new Map<number, string[]>();
+  /** The ingestIds sequenced in the window, with their seqs (no heap object per id: see IngestWindow). */
+  private readonly seen = new IngestWindow();
 
   constructor(registry: ReducerRegistry, head: SequencerHead, options: SequencerOptions) {
     assert(options.dedupeWindowTicks >= 0, 'dedupe window is non-negative');
@@ -100,10 +100,7 @@ export class Sequencer {
    */
   remember(ingestId: string, seq: number, tick: number): void {
     if (tick < this.tick - this.options.dedupeWindowTicks) return;
-    this.seen.set(ingestId, { seq, tick });
-    let list = this.seenByTick.get(tick);
-    if (!list) this.seenByTick.set(tick, (list = []));
-    list.push(ingestId);
+    this.seen.remember(ingestId, seq, tick);
   }
 
   /** Validate and sequence one input. Throws PLAYOUT_INPUT_* for bad input, which never reaches the log. */
@@ -111,8 +108,8 @@ export class Sequencer {
     this.checkNotFenced();
     // A retry of an input already sequenced is answered with its seq before any validation.
     if (typeof input.ingestId === 'string') {
-      const seen = this.seen.get(input.ingestId);
-      if (seen !== undefined) return { status: 'duplicate', seq: seen.seq };
+      const seq = this.seen.get(input.ingestId);
+      if (seq !== undefined) return { status: 'duplicate', seq };
     }
     return this.sequence(input, this.validate(input));
   }
@@ -141,8 +138,8 @@ export class Sequencer {
   sequence(input: InputSubmission, payload: unknown): SubmitResult {
     this.checkNotFenced();
     if (input.ingestId !== null) {
-      const seen = this.seen.get(input.ingestId);
-      if (seen !== undefined) return { status: 'duplicate', seq: seen.seq };
+      const seq = this.seen.get(input.ingestId);
+      if (seq !== undefined) return { status: 'duplicate', seq };
     }
     const entry = this.append('input', input.type, input.version, input.origin ?? this.options.region, input.ingestId, payload, null);
     if (input.ingestId !== null) this.remember(input.ingestId, entry.seq, entry.tick);
@@ -154,12 +151,7 @@ export class Sequencer {
     this.checkNotFenced();
     const entry = this.append('tick', null, null, null, null, null, digestPrev);
     // Ids sequenced in tick T are acknowledged again through the close of tick T + window.
-    const expired = this.tick - this.options.dedupeWindowTicks;
-    for (const [tick, ids] of this.seenByTick) {
-      if (tick > expired) continue;
-      for (const id of ids) if (this.seen.get(id)?.tick === tick) this.seen.delete(id);
-      this.seenByTick.delete(tick);
-    }
+    this.seen.expireThrough(this.tick - this.options.dedupeWindowTicks);
     if (this.pendingReducerVersion !== null) {
       this.reducer = this.registry.get(this.reducer.name, this.pendingReducerVersion);
       this.pendingReducerVersion = null;

@@ -12,7 +12,7 @@ import { CanonicalReader } from './canonical-reader.js';
 import { CanonicalWriter, decodeCanonical, withPath } from './codec.js';
 import { PlayoutError, describe } from './errors.js';
 import { HASH_BYTES, hash128, hashEquals, toHex } from './hash.js';
-import { SNAPSHOT_FORMAT, type Snapshot } from './shard-machine.js';
+import { SNAPSHOT_FORMAT, type CapturedSnapshot, type Snapshot } from './shard-machine.js';
 
 const hash16 = z.instanceof(Uint8Array).refine((b) => b.length === HASH_BYTES, 'exactly 16 bytes');
 const uint = z.number().int().nonnegative();
@@ -49,15 +49,66 @@ export function encodeSnapshot(s: Snapshot): Uint8Array {
 
 /**
  * encodeSnapshot in steps: the generator yields after every `rowsPerStep` table rows and returns
- * the same bytes as encodeSnapshot. A node encodes its periodic snapshots this way, a step per turn
- * of its event loop: encoding a 2,000-player state in one go held a follower's loop for 100–250 ms
- * (bench/http-latency.bench.ts), which every input arriving meanwhile waited for. The snapshot
- * must not change while it is encoded (ShardMachine.snapshot returns a copy).
+ * the same bytes as encodeSnapshot. The snapshot must not change while it is encoded
+ * (ShardMachine.snapshot returns a copy); a node encodes a capture instead
+ * (encodeCapturedSnapshotSteps).
  */
-export function* encodeSnapshotSteps(s: Snapshot, rowsPerStep = 256): Generator<void, Uint8Array, void> {
+export function encodeSnapshotSteps(s: Snapshot, rowsPerStep = 256): Generator<void, Uint8Array, void> {
+  const { tables, ...header } = s;
+  return snapshotSteps(
+    s,
+    header,
+    Object.keys(tables).map((name) => {
+      const list = tables[name]!;
+      return { name, count: list.length, write: (w: CanonicalWriter, i: number) => w.writeValue(list[i]) };
+    }),
+    rowsPerStep,
+  );
+}
+
+/**
+ * A captured snapshot (ShardMachine.captureSnapshot) encoded in steps: the bytes encodeSnapshot
+ * gives for the snapshot taken at the capture, while the machine goes on applying. A node encodes
+ * its periodic snapshots this way, a step per turn of its event loop: encoding a 2,000-player
+ * state in one go held a follower's loop for 100–250 ms (bench/http-latency.bench.ts), which
+ * every input arriving meanwhile waited for. Releases the capture when done or abandoned.
+ */
+export function* encodeCapturedSnapshotSteps(c: CapturedSnapshot, rowsPerStep = 256): Generator<void, Uint8Array, void> {
+  try {
+    return yield* snapshotSteps(
+      c.header,
+      c.header,
+      c.tables.map(({ name, capture }) => {
+        const keys = capture.keys;
+        return {
+          name,
+          count: keys.length,
+          write: (w: CanonicalWriter, i: number) => {
+            // As writeValue writes [key, record].
+            w.writeArrayHeader(2);
+            w.writeString(keys[i]!);
+            w.writeValue(capture.value(keys[i]!));
+          },
+        };
+      }),
+      rowsPerStep,
+    );
+  } finally {
+    c.release();
+  }
+}
+
+interface TableRows {
+  name: string;
+  count: number;
+  /** Writes row i as [key, record]. */
+  write(w: CanonicalWriter, i: number): void;
+}
+
+function* snapshotSteps(described: unknown, header: Omit<Snapshot, 'tables'>, tables: TableRows[], rowsPerStep: number): Generator<void, Uint8Array, void> {
   const w = new CanonicalWriter(1 << 16);
   try {
-    const fields = s as unknown as Record<string, unknown>;
+    const fields = { ...header, tables: null } as Record<string, unknown>;
     // Canonical order, as CanonicalWriter orders a plain object's keys.
     const keys = Object.keys(fields).sort();
     w.writeMapHeader(keys.length);
@@ -68,14 +119,13 @@ export function* encodeSnapshotSteps(s: Snapshot, rowsPerStep = 256): Generator<
         w.writeValue(fields[k]);
         continue;
       }
-      const names = Object.keys(s.tables).sort();
-      w.writeMapHeader(names.length);
-      for (const name of names) {
-        w.writeString(name);
-        const list = s.tables[name]!;
-        w.writeArrayHeader(list.length);
-        for (let i = 0; i < list.length; i++) {
-          w.writeValue(list[i]);
+      const sorted = [...tables].sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0));
+      w.writeMapHeader(sorted.length);
+      for (const t of sorted) {
+        w.writeString(t.name);
+        w.writeArrayHeader(t.count);
+        for (let i = 0; i < t.count; i++) {
+          t.write(w, i);
           if (++rows === rowsPerStep) {
             rows = 0;
             yield;
@@ -84,7 +134,7 @@ export function* encodeSnapshotSteps(s: Snapshot, rowsPerStep = 256): Generator<
       }
     }
   } catch (err) {
-    throw withPath(err, s, 'snapshot');
+    throw withPath(err, described, 'snapshot');
   }
   const bodyLength = w.pos;
   w.writeRaw(hash128(w.buf, 0, bodyLength));
@@ -100,6 +150,11 @@ export function decodeSnapshot(bytes: Uint8Array, offset = 0, length = bytes.len
     throw new PlayoutError('PLAYOUT_SNAPSHOT_CORRUPT', 'Cannot decode snapshot: the body is not msgpack', { cause: err });
   }
   return checkedFields(SnapshotSchema, raw) as Snapshot;
+}
+
+/** Check an encoded snapshot's trailing hash (PLAYOUT_SNAPSHOT_CORRUPT when it does not match). */
+export function checkSnapshotHash(bytes: Uint8Array): void {
+  checkedBodyEnd(bytes, 0, bytes.length);
 }
 
 /** Where the body of an encoded snapshot ends, once its trailing hash is checked. */

@@ -7,7 +7,7 @@
 // the result does not depend on insertion order, key order inside a record, or how a record
 // was built (the canonical encoding sorts keys and writes -0 as 0).
 import type { z } from 'zod';
-import { CanonicalWriter, withPath } from './codec.js';
+import { CanonicalWriter, cloneCanonical, withPath } from './codec.js';
 import { PlayoutError, assert } from './errors.js';
 import { HASH_RESULT, add128Words, fnv1a32, hash128Raw, hashResultWord, sub128Words, sumBytes } from './hash.js';
 import { ReadOnlyViews } from './read-only-view.js';
@@ -63,6 +63,40 @@ class Slot {
   }
 }
 
+/**
+ * The records of a table as they were when it was captured, read while the table goes on
+ * changing (a node encodes a snapshot over many turns of its event loop while it keeps applying).
+ * Capturing costs the sorted key list, which the table already keeps; after that, the first change
+ * to a record preserves its value here (a copy when it is changed in place), so a capture costs
+ * O(records changed while it is held) instead of a copy of the whole state. Release it when done.
+ */
+export class TableCapture {
+  /** Keys in ascending UTF-16 code unit order, as at the capture. */
+  readonly keys: readonly string[];
+  /** Values as at the capture of the records changed or deleted since (and of records added since, unused). */
+  readonly saved = new Map<string, unknown>();
+  released = false;
+
+  constructor(
+    private readonly table: StateTable<unknown>,
+    keys: readonly string[],
+  ) {
+    this.keys = keys;
+  }
+
+  /** The record's value as at the capture (engine use: do not modify it). */
+  value(key: string): unknown {
+    assert(!this.released, `table ${this.table.name}: capture read after release`);
+    return this.saved.has(key) ? this.saved.get(key) : this.table.peek(key);
+  }
+
+  release(): void {
+    if (this.released) return;
+    this.released = true;
+    this.table.releaseCapture(this);
+  }
+}
+
 export class StateTable<T = unknown> {
   readonly name: string;
   /** Validates records in checked mode; replaced when an upgrade declares the table anew. */
@@ -77,6 +111,8 @@ export class StateTable<T = unknown> {
   private readonly prefix: Uint8Array;
   /** Table sum at [0..4); bucket b's sum at [4 + 4b .. 8 + 4b). */
   readonly sums = new Uint32Array(4 + BUCKETS * 4);
+  /** Captures being read (see TableCapture); a change preserves the old value for each first. */
+  private captures: TableCapture[] = [];
   /** Checked mode: `get` returns read-only views, so a write through them throws and is remembered. */
   frozenReads = false;
   /** Where read-only views record a write; the machine shares one between its tables and checks it after every reducer call. */
@@ -111,6 +147,8 @@ export class StateTable<T = unknown> {
   mut(key: string): T | undefined {
     const slot = this.slots.get(key);
     if (slot === undefined) return undefined;
+    // Changed in place by the caller: a capture keeps a copy.
+    if (this.captures.length !== 0) this.preserve(key, slot.value, true);
     if (!slot.dirty) this.markDirty(key, slot);
     return slot.value as T;
   }
@@ -123,6 +161,8 @@ export class StateTable<T = unknown> {
       this.slots.set(key, slot);
       this.sortedKeys = null;
     } else {
+      // Replaced: a capture keeps the old value itself (nothing changes it any more).
+      if (this.captures.length !== 0) this.preserve(key, slot.value, false);
       slot.value = value;
     }
     if (!slot.dirty) this.markDirty(key, slot);
@@ -131,11 +171,44 @@ export class StateTable<T = unknown> {
   delete(key: string): boolean {
     const slot = this.slots.get(key);
     if (slot === undefined) return false;
+    if (this.captures.length !== 0) this.preserve(key, slot.value, false);
     this.slots.delete(key);
     this.sortedKeys = null;
     slot.alive = false;
     if (slot.hashed) this.removed.push(slot);
     return true;
+  }
+
+  /** Capture the records as they are now (see TableCapture); release the capture when done with it. */
+  capture(): TableCapture {
+    const c = new TableCapture(this as StateTable<unknown>, this.keys());
+    this.captures.push(c);
+    return c;
+  }
+
+  /** @internal TableCapture.release */
+  releaseCapture(c: TableCapture): void {
+    this.captures = this.captures.filter((x) => x !== c);
+  }
+
+  /** Number of captures not yet released. */
+  get capturesHeld(): number {
+    return this.captures.length;
+  }
+
+  /** Keep the value a record had before its first change for every capture that lacks it. */
+  private preserve(key: string, value: unknown, copy: boolean): void {
+    let kept: unknown;
+    let made = false;
+    for (let i = 0; i < this.captures.length; i++) {
+      const saved = this.captures[i]!.saved;
+      if (saved.has(key)) continue;
+      if (!made) {
+        kept = copy ? cloneCanonical(value) : value;
+        made = true;
+      }
+      saved.set(key, kept);
+    }
   }
 
   private markDirty(key: string, slot: Slot): void {
@@ -324,6 +397,7 @@ export class StateTable<T = unknown> {
 
   /** Replace the content wholesale (snapshot restore). Sums are recomputed. */
   load(writer: CanonicalWriter, records: Iterable<readonly [string, unknown]>): void {
+    assert(this.captures.length === 0, `table ${this.name}: load while captured`);
     this.slots.clear();
     this.dirty.length = 0;
     this.dirtySlots.length = 0;

@@ -417,7 +417,7 @@ export class KafkaTransport {
     const seq = batch.entries[0]!.seq;
     const last = c.points[c.points.length - 1];
     if (last !== undefined && seq <= last.seq) c.points.length = 0; // re-read after a seek: start over
-    c.points.push({ seq, offset: batch.offsets[0]! });
+    c.points.push({ seq, offset: batch.offsetOf(0) });
     if (c.points.length > CHECKPOINTS_MAX) c.points.shift();
   }
 

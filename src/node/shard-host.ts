@@ -10,7 +10,7 @@
 //
 // Leader and follower logic live in leader-role.ts and follower-role.ts; timers live in the roles.
 import type { FastifyBaseLogger } from 'fastify';
-import { decodeSnapshot, encodeSnapshotSteps } from '../core/snapshot.js';
+import { decodeSnapshot, encodeCapturedSnapshotSteps } from '../core/snapshot.js';
 import { Entry, type EpochPayload } from '../core/entry.js';
 import { PlayoutError, assert, isPlayoutError } from '../core/errors.js';
 import { hashEquals, toHex } from '../core/hash.js';
@@ -452,11 +452,13 @@ export class ShardHost implements ShardFeed {
       const k = batch[i]!.kind;
       if (k === 'epoch' || k === 'genesis') this.recordEpoch(batch[i]!);
     }
+    // Streams first: peers get the entries before this region applies them (their latency to
+    // applied is the sum of both regions' work on the batch).
+    for (const l of this.listeners) l();
     if (this.autoApply) this.applyBatch(batch);
     let n = 0;
     while (n < this.waiters.length && this.waiters[n]!.seq <= this.durableSeq) this.waiters[n++]!.resolve();
     if (n > 0) this.waiters.splice(0, n);
-    for (const l of this.listeners) l();
     // Tick digests ride with the next append (one transaction and one fsync instead of two per
     // tick); a shard with nothing more to append stores them after DIGESTS_FLUSH_MS.
     if (this.tickDigests.length > 0 && this.digestsTimer === null) {
@@ -647,22 +649,30 @@ export class ShardHost implements ShardFeed {
 
   private takeSnapshot(): void {
     const m = this.machine!;
-    const snap = m.snapshot();
-    // Encoded a step per turn of the event loop (see encodeSnapshotSteps), after the snapshots before it.
-    const steps = encodeSnapshotSteps(snap);
+    // Captured now (no copy of the state: see ShardMachine.captureSnapshot) and encoded a step per
+    // turn of the event loop, after the snapshots before it; the capture is released however it ends.
+    const captured = m.captureSnapshot();
+    const snap = captured.header;
+    const steps = encodeCapturedSnapshotSteps(captured);
     const prev = this.snapshotting;
     this.snapshotting = prev
       .then(async () => {
-        let step = steps.next();
-        while (step.done !== true) {
-          await new Promise((r) => setImmediate(r));
+        let step: IteratorResult<void, Uint8Array>;
+        try {
           step = steps.next();
+          while (step.done !== true) {
+            await new Promise((r) => setImmediate(r));
+            step = steps.next();
+          }
+        } finally {
+          steps.return(new Uint8Array(0));
+          captured.release();
         }
         const bytes = step.value;
         // The digests up to the snapshot's tick are stored before it: a restart replays (and
         // recomputes digests) only after it.
         await this.flushDigests();
-        await this.ctx.store.putSnapshot(this.shard, snap.tick, snap.seq, bytes);
+        await this.ctx.store.putSnapshot(this.shard, snap.tick, snap.seq, bytes, snap);
         await this.retain();
       })
       .catch((err) => this.log.error({ shard: this.shard, err }, `snapshot at tick ${snap.tick} of shard ${this.shard} failed`));

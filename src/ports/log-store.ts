@@ -22,6 +22,7 @@
 // - A write that fails (I/O error, disk full, a simulated fault) rejects with
 //   PLAYOUT_STORE_WRITE_FAILED and leaves nothing of itself; the store stays consistent.
 import type { Entry } from '../core/entry.js';
+import type { SnapshotHeader } from '../core/snapshot.js';
 
 export interface StoredHead {
   readonly seq: number;
@@ -98,9 +99,10 @@ export interface LogStore {
    * Store an encoded snapshot. The store decodes it once to check that it belongs to
    * (shard, tick, seq) and to learn its last hash and epoch (the chain base after truncation);
    * a corrupt or mismatching snapshot is refused with PLAYOUT_INVALID_ARGUMENT. Replaces a
-   * snapshot at the same tick.
+   * snapshot at the same tick. A caller that encoded the bytes itself may pass the snapshot's
+   * fields (`header`): the store then checks the bytes' hash and takes the fields as given.
    */
-  putSnapshot(shard: string, tick: number, seq: number, bytes: Uint8Array): Promise<void>;
+  putSnapshot(shard: string, tick: number, seq: number, bytes: Uint8Array, header?: SnapshotHeader): Promise<void>;
   /** The latest snapshot at or below `tickMax` (default: the latest), or null. */
   snapshot(shard: string, tickMax?: number): StoredSnapshot | null;
   /** Every snapshot held, by tick ascending (no bytes read). */

@@ -2,7 +2,7 @@
 // implementation: test/adapters/lmdb-store.test.ts (LmdbLogStore) and
 // test/sim/log-store.test.ts (MemoryLogStore). A behaviour belongs here when both must show it.
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
-import { type Entry, type ErrorCode, ZERO_HASH, isPlayoutError, sealEntry, toHex } from '../../src/core/index.js';
+import { type Entry, type ErrorCode, ZERO_HASH, isPlayoutError, readSnapshotHeader, sealEntry, toHex } from '../../src/core/index.js';
 import type { LogStore } from '../../src/ports/log-store.js';
 import { buildCounterLog, type CounterLog } from './fixtures/counter-log.js';
 
@@ -215,6 +215,25 @@ export function logStoreContract(name: string, make: () => Promise<StoreHarness>
       const foreign = other.snapshots[0]!;
       await expectCode(store.putSnapshot('s1', foreign.tick, foreign.seq, foreign.bytes), 'PLAYOUT_STORE_CONFLICT');
       expect(store.snapshots('s1')).toEqual([]);
+    });
+
+    it('takes the fields of a snapshot its caller encoded, after checking the bytes\' hash', async () => {
+      await store.append('s1', E);
+      const s = log.snapshots[1]!;
+      const header = readSnapshotHeader(s.bytes);
+      await store.putSnapshot('s1', s.tick, s.seq, s.bytes, header);
+      expect(store.snapshots('s1')).toEqual([{ tick: s.tick, seq: s.seq, bytes: s.bytes.length }]);
+      expect(toHex(store.snapshot('s1')!.bytes)).toBe(toHex(s.bytes));
+      // The log's base after truncating below it comes from the given fields.
+      await store.truncateBelow('s1', s.seq + 1);
+      expect(store.firstSeq('s1')).toBe(s.seq + 1);
+      const t = log.snapshots[2]!;
+      const flipped = t.bytes.slice();
+      flipped[10] = flipped[10]! ^ 1;
+      await expectCode(store.putSnapshot('s1', t.tick, t.seq, flipped, readSnapshotHeader(t.bytes)), 'PLAYOUT_INVALID_ARGUMENT');
+      await expectCode(store.putSnapshot('s1', t.tick + 1, t.seq, t.bytes, readSnapshotHeader(t.bytes)), 'PLAYOUT_INVALID_ARGUMENT');
+      await expectCode(store.putSnapshot('s1', t.tick, t.seq, t.bytes, { ...readSnapshotHeader(t.bytes), lastHash: new Uint8Array(16) }), 'PLAYOUT_STORE_CONFLICT');
+      expect(store.snapshots('s1').map((x) => x.tick)).toEqual([s.tick]);
     });
 
     it('stores tick digests by tick', async () => {

@@ -92,16 +92,17 @@ beforeAll(async () => {
   truncated = await startInProcessCluster({
     regions: ['eu-fra'],
     shards: [{ id: 'hunt-9', leader: 'eu-fra', tickMs: 40 }],
-    // A window of ~5 s of ticks: wide enough that the CLI runs below read overlapping ranges of a
-    // log the node keeps truncating, small enough to be truncated within the setup.
-    overrides: { limits: { rangeEntriesMax: 25 }, snapshots: { everyTicks: 10, kept: 3, retainEntriesMin: 120 } },
+    // A window of ~8 s of ticks: wide enough that the CLI runs below read overlapping ranges of a
+    // log the node keeps truncating (one run that took over 5 s on a loaded machine found its
+    // snapshot's next entry truncated), small enough to be truncated within the setup.
+    overrides: { limits: { rangeEntriesMax: 25 }, snapshots: { everyTicks: 10, kept: 3, retainEntriesMin: 200 } },
   });
   fullUrl = full.nodes.get('eu-fra')!.url;
   truncatedUrl = truncated.nodes.get('eu-fra')!.url;
   await Promise.all([feed(fullUrl, 'hunt-1'), feed(truncatedUrl, 'hunt-9'), build]);
   const tickOf = (c: InProcessCluster, shard: string) => c.nodes.get('eu-fra')!.status().shards.find((s) => s.shard === shard)!;
   await waitFor(`tick ${TO_TICK + 5} of hunt-1`, () => tickOf(full, 'hunt-1').tick > TO_TICK + 5, 30_000);
-  await waitFor('hunt-9 truncated', () => (tickOf(truncated, 'hunt-9').firstSeq ?? 1) > 1 && tickOf(truncated, 'hunt-9').tick > TO_TICK + 20, 30_000);
+  await waitFor('hunt-9 truncated', () => (tickOf(truncated, 'hunt-9').firstSeq ?? 1) > 1 && tickOf(truncated, 'hunt-9').tick > TO_TICK + 20, 60_000);
 }, 300_000);
 
 afterAll(async () => {

@@ -4,8 +4,8 @@
 import fc from 'fast-check';
 import { Packr } from 'msgpackr';
 import { describe, expect, it } from 'vitest';
-import { decodeSnapshot, encodeSnapshot, encodeSnapshotSteps, isPlayoutError, readSnapshotHeader, skipMsgpack } from '../../src/core/index.js';
-import { buildLog, planArb, replayDigests } from './support/kv-reducer.js';
+import { ShardMachine, decodeSnapshot, encodeCapturedSnapshotSteps, encodeSnapshot, encodeSnapshotSteps, isPlayoutError, readSnapshotHeader, skipMsgpack } from '../../src/core/index.js';
+import { buildLog, kvRegistry, planArb, replayDigests } from './support/kv-reducer.js';
 import { assertProperty } from './support/property.js';
 
 function codeOf(f: () => unknown): string | null {
@@ -107,5 +107,77 @@ describe('encodeSnapshotSteps', () => {
     expect(() => {
       for (let r = steps.next(); r.done !== true; r = steps.next());
     }).toThrow(/snapshot\.tables\.\w+\[0\]\[1\]\.bad/);
+  });
+});
+
+describe('encodeCapturedSnapshotSteps', () => {
+  /** Encode a capture to the end, a step at a time, applying `between` entries to the machine after each step. */
+  function drain(steps: Generator<void, Uint8Array, void>, between: () => void): Uint8Array {
+    let r = steps.next();
+    while (r.done !== true) {
+      between();
+      r = steps.next();
+    }
+    return r.value;
+  }
+
+  it('gives the bytes of the snapshot taken at the capture while the machine goes on applying (set, mut in place, delete, insert, upgrade)', () => {
+    assertProperty(
+      fc.property(planArb(12, 6), fc.nat(), fc.nat(), fc.integer({ min: 1, max: 8 }), fc.boolean(), (plan, at1, at2, rowsPerStep, upgrade) => {
+        const log = buildLog(plan, upgrade ? { upgradeAtTick: Math.floor(plan.length / 2) } : {});
+        // Tick boundaries after the first tick: where a node snapshots.
+        const ticks = log.entries.map((e, i) => (e.kind === 'tick' && e.tick > 0 ? i : -1)).filter((i) => i >= 0);
+        if (ticks.length === 0) return;
+        const first = ticks[at1 % ticks.length]!;
+        const second = ticks[Math.max(ticks.indexOf(first), at2 % ticks.length)]!;
+        const m = new ShardMachine(kvRegistry());
+        let next = 0;
+        const applyTo = (end: number): void => {
+          while (next <= end) m.apply(log.entries[next++]!);
+        };
+        applyTo(first);
+        const expected1 = encodeSnapshot(m.snapshot());
+        const c1 = m.captureSnapshot();
+        const steps1 = encodeCapturedSnapshotSteps(c1, rowsPerStep);
+        // The first capture is encoded while the machine applies up to the second, which is
+        // captured while the first is still held, then the rest of the log.
+        let bytes1: Uint8Array | null = null;
+        let r = steps1.next();
+        while (r.done !== true && next <= second) {
+          applyTo(Math.min(second, next));
+          r = steps1.next();
+        }
+        applyTo(second);
+        const expected2 = encodeSnapshot(m.snapshot());
+        const c2 = m.captureSnapshot();
+        const applyOne = (): void => {
+          if (next < log.entries.length) m.apply(log.entries[next++]!);
+        };
+        if (r.done === true) bytes1 = r.value;
+        else bytes1 = drain(steps1, applyOne);
+        const bytes2 = drain(encodeCapturedSnapshotSteps(c2, rowsPerStep), applyOne);
+        applyTo(log.entries.length - 1);
+        expect(Buffer.from(bytes1).equals(Buffer.from(expected1))).toBe(true);
+        expect(Buffer.from(bytes2).equals(Buffer.from(expected2))).toBe(true);
+        // Both released by the encoder: nothing is kept for them any more.
+        for (const t of c1.tables) expect(t.capture.released).toBe(true);
+        expect(c2.tables.every((t) => t.capture.released)).toBe(true);
+        const restored = decodeSnapshot(bytes2);
+        expect(ShardMachine.fromSnapshot(kvRegistry(), restored).lastDigest!.digest).toEqual(restored.digest);
+      }),
+      { numRuns: 80 },
+    );
+  });
+
+  it('releases the capture when the encoding is abandoned, and refuses reads after release', () => {
+    const log = buildLog(fc.sample(planArb(10, 5), { numRuns: 1, seed: 5 })[0]!);
+    const m = replayDigests(log.entries).machine;
+    const c = m.captureSnapshot();
+    const steps = encodeCapturedSnapshotSteps(c, 1);
+    steps.next();
+    steps.return(new Uint8Array(0));
+    for (const t of c.tables) expect(t.capture.released).toBe(true);
+    const t = c.tables.find((x) => x.capture.keys.length > 0)!;
+    expect(() => t.capture.value(t.capture.keys[0]!)).toThrow(/after release/);
   });
 });

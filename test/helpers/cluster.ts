@@ -2,7 +2,7 @@
 // process (RegionNode on an lmdb store in a temp folder) or as separate `playout start`
 // processes (for kill -9 and real network faults through Toxiproxy).
 import { spawn, type ChildProcess } from 'node:child_process';
-import { mkdtempSync, mkdirSync, rmSync, writeFileSync } from 'node:fs';
+import { appendFileSync, mkdtempSync, mkdirSync, rmSync, writeFileSync } from 'node:fs';
 import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
@@ -174,7 +174,10 @@ export async function spawnNode(files: ClusterFiles, region: string, startTimeou
     stdio: ['ignore', 'pipe', 'pipe'],
   });
   const output: string[] = [];
+  // PLAYOUT_NODE_OUTPUT_DIR keeps each node's whole output in <dir>/<region>.log (e.g. with --trace-gc).
+  const outDir = process.env.PLAYOUT_NODE_OUTPUT_DIR;
   const keep = (b: Buffer): void => {
+    if (outDir) appendFileSync(join(outDir, `${region}.log`), b);
     for (const line of b.toString('utf8').split('\n')) if (line) output.push(line);
     if (output.length > 400) output.splice(0, output.length - 400);
   };

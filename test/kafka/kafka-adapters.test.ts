@@ -147,7 +147,7 @@ describe('PackedBatch (a batch handed over by the fetch worker)', () => {
   const index = new Int32Array([0, 7, 7, 3, 10, -1, 10, -1, 10, 1, 11, 1]);
 
   it('reads values as views, compares keys, and gives offsets as decimal strings', () => {
-    const b = new PackedBatch('t', 0, '12', 3, data, index, new Float64Array([5, 6, 9007199254740991]));
+    const b = new PackedBatch('t', 0, '12', 3, data, index, new Uint8Array([1, 0, 0]), new Float64Array([5, 6, 9007199254740991]));
     expect([...b.value(0)!]).toEqual([1, 2, 3]);
     expect(b.value(0)!.buffer).toBe(bytes.buffer);
     expect(b.value(1)).toBeNull();
@@ -158,8 +158,9 @@ describe('PackedBatch (a batch handed over by the fetch worker)', () => {
     expect(b.keyIs(2, 'b')).toBe(true);
     expect([b.keyText(0), b.keyText(1), b.keyText(2)]).toEqual(['shard-a', null, 'b']);
     expect([b.offset(0), b.offset(1), b.offset(2)]).toEqual(['5', '6', '9007199254740991']);
+    expect([b.hashChecked(0), b.hashChecked(1), b.hashChecked(2)]).toEqual([true, false, false]);
     // Offsets past 2^53 cross as strings.
-    const big = new PackedBatch('t', 0, '12', 3, data, index, ['9007199254740993', '9007199254740994', '9007199254740995']);
+    const big = new PackedBatch('t', 0, '12', 3, data, index, new Uint8Array(3), ['9007199254740993', '9007199254740994', '9007199254740995']);
     expect(big.offset(0)).toBe('9007199254740993');
   });
 

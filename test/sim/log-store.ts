@@ -19,6 +19,7 @@
 import type { Entry } from '../../src/core/entry.js';
 import { AssertionFailed, PlayoutError, assert, describe } from '../../src/core/errors.js';
 import { HASH_BYTES } from '../../src/core/hash.js';
+import type { SnapshotHeader } from '../../src/core/snapshot.js';
 import { decodeCanonical, encodeCanonical } from '../../src/core/codec.js';
 import {
   checkAppend,
@@ -444,11 +445,11 @@ export class MemoryLogStore implements LogStore {
     await this.submit(op, (s) => s.append(shard, entries, bytes));
   }
 
-  async putSnapshot(shard: string, tick: number, seq: number, bytes: Uint8Array): Promise<void> {
+  async putSnapshot(shard: string, tick: number, seq: number, bytes: Uint8Array, header?: SnapshotHeader): Promise<void> {
     checkShardId(shard);
     checkUint('tick', tick);
     checkUint('seq', seq, 1);
-    const point = checkSnapshotForPut(shard, tick, seq, bytes);
+    const point = checkSnapshotForPut(shard, tick, seq, bytes, header);
     const copy = bytes.slice();
     await this.submit({ kind: 'putSnapshot', shard, seqFrom: seq, seqTo: seq }, (s) => s.putSnapshot(shard, point, copy));
   }

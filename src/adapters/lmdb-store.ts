@@ -202,38 +202,55 @@ const TAIL_BYTES_MAX = 12 << 20;
  * inputs/s that read-back was 6 % of a leader's CPU (bench/http-latency.bench.ts profile).
  * Only bytes of flushed appends enter it, so it never shows more than the durable view; a
  * truncation empties it.
+ *
+ * Each append is kept as one block (its entries' bytes copied end to end, and where each ends)
+ * rather than a view per entry: 100,000 views held for seconds were most of what a node's heap
+ * grew by under load, and what its full collections then had to mark (tens of ms of pause).
+ * Readers get fresh views, which die young.
  */
 class Tail {
-  /** Seq of items[start]. */
+  /** Seq of the first entry of blocks[start]. */
   firstSeq = 0;
-  items: Uint8Array[] = [];
+  /** Seq after the last entry held. */
+  endSeq = 0;
+  blocks: TailBlock[] = [];
   start = 0;
   bytes = 0;
 
   get lastSeq(): number {
-    return this.firstSeq + (this.items.length - this.start) - 1;
+    return this.endSeq - 1;
   }
 
   add(entries: readonly Entry[]): void {
     const first = entries[0]!.seq;
-    if (this.items.length - this.start === 0 || first !== this.lastSeq + 1) {
-      this.items = [];
+    if (this.blocks.length - this.start === 0 || first !== this.endSeq) {
+      this.blocks = [];
       this.start = 0;
       this.bytes = 0;
       this.firstSeq = first;
     }
+    let total = 0;
+    for (let i = 0; i < entries.length; i++) total += entries[i]!.bytes.length;
+    const data = new Uint8Array(total);
+    const ends = new Int32Array(entries.length);
+    let at = 0;
     for (let i = 0; i < entries.length; i++) {
       const b = entries[i]!.bytes;
-      this.items.push(b);
-      this.bytes += b.length;
+      data.set(b, at);
+      at += b.length;
+      ends[i] = at;
     }
-    while (this.bytes > TAIL_BYTES_MAX && this.items.length - this.start > 1) {
-      this.bytes -= this.items[this.start]!.length;
+    this.blocks.push({ firstSeq: first, data, ends });
+    this.endSeq = first + entries.length;
+    this.bytes += total;
+    while (this.bytes > TAIL_BYTES_MAX && this.blocks.length - this.start > 1) {
+      const old = this.blocks[this.start]!;
+      this.bytes -= old.data.length;
       this.start++;
-      this.firstSeq++;
+      this.firstSeq = this.blocks[this.start]!.firstSeq;
     }
-    if (this.start > 4096 && this.start * 2 > this.items.length) {
-      this.items = this.items.slice(this.start);
+    if (this.start > 1024 && this.start * 2 > this.blocks.length) {
+      this.blocks = this.blocks.slice(this.start);
       this.start = 0;
     }
   }
@@ -241,17 +258,38 @@ class Tail {
   /** Entries [seqFrom, seqTo] within bytesMax (at least one), or null unless all of them are held. */
   range(seqFrom: number, seqTo: number, bytesMax: number): Uint8Array[] | null {
     if (seqFrom < this.firstSeq || seqTo > this.lastSeq || seqTo < seqFrom) return null;
+    // The block holding seqFrom: blocks are in seq order.
+    let lo = this.start;
+    let hi = this.blocks.length - 1;
+    while (lo < hi) {
+      const mid = (lo + hi + 1) >> 1;
+      if (this.blocks[mid]!.firstSeq <= seqFrom) lo = mid;
+      else hi = mid - 1;
+    }
     const out: Uint8Array[] = [];
     let total = 0;
-    const base = this.start - this.firstSeq;
-    for (let seq = seqFrom; seq <= seqTo; seq++) {
-      const b = this.items[base + seq]!;
-      if (out.length > 0 && total + b.length > bytesMax) break;
-      out.push(b);
-      total += b.length;
+    let seq = seqFrom;
+    for (let k = lo; k < this.blocks.length && seq <= seqTo; k++) {
+      const { firstSeq, data, ends } = this.blocks[k]!;
+      for (let i = seq - firstSeq; i < ends.length && seq <= seqTo; i++, seq++) {
+        const from = i === 0 ? 0 : ends[i - 1]!;
+        const length = ends[i]! - from;
+        if (out.length > 0 && total + length > bytesMax) return out;
+        out.push(new Uint8Array(data.buffer, data.byteOffset + from, length));
+        total += length;
+      }
     }
     return out;
   }
+}
+
+interface TailBlock {
+  /** Seq of the block's first entry. */
+  firstSeq: number;
+  /** The entries' bytes end to end. */
+  data: Uint8Array;
+  /** Where each entry's bytes end in data. */
+  ends: Int32Array;
 }
 
 export class LmdbLogStore implements LogStore {

@@ -60,7 +60,7 @@ export class Sequencer {
   private pendingReducerVersion: number | null = null;
   private fenced = false;
   /** The ingestIds sequenced in the window, with their seqs (no heap object per id: see IngestWindow). */
-  private readonly seen = new IngestWindow();
+  private seen = new IngestWindow();
 
   constructor(registry: ReducerRegistry, head: SequencerHead, options: SequencerOptions) {
     assert(options.dedupeWindowTicks >= 0, 'dedupe window is non-negative');
@@ -101,6 +101,22 @@ export class Sequencer {
   remember(ingestId: string, seq: number, tick: number): void {
     if (tick < this.tick - this.options.dedupeWindowTicks) return;
     this.seen.remember(ingestId, seq, tick);
+  }
+
+  /**
+   * Take a window of ingestIds read from the log ahead of time (a failover candidate reads it
+   * while it catches up, so that leading does not hash tens of thousands of ids at once), in
+   * place of remembering them one by one. Ids older than this sequencer's window are dropped.
+   */
+  adoptIngestWindow(window: IngestWindow): void {
+    assert(this.seen.size === 0, 'a window is adopted before any id is remembered');
+    window.expireThrough(this.tick - this.options.dedupeWindowTicks - 1);
+    this.seen = window;
+  }
+
+  /** Ids in the dedupe window. */
+  get ingestIdsRemembered(): number {
+    return this.seen.size;
   }
 
   /** Validate and sequence one input. Throws PLAYOUT_INPUT_* for bad input, which never reaches the log. */

@@ -11,6 +11,7 @@
 import { PlayoutError, isPlayoutError } from '../core/errors.js';
 import { HASH_BYTES, fromHex, hashEquals, toHex } from '../core/hash.js';
 import { Sequencer } from '../core/sequencer.js';
+import type { IngestWindow } from '../core/ingest-window.js';
 import { entryIngestOf, type Entry } from '../core/entry.js';
 import { epochEntries } from '../replication/failover-promotion.js';
 import type { AckMode, DurableReport, InputRequest, InputResult, PeerStatus } from '../adapters/http-schemas.js';
@@ -28,9 +29,8 @@ export interface DedupeScan {
   readonly fromSeq: number;
   readonly toSeq: number;
   readonly toHash: Uint8Array;
-  readonly ids: string[];
-  readonly seqs: number[];
-  readonly ticks: number[];
+  /** The ingestIds of entries [fromSeq, toSeq], remembered in log order. */
+  readonly window: IngestWindow;
 }
 
 /** Where the dedupe window of a leader whose oldest remembered tick is `tickMin` starts in the log. */
@@ -147,12 +147,9 @@ export class LeaderRole {
     // A promotion read most of the window ahead (while catching up): only the rest is read now.
     const pre = start.dedupe;
     if (pre !== undefined && pre.fromSeq <= from && pre.toSeq <= host.durableSeq && hashEquals(rawHashAt(host, pre.toSeq) ?? ZERO, pre.toHash)) {
-      for (let i = 0; i < pre.seqs.length; i++) {
-        if (pre.seqs[i]! >= from && pre.ticks[i]! >= tickMin) {
-          seq.remember(pre.ids[i]!, pre.seqs[i]!, pre.ticks[i]!);
-          remembered++;
-        }
-      }
+      // Ids below the window (seqs before `from` are of ticks before tickMin) are dropped.
+      seq.adoptIngestWindow(pre.window);
+      remembered = seq.ingestIdsRemembered;
       scanFrom = Math.max(from, pre.toSeq + 1);
     }
     remembered += scanIngestIds(host, scanFrom, host.durableSeq, DEDUPE_SCAN_PAGE_BYTES, (id, s, tick) => {

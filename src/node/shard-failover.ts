@@ -15,6 +15,7 @@ import type { FastifyBaseLogger } from 'fastify';
 import type { Entry } from '../core/entry.js';
 import { PlayoutError, isPlayoutError } from '../core/errors.js';
 import { hashEquals, toHex } from '../core/hash.js';
+import { IngestWindow } from '../core/ingest-window.js';
 import type {
   AnnounceAnswer,
   AnnounceRequest,
@@ -385,9 +386,8 @@ export class ShardFailover {
     const m = host.machine;
     if (m === null || host.durableSeq === 0) return null;
     const fromSeq = dedupeScanFrom(host, m.tick - this.node.dedupeWindowTicks);
-    const ids: string[] = [];
-    const seqs: number[] = [];
-    const ticks: number[] = [];
+    // Hashed as it is read (IngestWindow), while the candidate catches up: not when it leads.
+    const window = new IngestWindow();
     let toSeq = fromSeq - 1;
     let toHash: Uint8Array | null = null;
     const unsubscribe = host.onAppend(() => control.wake?.());
@@ -408,9 +408,7 @@ export class ShardFailover {
         if (host.stopped !== null || host.durableSeq < toSeq) return null;
         const to = Math.min(host.durableSeq, toSeq + READ_AHEAD_CHUNK_ENTRIES);
         scanIngestIds(host, toSeq + 1, to, READ_AHEAD_CHUNK_ENTRIES * 1024, (id, seq, tick) => {
-          ids.push(id);
-          seqs.push(seq);
-          ticks.push(tick);
+          window.remember(id, seq, tick);
           return true;
         });
         toSeq = to;
@@ -421,7 +419,7 @@ export class ShardFailover {
       unsubscribe();
       control.wake = null;
     }
-    return toHash === null ? null : { fromSeq, toSeq, toHash, ids, seqs, ticks };
+    return toHash === null ? null : { fromSeq, toSeq, toHash, window };
   }
 
   /**

@@ -90,6 +90,10 @@ interface Waiter {
 const RECENT_DIGESTS = 256;
 /** The longest tick digests wait for an append to ride with before they are stored alone. */
 const DIGESTS_FLUSH_MS = 100;
+/** Snapshot rows encoded per step; steps are separate turns of the event loop (see takeSnapshot). */
+const SNAPSHOT_ROWS_PER_STEP = 64;
+/** Encoding time per slice of a snapshot, and the pause after each. */
+const SNAPSHOT_SLICE_MS = 4;
 /** Open read-your-writes waits per shard (GET /v1/shards/:shard/applied). */
 const APPLIED_WAITERS_MAX = 10_000;
 
@@ -653,15 +657,23 @@ export class ShardHost implements ShardFeed {
     // turn of the event loop, after the snapshots before it; the capture is released however it ends.
     const captured = m.captureSnapshot();
     const snap = captured.header;
-    const steps = encodeCapturedSnapshotSteps(captured);
+    const steps = encodeCapturedSnapshotSteps(captured, SNAPSHOT_ROWS_PER_STEP);
     const prev = this.snapshotting;
     this.snapshotting = prev
       .then(async () => {
         let step: IteratorResult<void, Uint8Array>;
         try {
+          // At most half of this thread's time: after SNAPSHOT_SLICE_MS of encoding, as long
+          // a pause. Back to back, the steps took all the CPU the loop left, and the first
+          // snapshot of a process (its record writers compiled and not yet optimised) ran for
+          // ~100 ms on a leader and a follower at once, on a 2-core machine.
+          let sliceFrom = performance.now();
           step = steps.next();
           while (step.done !== true) {
-            await new Promise((r) => setImmediate(r));
+            if (performance.now() - sliceFrom >= SNAPSHOT_SLICE_MS) {
+              await new Promise((r) => setTimeout(r, SNAPSHOT_SLICE_MS));
+              sliceFrom = performance.now();
+            } else await new Promise((r) => setImmediate(r));
             step = steps.next();
           }
         } finally {

@@ -103,4 +103,19 @@ describe('Sequencer dedupe window', () => {
     expect(again.status).toBe('sequenced');
     expect((again as { entry: { seq: number } }).entry.seq).toBeGreaterThan(firstSeq);
   });
+
+  it('adopts a window read ahead: ids of ticks before its own window are dropped, the rest answered as duplicates', () => {
+    const g = Sequencer.genesis({ shard: 'c-1', reducer: counter, seed: 1, tickMs: 50 });
+    const s = Sequencer.afterGenesis(registry, g, { region: 'eu-fra', dedupeWindowTicks: 2 });
+    for (let t = 0; t < 10; t++) s.closeTick(null);
+    // The sequencer is at tick 10: its window covers ticks 8 and 9 (and the open tick 10).
+    const w = new IngestWindow();
+    for (let t = 5; t < 10; t++) w.remember(`id-${t}`, 100 + t, t);
+    s.adoptIngestWindow(w);
+    expect(s.ingestIdsRemembered).toBe(2);
+    expect(s.submit({ type: 'counter.add', version: 1, payload: { key: 'k', by: 1 }, ingestId: 'id-9' })).toEqual({ status: 'duplicate', seq: 109 });
+    expect(s.submit({ type: 'counter.add', version: 1, payload: { key: 'k', by: 1 }, ingestId: 'id-8' })).toEqual({ status: 'duplicate', seq: 108 });
+    expect(s.submit({ type: 'counter.add', version: 1, payload: { key: 'k', by: 1 }, ingestId: 'id-7' }).status).toBe('sequenced');
+    expect(() => s.adoptIngestWindow(new IngestWindow())).toThrow(/adopted before/);
+  });
 });

@@ -19,8 +19,9 @@ const opArb: fc.Arbitrary<Op> = fc.oneof(
 describe('IngestWindow', () => {
   it('answers as a Map of id → seq with the same expiry, through growth and superseded ids', () => {
     assertProperty(
-      fc.property(fc.array(opArb, { minLength: 1, maxLength: 4000 }), fc.constantFrom('', 'ingest-', 'é-'), (ops, prefix) => {
-        const w = new IngestWindow();
+      fc.property(fc.array(opArb, { minLength: 1, maxLength: 4000 }), fc.constantFrom('', 'ingest-', 'é-'), fc.constantFrom(4, 64, 1024, 1 << 16), (ops, prefix, segmentRecords) => {
+        // Small segments: ids superseded across segments, segments dropped by expiry.
+        const w = new IngestWindow(segmentRecords);
         const model = new Map<string, { seq: number; tick: number }>();
         let tick = 0;
         let seq = 1;
@@ -47,10 +48,14 @@ describe('IngestWindow', () => {
     );
   });
 
-  it.each([3001, 997])('agrees with the model over a sliding window where %i ids recur and probe runs overlap', (distinct) => {
+  it.each([
+    [3001, 1 << 16],
+    [997, 1 << 16],
+    [997, 256],
+  ])('agrees with the model over a sliding window where %i ids recur (segments of %i records)', (distinct, segmentRecords) => {
     // 60 ids a tick, a window of 20 ticks: about 1,300 live ids in an index of 2,048 or 4,096
     // positions, expired a few hundred at a time; 997 ids recur inside the window (superseded).
-    const w = new IngestWindow();
+    const w = new IngestWindow(segmentRecords);
     const model = new Map<string, { seq: number; tick: number }>();
     let wrong = 0;
     for (let i = 0; i < 60_000; i++) {

@@ -32,7 +32,7 @@ import type {
 } from '../ports/failover-client.js';
 import type { FailoverPlan } from '../replication/failover-coordinator.js';
 import type { PeerClient } from '../ports/peer-client.js';
-import { planFailoverOp } from '../cli/ops/failover.js';
+import { planFailoverOp } from './failover-ops.js';
 import { appendEpochRecord, epochRecordOf } from '../replication/epoch-history.js';
 import { beginPromotion, promotionReady, stillPromised } from '../replication/failover-promotion.js';
 import { encodeQuarantineReport, quarantineReport, reconcile } from '../replication/failover-quarantine.js';

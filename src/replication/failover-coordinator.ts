@@ -1,6 +1,6 @@
 // FailoverCoordinator (DESIGN.md §6): moves a shard's leadership to a target region, as a pure state
 // machine in the style of the Follower: each call takes what the regions answered and returns the
-// actions to perform next. `playout failover plan/execute` (src/cli/ops/failover.ts) and a node's
+// actions to perform next. `playout failover plan/execute` (src/node/failover-ops.ts) and a node's
 // `GET /v1/shards/:shard/failover-plan` drive it over FailoverClients; the simulations drive it over
 // the simulated network.
 //
@@ -63,7 +63,7 @@ export interface LossWindow {
   readonly ack: 'leader' | 'quorum';
   /** Ack mode `leader`: some of them may have been acknowledged to clients. In `quorum` none can. */
   readonly acknowledgedPossible: boolean;
-  /** The entries, when fetched from `heldBy` (src/cli/ops/failover.ts fills this in). */
+  /** The entries, when fetched from `heldBy` (src/node/failover-ops.ts fills this in). */
   readonly entries: readonly EntryRow[] | null;
   /** More entries exist than were listed. */
   readonly entriesTruncated: boolean;

@@ -654,31 +654,25 @@ export class ShardHost implements ShardFeed {
   private takeSnapshot(): void {
     const m = this.machine!;
     // Captured now (no copy of the state: see ShardMachine.captureSnapshot) and encoded a step per
-    // turn of the event loop, after the snapshots before it; the capture is released however it ends.
+    // turn of the event loop, after the snapshots before it; the encoder releases the capture when it ends or fails.
     const captured = m.captureSnapshot();
     const snap = captured.header;
     const steps = encodeCapturedSnapshotSteps(captured, SNAPSHOT_ROWS_PER_STEP);
     const prev = this.snapshotting;
     this.snapshotting = prev
       .then(async () => {
-        let step: IteratorResult<void, Uint8Array>;
-        try {
-          // At most half of this thread's time: after SNAPSHOT_SLICE_MS of encoding, as long
-          // a pause. Back to back, the steps took all the CPU the loop left, and the first
-          // snapshot of a process (its record writers compiled and not yet optimised) ran for
-          // ~100 ms on a leader and a follower at once, on a 2-core machine.
-          let sliceFrom = performance.now();
+        // At most half of this thread's time: after SNAPSHOT_SLICE_MS of encoding, as long a
+        // pause. Back to back, the steps took all the CPU the loop left, and the first snapshot
+        // of a process (its record writers compiled and not yet optimised) ran for ~100 ms on a
+        // leader and a follower at once, on a 2-core machine.
+        let sliceFrom = performance.now();
+        let step = steps.next();
+        while (step.done !== true) {
+          if (performance.now() - sliceFrom >= SNAPSHOT_SLICE_MS) {
+            await new Promise((r) => setTimeout(r, SNAPSHOT_SLICE_MS));
+            sliceFrom = performance.now();
+          } else await new Promise((r) => setImmediate(r));
           step = steps.next();
-          while (step.done !== true) {
-            if (performance.now() - sliceFrom >= SNAPSHOT_SLICE_MS) {
-              await new Promise((r) => setTimeout(r, SNAPSHOT_SLICE_MS));
-              sliceFrom = performance.now();
-            } else await new Promise((r) => setImmediate(r));
-            step = steps.next();
-          }
-        } finally {
-          steps.return(new Uint8Array(0));
-          captured.release();
         }
         const bytes = step.value;
         // The digests up to the snapshot's tick are stored before it: a restart replays (and

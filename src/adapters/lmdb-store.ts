@@ -38,16 +38,47 @@
 // reads are clamped to it. Snapshot, digest and meta records become readable at commit, which
 // is harmless: they describe entries that are already durable.
 //
-// Chain checks run inside the write transaction (`childTransaction`, one per call, nested in
-// lmdb-js's batched transaction), against what is committed or queued before them, so an
-// append may continue another still in flight, and a conflicting one aborts alone. If a whole
-// transaction fails to commit, later appends are checked against what is actually stored: no
-// gap can be written.
+// Appends take one of two paths.
+//
+// - Queued (the common case: a shard's next batch). The store keeps, per shard, a model of the
+//   log's tail *as queued*: lastSeq, its hash and firstSeq after every write issued so far.
+//   lmdb-js applies plain queued writes in call order and this process is the store's only
+//   writer, so the model is exact while every write issued for the shard is a queued append or
+//   has settled. The batch is checked against the model on the main thread, then queued as
+//   plain puts inside one conditional block, `ifVersion([shard, lastSeq], IF_EXISTS, …)`: no
+//   JS runs inside the write transaction, so a busy event loop (a region node parses, validates
+//   and applies ~4 ms of every 10) no longer holds every commit back until it gets a turn.
+//   The condition is the safety net for failures: if the append before this one was lost (its
+//   transaction failed), its last entry is not stored, the block is skipped, and this append
+//   rejects with PLAYOUT_STORE_WRITE_FAILED instead of leaving a gap.
+// - In a transaction (`childTransaction`, one per call, nested in lmdb-js's batched
+//   transaction): a JS callback checks the chain against what is committed or queued before it.
+//   Used when the model is unknown: the first append of a shard (no entry yet: base record,
+//   bootstrap from a snapshot), and while any write that changes a shard's entries or base
+//   (truncations, an append in a transaction, a failed write) is in flight; once every write
+//   issued for the shard has settled, the model is re-derived from the durable view. It has to
+//   wait for those: lmdb-js runs a transaction callback only when its write thread reaches a
+//   slot not yet written, after applying the plain writes queued behind the callback, so a
+//   queued append issued after a callback could land before it.
+//
+// Atomicity of a queued append (verified in lmdb-js 3.5.6, write.js and src/writer.cpp): a
+// block (`batch`/`ifVersion` callback) is written to the instruction queue as START_BLOCK (or
+// START_CONDITION_BLOCK), its puts, BLOCK_END, all synchronously within the call. The write
+// thread (DoWrites) only ends a transaction at a slot not yet written when its block depth is 0
+// (`!finishedProgress || conditionDepth` makes it wait instead); the one other way it commits
+// early is an interruption by a synchronous transaction from the main thread (WaitForCallbacks,
+// INTERRUPT_BATCH), which can only come after the whole block is written, and then the writer
+// sees the next slot written and carries on (`*target & 0xf`) past the block. A put that fails
+// (disk full, …) sets the worker's resultCode and the whole transaction is aborted, so a batch
+// is committed whole or not at all; LMDB makes each commit atomic on disk.
 //
 // One process writes a node directory at a time (the region node). Other processes may open
 // it `readOnly` (the CLI replaying a live node's store) and see the durable state at open.
+// Nothing stops a second process from opening it for writing (LMDB serializes writers of
+// several processes through its lock file; `writers` below only refuses a second writer in
+// this process): its writes would not be in this process's views or tail models. Not supported.
 import { mkdirSync, realpathSync, statSync } from 'node:fs';
-import { open, type Database, type RootDatabase } from 'lmdb';
+import { IF_EXISTS, open, type Database, type RootDatabase } from 'lmdb';
 import type { Entry } from '../core/entry.js';
 import { AssertionFailed, PlayoutError, assert, describe, isPlayoutError } from '../core/errors.js';
 import { HASH_BYTES, hashEquals } from '../core/hash.js';
@@ -99,6 +130,20 @@ interface Base {
   hash: Uint8Array;
   tick: number;
   epoch: number;
+}
+
+/** A shard's log tail as queued: after every write issued so far, settled or not. */
+interface QueuedTail {
+  lastSeq: number;
+  hash: Uint8Array;
+  firstSeq: number;
+}
+
+interface ShardWrites {
+  /** Writes issued for the shard that may change its entries or base, not settled yet. */
+  inFlight: number;
+  /** The queued tail, or null when unknown (re-derived from the durable view when inFlight is 0). */
+  tail: QueuedTail | null;
 }
 
 interface WriteOutcome<T> {
@@ -308,6 +353,10 @@ export class LmdbLogStore implements LogStore {
   /** Counts truncations: an append flushed across one does not feed the tail. */
   private truncations = 0;
   private readonly inFlight = new Set<Promise<unknown>>();
+  /** Per shard: the queued tail model and the writes in flight that may change it. */
+  private readonly shardWrites = new Map<string, ShardWrites>();
+  /** Appends by path (tests check that the queued path is taken). */
+  private readonly appendCounts = { queued: 0, inTransaction: 0 };
   private opSeq = 0;
   private closed = false;
 
@@ -363,7 +412,19 @@ export class LmdbLogStore implements LogStore {
     } catch (err) {
       throw new PlayoutError(readOnly ? 'PLAYOUT_SOURCE_NOT_FOUND' : 'PLAYOUT_STORE_WRITE_FAILED', `Cannot open the store at ${dir}: ${(err as Error).message}`, { path: dir, cause: err });
     }
-    if (!readOnly) writers.add(store.realDir);
+    if (!readOnly) {
+      writers.add(store.realDir);
+      // lmdb-js finishes each event turn's batch in a task of its own (write.js, queueTask),
+      // and where that batch starts a transaction it makes a commit promise nobody holds: when
+      // the commit fails (disk full) that promise and its `commitError` reject unhandled, which
+      // ends a Node process. Every write here has its own promise and reports the failure; this
+      // takes up lmdb's, right after the task that made it ('beforecommit' runs inside it).
+      store.env.on('beforecommit', () => {
+        queueMicrotask(() => {
+          store.env.committed.then(undefined, swallowCommitError);
+        });
+      });
+    }
     try {
       await store.init();
     } catch (err) {
@@ -549,10 +610,69 @@ export class LmdbLogStore implements LogStore {
       throw new PlayoutError('PLAYOUT_INVALID_ARGUMENT', `Cannot append to shard "${shard}": expected an array of entries, received ${describe(entries)}`, { shard, path: 'entries' });
     }
     if (entries.length === 0) return;
-    // Checked before the transaction too, so a batch that cannot fit any head is refused
-    // without a transaction (the check against the head runs inside it).
+    // Checked before the write too, so a batch that cannot fit any head is refused without
+    // one; where it joins the log is checked against the queued tail or inside the transaction.
     checkAppend(shard, entries, { seq: entries[0]!.seq - 1, hash: entries[0]!.prev });
+    this.checkWritable();
+    const w = this.shardWritesOf(shard);
+    if (w.tail !== null) return this.appendQueued(shard, entries, w, w.tail);
+    return this.appendInTransaction(shard, entries);
+  }
+
+  /** How many appends took each path since open (for tests: the queued path must not regress). */
+  appendPaths(): { queued: number; inTransaction: number } {
+    return { ...this.appendCounts };
+  }
+
+  /** Append onto a known queued tail: plain puts in one conditional block, no JS in the transaction. */
+  private appendQueued(shard: string, entries: readonly Entry[], w: ShardWrites, tail: QueuedTail): Promise<void> {
+    // The same check (and refusal) as inside a transaction, against the tail as queued.
+    checkAppend(shard, entries.length === 1 ? entries : [entries[0]!], { seq: tail.lastSeq, hash: tail.hash });
+    const db = this.entries;
+    const joins = tail.lastSeq;
+    // Skipped unless the entry it continues is stored: when an append before it was lost.
+    const applied = db.ifVersion([shard, joins], IF_EXISTS, () => {
+      for (let i = 0; i < entries.length; i++) {
+        const e = entries[i]!;
+        void db.put([shard, e.seq], e.bytes);
+      }
+    });
+    // Captured synchronously: `flushed` follows the transaction the block was just queued in.
+    const flushed = this.flushedNow();
+    const last = entries[entries.length - 1]!;
+    const opId = ++this.opSeq;
+    const view: View = { head: headOfEntry(last), lastSeq: last.seq, firstSeq: tail.firstSeq, error: null, opId };
+    w.tail = { lastSeq: last.seq, hash: last.hash, firstSeq: tail.firstSeq };
+    w.inFlight++;
+    this.appendCounts.queued++;
     const truncations = this.truncations;
+    const done = Promise.all([applied, flushed]).then(
+      ([wasApplied]) => {
+        if (!wasApplied) {
+          this.settle(shard, false);
+          const first = entries[0]!.seq;
+          throw new PlayoutError(
+            'PLAYOUT_STORE_WRITE_FAILED',
+            `Cannot write entries ${first}..${last.seq} of shard "${shard}" to the store at ${this.dir}: entry ${joins}, which they continue, is not stored (an append before them failed)`,
+            { shard, seq: first, path: this.dir },
+          );
+        }
+        this.publish(shard, view);
+        this.settle(shard, true);
+        this.feedTail(shard, entries, truncations);
+      },
+      (err: unknown) => {
+        this.settle(shard, false);
+        return this.writeFailed(err);
+      },
+    );
+    return this.track(done);
+  }
+
+  /** Append inside a write transaction, checked against what it holds (the first append of a shard, or an unknown tail). */
+  private appendInTransaction(shard: string, entries: readonly Entry[]): Promise<void> {
+    const truncations = this.truncations;
+    this.appendCounts.inTransaction++;
     const written = this.write(() => {
       const lastSeq = this.lastSeqInTxn(shard);
       let head: { seq: number; hash: Uint8Array } | null;
@@ -586,17 +706,19 @@ export class LmdbLogStore implements LogStore {
       }
       const last = entries[entries.length - 1]!;
       return { result: undefined, views: [[shard, { head: headOfEntry(last), lastSeq: last.seq, firstSeq, error: null, opId: 0 }]] };
-    });
-    // Flushed appends complete in the order they were made, so the tail grows in seq order.
-    return written.then(() => {
-      if (truncations !== this.truncations) {
-        this.tails.delete(shard);
-        return;
-      }
-      let tail = this.tails.get(shard);
-      if (tail === undefined) this.tails.set(shard, (tail = new Tail()));
-      tail.add(entries);
-    });
+    }, shard, true);
+    return written.then(() => this.feedTail(shard, entries, truncations));
+  }
+
+  /** Flushed appends complete in the order they were made, so the tail grows in seq order. */
+  private feedTail(shard: string, entries: readonly Entry[], truncations: number): void {
+    if (truncations !== this.truncations) {
+      this.tails.delete(shard);
+      return;
+    }
+    let tail = this.tails.get(shard);
+    if (tail === undefined) this.tails.set(shard, (tail = new Tail()));
+    tail.add(entries);
   }
 
   async putSnapshot(shard: string, tick: number, seq: number, bytes: Uint8Array, header?: SnapshotHeader): Promise<void> {
@@ -621,7 +743,7 @@ export class LmdbLogStore implements LogStore {
       this.snapshotInfo.putSync([shard, tick], sealRecord([point.seq, point.lastHash, point.epoch, point.bytes]));
       if (record === null) this.shardDb.putSync(shard, encodeShardRecord(null));
       return { result: undefined, views: [[shard, this.viewInTxn(shard, 0)]] };
-    });
+    }, shard, false);
   }
 
   async deleteSnapshot(shard: string, tick: number): Promise<boolean> {
@@ -638,7 +760,7 @@ export class LmdbLogStore implements LogStore {
       this.snapshotBytes.removeSync([shard, tick]);
       this.snapshotInfo.removeSync([shard, tick]);
       return { result: true, views: [[shard, this.viewInTxn(shard, 0)]] };
-    });
+    }, shard, false);
   }
 
   async putDigests(shard: string, digests: readonly StoredDigest[]): Promise<void> {
@@ -656,7 +778,7 @@ export class LmdbLogStore implements LogStore {
     return this.write(() => {
       for (const [tick, rec] of records) this.digestDb.putSync([shard, tick], rec);
       return { result: undefined, views: [] };
-    });
+    }, shard, false);
   }
 
   async truncateBelow(shard: string, seqMin: number): Promise<void> {
@@ -680,7 +802,7 @@ export class LmdbLogStore implements LogStore {
       for (const key of this.digestDb.getKeys({ start: [shard, 0], end: [shard, base.tick] })) this.digestDb.removeSync(key);
       this.shardDb.putSync(shard, encodeShardRecord({ seq: base.seq, hash: base.lastHash, tick: base.tick, epoch: base.epoch }));
       return { result: undefined, views: [[shard, this.viewInTxn(shard, 0)]] };
-    });
+    }, shard, true);
   }
 
   async truncateAbove(shard: string, seqMax: number): Promise<Entry[]> {
@@ -718,7 +840,7 @@ export class LmdbLogStore implements LogStore {
         }
       }
       return { result: removed, views: [[shard, this.viewInTxn(shard, 0)]] };
-    });
+    }, shard, true);
   }
 
   async putMeta(shard: string, key: string, value: unknown): Promise<void> {
@@ -729,7 +851,7 @@ export class LmdbLogStore implements LogStore {
       if (rec === null) this.metaDb.removeSync([shard, key]);
       else this.metaDb.putSync([shard, key], rec);
       return { result: undefined, views: [] };
-    });
+    }, shard, false);
   }
 
   async close(): Promise<void> {
@@ -744,41 +866,107 @@ export class LmdbLogStore implements LogStore {
 
   /**
    * Run `fn` in its own child transaction of lmdb-js's current batch and resolve with its
-   * result once that transaction is flushed; then publish the views it computed.
+   * result once that transaction is flushed; then publish the views it computed. `shard`: the
+   * shard whose queued tail a failure makes unknown; `changesLog`: the write may change its
+   * entries or base, so the tail is unknown from now until every write issued for it settled.
    */
-  private write<T>(fn: () => WriteOutcome<T>): Promise<T> {
-    this.checkOpen();
-    if (this.readOnly) throw new PlayoutError('PLAYOUT_INVALID_ARGUMENT', `Cannot write to the store at ${this.dir}: it was opened read-only`, { path: this.dir });
+  private write<T>(fn: () => WriteOutcome<T>, shard: string | null = null, changesLog = false): Promise<T> {
+    this.checkWritable();
+    // Ordered by call: callbacks run in call order and each sees every write queued before it.
+    const opId = ++this.opSeq;
     const txn = this.env.childTransaction(() => {
       const out = fn();
-      const opId = ++this.opSeq;
       for (const [, v] of out.views) v.opId = opId;
       return out;
     });
-    // Captured synchronously: `flushed` follows the transaction the write was just queued in.
+    const flushed = this.flushedNow();
+    if (shard !== null && changesLog) {
+      const w = this.shardWritesRaw(shard);
+      w.tail = null;
+      w.inFlight++;
+    }
+    const done = Promise.all([txn, flushed]).then(
+      ([out]) => {
+        for (const [s, v] of out.views) this.publish(s, v);
+        if (shard !== null && changesLog) this.settle(shard, true);
+        return out.result;
+      },
+      (err: unknown) => {
+        if (shard !== null) {
+          if (changesLog) this.settle(shard, false);
+          else this.shardWritesRaw(shard).tail = null;
+        }
+        return this.writeFailed(err);
+      },
+    );
+    return this.track(done);
+  }
+
+  /** `env.flushed` now: it follows the transaction the last write was queued in. */
+  private flushedNow(): Promise<unknown> {
     const flushed = new Promise<unknown>((resolve, reject) => {
       this.env.flushed.then(resolve, reject);
     });
     flushed.catch(() => undefined);
-    const done = Promise.all([txn, flushed]).then(
-      ([out]) => {
-        for (const [shard, v] of out.views) {
-          const current = this.views.get(shard);
-          if (current === undefined || current.opId < v.opId) this.views.set(shard, v);
-        }
-        return out.result;
-      },
-      (err: unknown) => {
-        if (err instanceof PlayoutError || err instanceof AssertionFailed) throw err;
-        throw new PlayoutError('PLAYOUT_STORE_WRITE_FAILED', `Cannot write to the store at ${this.dir}: ${(err as Error)?.message ?? String(err)}`, { path: this.dir, cause: err });
-      },
-    );
+    return flushed;
+  }
+
+  private track<T>(done: Promise<T>): Promise<T> {
     this.inFlight.add(done);
     const forget = (): void => {
       this.inFlight.delete(done);
     };
     done.then(forget, forget);
     return done;
+  }
+
+  /** Views of older writes never replace newer ones. */
+  private publish(shard: string, v: View): void {
+    const current = this.views.get(shard);
+    if (current === undefined || current.opId < v.opId) this.views.set(shard, v);
+  }
+
+  private shardWritesRaw(shard: string): ShardWrites {
+    let w = this.shardWrites.get(shard);
+    if (w === undefined) this.shardWrites.set(shard, (w = { inFlight: 0, tail: null }));
+    return w;
+  }
+
+  /** The shard's writes, its queued tail re-derived from the durable view once nothing is in flight. */
+  private shardWritesOf(shard: string): ShardWrites {
+    const w = this.shardWritesRaw(shard);
+    if (w.tail === null && w.inFlight === 0) w.tail = queuedTailOfView(this.views.get(shard));
+    return w;
+  }
+
+  /** A write that may change the shard's log settled; a failed one leaves its tail unknown. */
+  private settle(shard: string, ok: boolean): void {
+    const w = this.shardWritesRaw(shard);
+    w.inFlight--;
+    if (!ok) w.tail = null;
+  }
+
+  /** The rejection of a failed write: refusals as they are, lmdb's failures as PLAYOUT_STORE_WRITE_FAILED. */
+  private writeFailed(err: unknown): Promise<never> {
+    if (err instanceof PlayoutError || err instanceof AssertionFailed) return Promise.reject(err);
+    const wrap = (cause: unknown): PlayoutError =>
+      new PlayoutError('PLAYOUT_STORE_WRITE_FAILED', `Cannot write to the store at ${this.dir}: ${(cause as Error)?.message ?? String(cause)}`, { path: this.dir, cause });
+    // lmdb-js rejects every write of a failed commit with "Commit failed" and the reason in
+    // `commitError`, a promise rejected in the same callback: take the reason if it is there.
+    const commitError = (err as { commitError?: unknown } | null)?.commitError;
+    if (!isThenable(commitError)) return Promise.reject(wrap(err));
+    const reason = new Promise<unknown>((resolve) => {
+      commitError.then(() => resolve(err), resolve);
+      setImmediate(() => resolve(err));
+    });
+    return reason.then((cause) => {
+      throw wrap(cause);
+    });
+  }
+
+  private checkWritable(): void {
+    this.checkOpen();
+    if (this.readOnly) throw new PlayoutError('PLAYOUT_INVALID_ARGUMENT', `Cannot write to the store at ${this.dir}: it was opened read-only`, { path: this.dir });
   }
 
   private checkOpen(): void {
@@ -852,6 +1040,22 @@ export class LmdbLogStore implements LogStore {
     if (snap !== null) return { head: { seq: snap.seq, hash: snap.lastHash, tick: snap.tick, epoch: snap.epoch }, lastSeq: snap.seq, firstSeq: snap.seq + 1, error: null, opId };
     return { head: null, lastSeq: null, firstSeq: null, error: null, opId };
   }
+}
+
+/** The tail a queued append can continue: the durable view's, when it ends in a stored entry. */
+function queuedTailOfView(v: View | undefined): QueuedTail | null {
+  if (v === undefined || v.error !== null || v.head === null || v.firstSeq === null || v.head.seq < v.firstSeq) return null;
+  return { lastSeq: v.head.seq, hash: v.head.hash, firstSeq: v.firstSeq };
+}
+
+function isThenable(x: unknown): x is PromiseLike<unknown> {
+  return typeof (x as PromiseLike<unknown> | null)?.then === 'function';
+}
+
+/** Takes up a failed commit's rejection and its `commitError` (the writes' own promises report it). */
+function swallowCommitError(err: unknown): void {
+  const commitError = (err as { commitError?: unknown } | null)?.commitError;
+  if (isThenable(commitError)) commitError.then(undefined, () => undefined);
 }
 
 function encodeShardRecord(base: Base | null): Uint8Array {

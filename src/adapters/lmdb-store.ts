@@ -54,12 +54,14 @@
 // - In a transaction (`childTransaction`, one per call, nested in lmdb-js's batched
 //   transaction): a JS callback checks the chain against what is committed or queued before it.
 //   Used when the model is unknown: the first append of a shard (no entry yet: base record,
-//   bootstrap from a snapshot), and while any write that changes a shard's entries or base
-//   (truncations, an append in a transaction, a failed write) is in flight; once every write
-//   issued for the shard has settled, the model is re-derived from the durable view. It has to
-//   wait for those: lmdb-js runs a transaction callback only when its write thread reaches a
-//   slot not yet written, after applying the plain writes queued behind the callback, so a
-//   queued append issued after a callback could land before it.
+//   bootstrap from a snapshot), and after any write that changes a shard's entries or base
+//   (truncations, an append in a transaction) was issued, until its callback has run: lmdb-js
+//   runs a transaction callback only when its write thread reaches a slot not yet written,
+//   *after* applying the plain writes queued behind the callback, so a queued append issued
+//   before the callback ran could land before it. The callback of the last such write issued
+//   sets the model to what it leaves. After a failed write (any) the model stays unknown until
+//   every write issued for the shard has settled; then it is re-derived from the durable view
+//   (appends issued after the failed one continued it: their blocks are skipped, they reject).
 //
 // Atomicity of a queued append (verified in lmdb-js 3.5.6, write.js and src/writer.cpp): a
 // block (`batch`/`ifVersion` callback) is written to the instruction queue as START_BLOCK (or
@@ -142,7 +144,13 @@ interface QueuedTail {
 interface ShardWrites {
   /** Writes issued for the shard that may change its entries or base, not settled yet. */
   inFlight: number;
-  /** The queued tail, or null when unknown (re-derived from the durable view when inFlight is 0). */
+  /** The opId of the last of them issued. */
+  lastChange: number;
+  /**
+   * The queued tail, or null when unknown: until the transaction callback of the last write
+   * that changes the log has run (it sets the tail it leaves), or, when that write set none
+   * (refused, failed), until every write issued has settled (re-derived from the durable view).
+   */
   tail: QueuedTail | null;
 }
 
@@ -874,17 +882,26 @@ export class LmdbLogStore implements LogStore {
     this.checkWritable();
     // Ordered by call: callbacks run in call order and each sees every write queued before it.
     const opId = ++this.opSeq;
+    const w = shard !== null && changesLog ? this.shardWritesRaw(shard) : null;
+    if (w !== null) {
+      w.tail = null;
+      w.inFlight++;
+      w.lastChange = opId;
+    }
     const txn = this.env.childTransaction(() => {
       const out = fn();
-      for (const [, v] of out.views) v.opId = opId;
+      for (const [s, v] of out.views) {
+        v.opId = opId;
+        // The last write issued that changes this log, and it has now run: what it leaves is
+        // the tail as queued (no append was issued since, and plain writes queued from now on
+        // are applied after this callback), so appends need not wait for everything to settle.
+        // Its transaction may still fail: the conditional block of the appends continuing it
+        // then skips them (see appendQueued).
+        if (w !== null && s === shard && w.lastChange === opId) w.tail = queuedTailOfView(v);
+      }
       return out;
     });
     const flushed = this.flushedNow();
-    if (shard !== null && changesLog) {
-      const w = this.shardWritesRaw(shard);
-      w.tail = null;
-      w.inFlight++;
-    }
     const done = Promise.all([txn, flushed]).then(
       ([out]) => {
         for (const [s, v] of out.views) this.publish(s, v);
@@ -928,7 +945,7 @@ export class LmdbLogStore implements LogStore {
 
   private shardWritesRaw(shard: string): ShardWrites {
     let w = this.shardWrites.get(shard);
-    if (w === undefined) this.shardWrites.set(shard, (w = { inFlight: 0, tail: null }));
+    if (w === undefined) this.shardWrites.set(shard, (w = { inFlight: 0, lastChange: 0, tail: null }));
     return w;
   }
 

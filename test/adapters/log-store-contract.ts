@@ -318,6 +318,37 @@ export function logStoreContract(name: string, make: () => Promise<StoreHarness>
       expect(store.head('s1')!.seq).toBe(cut + 2);
     });
 
+    it('applies appends in flight interleaved with snapshots and truncations in call order', async () => {
+      const s = log.snapshots[1]!;
+      const end = s.seq + 25;
+      expect(E.length).toBeGreaterThanOrEqual(end + 2);
+      // Nothing awaited: each write must see exactly the writes issued before it.
+      const writes: Promise<unknown>[] = [
+        store.append('s1', E.slice(0, 10)),
+        store.append('s1', E.slice(10, s.seq + 5)),
+        store.putSnapshot('s1', s.tick, s.seq, s.bytes),
+        store.append('s1', E.slice(s.seq + 5, s.seq + 15)),
+        store.truncateBelow('s1', s.seq + 1),
+        store.append('s1', E.slice(s.seq + 15, s.seq + 20)),
+      ];
+      const removed = store.truncateAbove('s1', s.seq + 12);
+      writes.push(store.append('s1', E.slice(s.seq + 12, s.seq + 18)), store.putMeta('s1', 'applied', s.seq + 18), store.append('s1', E.slice(s.seq + 18, end)));
+      // One that no longer joins (the suffix it continued was cut) is refused alone.
+      const stale = store.append('s1', E.slice(s.seq + 20, s.seq + 22));
+      await Promise.all(writes);
+      expect(hex(await removed)).toEqual(hex(E.slice(s.seq + 12, s.seq + 20)));
+      await expectCode(stale, 'PLAYOUT_STORE_CONFLICT', s.seq + 21);
+      expect(store.firstSeq('s1')).toBe(s.seq + 1);
+      expect(store.head('s1')!.seq).toBe(end);
+      expect(hex(store.range('s1', s.seq + 1, 1000))).toEqual(hex(E.slice(s.seq, end)));
+      // And more after them, settled or not.
+      await Promise.all([store.append('s1', E.slice(end, end + 1)), store.append('s1', E.slice(end + 1, end + 2))]);
+      const again = await h.reopen();
+      expect(again.firstSeq('s1')).toBe(s.seq + 1);
+      expect(hex(again.range('s1', s.seq + 1, 1000))).toEqual(hex(E.slice(s.seq, end + 2)));
+      expect(again.getMeta('s1', 'applied')).toBe(s.seq + 18);
+    });
+
     it('refuses truncating above into the base of a truncated log', async () => {
       await store.append('s1', E);
       const s = log.snapshots[1]!;

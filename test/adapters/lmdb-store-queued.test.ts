@@ -12,7 +12,6 @@ import { Rng, isPlayoutError, toHex, type Entry } from '../../src/core/index.js'
 import { ENTRY_KEYS } from '../../src/adapters/lmdb-codecs.js';
 import { LmdbLogStore } from '../../src/adapters/lmdb-store.js';
 import { component, which } from '../helpers/components.js';
-import { expectCode } from './log-store-contract.js';
 import { buildCounterLog } from './fixtures/counter-log.js';
 
 const dirs: string[] = [];

@@ -71,7 +71,8 @@ try {
     const latencies = await appendUnderBusyLoop(busy, entries, { batch: 100, everyMs: 10, busyMs: 4, durationMs: 10_000 });
     const sorted = [...latencies].sort((a, b) => a - b);
     const pct = (p: number): number => sorted[Math.min(sorted.length - 1, Math.floor((sorted.length * p) / 100))]!;
-    console.log(`  busy event loop: ${sorted.length} batches of 100 entries`);
+    const paths = busy.appendPaths();
+    console.log(`  busy event loop: ${sorted.length} batches of 100 entries (${paths.queued} queued appends, ${paths.inTransaction} in a transaction)`);
     info('append latency under a busy event loop (100 entries / 10 ms, 4 ms busy / 10 ms), enqueue → durable p50', pct(50), 'ms');
     info('append latency under a busy event loop (100 entries / 10 ms, 4 ms busy / 10 ms), enqueue → durable p99', pct(99), 'ms');
   } finally {

@@ -45,12 +45,13 @@
 //   lmdb-js applies plain queued writes in call order and this process is the store's only
 //   writer, so the model is exact while every write issued for the shard is a queued append or
 //   has settled. The batch is checked against the model on the main thread, then queued as
-//   plain puts inside one conditional block, `ifVersion([shard, lastSeq], IF_EXISTS, …)`: no
-//   JS runs inside the write transaction, so a busy event loop (a region node parses, validates
-//   and applies ~4 ms of every 10) no longer holds every commit back until it gets a turn.
-//   The condition is the safety net for failures: if the append before this one was lost (its
-//   transaction failed), its last entry is not stored, the block is skipped, and this append
-//   rejects with PLAYOUT_STORE_WRITE_FAILED instead of leaving a gap.
+//   plain puts inside one conditional block (`ifVersion([shard, lastSeq], IF_EXISTS, …)` with
+//   `ifNoExists([shard, firstSeq of the batch], …)` nested): no JS runs inside the write
+//   transaction, so a busy event loop (a region node parses, validates and applies ~4 ms of
+//   every 10) no longer holds every commit back until it gets a turn. The conditions are the
+//   safety net: if the append before this one was lost (its transaction failed), its last
+//   entry is not stored, the block is skipped and this append rejects with
+//   PLAYOUT_STORE_WRITE_FAILED instead of leaving a gap; and a stored entry is never overwritten.
 // - In a transaction (`childTransaction`, one per call, nested in lmdb-js's batched
 //   transaction): a JS callback checks the chain against what is committed or queued before it.
 //   Used when the model is unknown: the first append of a shard (no entry yet: base record,
@@ -638,13 +639,21 @@ export class LmdbLogStore implements LogStore {
     checkAppend(shard, entries.length === 1 ? entries : [entries[0]!], { seq: tail.lastSeq, hash: tail.hash });
     const db = this.entries;
     const joins = tail.lastSeq;
-    // Skipped unless the entry it continues is stored: when an append before it was lost.
-    const applied = db.ifVersion([shard, joins], IF_EXISTS, () => {
-      for (let i = 0; i < entries.length; i++) {
-        const e = entries[i]!;
-        void db.put([shard, e.seq], e.bytes);
-      }
+    const first = entries[0]!.seq;
+    // Two conditions, checked by the write thread as it applies the block: the entry it
+    // continues is stored (when an append before it was lost, its transaction having failed,
+    // it is not, and this one must not be written after a hole), and its first seq is not
+    // (nothing the model does not know of, e.g. another process writing: never overwrite).
+    let fresh: Promise<boolean> | null = null;
+    const joined = db.ifVersion([shard, joins], IF_EXISTS, () => {
+      fresh = db.ifNoExists([shard, first], () => {
+        for (let i = 0; i < entries.length; i++) {
+          const e = entries[i]!;
+          void db.put([shard, e.seq], e.bytes);
+        }
+      });
     });
+    assert(fresh !== null, 'lmdb-js queues a nested block at once');
     // Captured synchronously: `flushed` follows the transaction the block was just queued in.
     const flushed = this.flushedNow();
     const last = entries[entries.length - 1]!;
@@ -654,16 +663,12 @@ export class LmdbLogStore implements LogStore {
     w.inFlight++;
     this.appendCounts.queued++;
     const truncations = this.truncations;
-    const done = Promise.all([applied, flushed]).then(
-      ([wasApplied]) => {
-        if (!wasApplied) {
+    const done = Promise.all([joined, fresh, flushed]).then(
+      ([didJoin, wasFresh]) => {
+        if (!didJoin || !wasFresh) {
           this.settle(shard, false);
-          const first = entries[0]!.seq;
-          throw new PlayoutError(
-            'PLAYOUT_STORE_WRITE_FAILED',
-            `Cannot write entries ${first}..${last.seq} of shard "${shard}" to the store at ${this.dir}: entry ${joins}, which they continue, is not stored (an append before them failed)`,
-            { shard, seq: first, path: this.dir },
-          );
+          const why = !didJoin ? `entry ${joins}, which they continue, is not stored (an append before them failed)` : `entry ${first} is already stored (written by another process?)`;
+          throw new PlayoutError('PLAYOUT_STORE_WRITE_FAILED', `Cannot write entries ${first}..${last.seq} of shard "${shard}" to the store at ${this.dir}: ${why}`, { shard, seq: first, path: this.dir });
         }
         this.publish(shard, view);
         this.settle(shard, true);

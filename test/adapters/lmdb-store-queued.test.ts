@@ -193,7 +193,7 @@ describe('LmdbLogStore queued appends', () => {
     }
   });
 
-  it('refuses a queued append whose predecessor is not stored, and writes none of it', async () => {
+  it('refuses a queued append whose predecessor is not stored or whose first entry is, and writes none of it', async () => {
     const dir = tempDir();
     const store = await LmdbLogStore.open(dir);
     try {
@@ -209,10 +209,19 @@ describe('LmdbLogStore queued appends', () => {
         expect(err.message).toContain('entry 20');
         expect(db.getBinary(['s1', 21])).toBeUndefined();
         expect(db.getBinary(['s1', 29])).toBeUndefined();
+        // Entry 20 back, and 21 of another history written behind the store's back (another
+        // process writing): the queued append does not overwrite it.
+        db.putSync(['s1', 20], A[19]!.bytes);
+        db.putSync(['s1', 21], other[20]!.bytes);
+        const again = await rejection(store.append('s1', A.slice(20, 30)));
+        expect(again.code).toBe('PLAYOUT_STORE_WRITE_FAILED');
+        expect(again.message).toContain('entry 21 is already stored');
+        expect(toHex(db.getBinary(['s1', 21])!)).toBe(toHex(other[20]!.bytes));
+        expect(db.getBinary(['s1', 22])).toBeUndefined();
       } finally {
         await raw.close();
       }
-      expect(store.appendPaths().queued).toBe(1);
+      expect(store.appendPaths().queued).toBe(2);
     } finally {
       await store.close();
     }

@@ -7,7 +7,7 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { LmdbLogStore } from '../src/adapters/lmdb-store.js';
-import type { Entry } from '../src/core/index.js';
+import { Rng, type Entry } from '../src/core/index.js';
 import { generateLogArray } from '../src/games/treasure-hunt/index.js';
 import { info, timeMs } from './report.js';
 
@@ -85,8 +85,10 @@ try {
 
 /**
  * Append `batch` entries every `everyMs` for `durationMs` while a timer keeps the main thread
- * busy (a synchronous spin of `busyMs`) every `everyMs`, offset by half a period; the
- * enqueue → durable latency of each batch in ms.
+ * busy (a synchronous spin of `busyMs`) once every `everyMs`, at a random point of the period:
+ * in a node the busy work comes with requests, not in step with the appends (two timers of one
+ * period would lock in phase, an append right after each spin). The enqueue → durable latency
+ * of each batch in ms.
  */
 async function appendUnderBusyLoop(
   store: LmdbLogStore,
@@ -101,10 +103,10 @@ async function appendUnderBusyLoop(
     const until = performance.now() + o.busyMs;
     while (performance.now() < until);
   };
-  let spinner: NodeJS.Timeout | null = null;
-  const offset = setTimeout(() => {
-    spinner = setInterval(spin, o.everyMs);
-  }, o.everyMs / 2);
+  const rng = Rng.fromSeed(1);
+  const spinner = setInterval(() => {
+    setTimeout(spin, rng.int(0, o.everyMs - o.busyMs));
+  }, o.everyMs);
   const appender = setInterval(() => {
     if (stop || next + o.batch > log.length) return;
     const t0 = performance.now();
@@ -117,8 +119,7 @@ async function appendUnderBusyLoop(
   await new Promise((resolve) => setTimeout(resolve, o.durationMs));
   stop = true;
   clearInterval(appender);
-  clearTimeout(offset);
-  if (spinner !== null) clearInterval(spinner);
+  clearInterval(spinner);
   await Promise.all(pending);
   return latencies;
 }

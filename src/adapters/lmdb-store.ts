@@ -430,7 +430,8 @@ export class LmdbLogStore implements LogStore {
       // takes up lmdb's, right after the task that made it ('beforecommit' runs inside it).
       store.env.on('beforecommit', () => {
         queueMicrotask(() => {
-          store.env.committed.then(undefined, swallowCommitError);
+          // (A function for both: lmdb's `committed.then` calls the first one unchecked.)
+          store.env.committed.then(() => undefined, swallowCommitError);
         });
       });
     }
@@ -916,7 +917,9 @@ export class LmdbLogStore implements LogStore {
       (err: unknown) => {
         if (shard !== null) {
           if (changesLog) this.settle(shard, false);
-          else this.shardWritesRaw(shard).tail = null;
+          // A write of the shard that failed (not one refused by its checks): whatever shared
+          // its transaction is lost too.
+          else if (!(err instanceof PlayoutError || err instanceof AssertionFailed)) this.shardWritesRaw(shard).tail = null;
         }
         return this.writeFailed(err);
       },

@@ -146,6 +146,9 @@ export class ShardHost implements ShardFeed {
   private readonly inflight: InflightAppend[] = [];
   private waiters: Waiter[] = [];
   private appliedWaiters: AppliedWaiter[] = [];
+  private readonly appliedListeners = new Set<(applied: number) => void>();
+  /** The applied head the listeners last heard (they hear each move once). */
+  private appliedHeard = -1;
   private tickDigests: StoredDigest[] = [];
   private digestsTimer: NodeJS.Timeout | null = null;
   private lastTick: TickDigest | null = null;
@@ -282,7 +285,7 @@ export class ShardHost implements ShardFeed {
     this.log.warn({ shard: this.shard, applied: m.head, durable: this.durableSeq }, `shard ${this.shard}: rebuilding the machine from the store after a failed append (it applied up to ${m.head}, the log holds ${this.durableSeq})`);
     this.tickDigests = [];
     this.rebuildMachine();
-    if (this.appliedWaiters.length > 0) this.notifyApplied();
+    if (this.appliedWaiters.length > 0 || this.appliedListeners.size > 0) this.notifyApplied();
   }
 
   /** resume's rebuild, without waiting for the replayed ticks' digests to be stored. */
@@ -506,7 +509,7 @@ export class ShardHost implements ShardFeed {
       this.applyOne(e);
       if (this.quarantine !== null || this.stopped !== null) break;
     }
-    if (this.appliedWaiters.length > 0) this.notifyApplied();
+    if (this.appliedWaiters.length > 0 || this.appliedListeners.size > 0) this.notifyApplied();
   }
 
   /** Apply durable entries [seqFrom, seqTo] read from the store; returns the entries applied (for the desync detector). */
@@ -519,7 +522,7 @@ export class ShardHost implements ShardFeed {
       out.push(e);
       if (this.quarantine !== null || this.stopped !== null) break;
     }
-    if (this.appliedWaiters.length > 0) this.notifyApplied();
+    if (this.appliedWaiters.length > 0 || this.appliedListeners.size > 0) this.notifyApplied();
     return out;
   }
 
@@ -557,8 +560,24 @@ export class ShardHost implements ShardFeed {
     });
   }
 
+  /**
+   * Calls `listener` with the applied head whenever it moves (after the batch that moved it;
+   * also when a rebuild or restore moves it back). Returns the unsubscribe function.
+   */
+  onApplied(listener: (applied: number) => void): () => void {
+    this.appliedListeners.add(listener);
+    this.appliedHeard = this.machine?.head ?? 0;
+    return () => {
+      this.appliedListeners.delete(listener);
+    };
+  }
+
   private notifyApplied(): void {
     const applied = this.machine?.head ?? 0;
+    if (this.appliedListeners.size > 0 && applied !== this.appliedHeard) {
+      this.appliedHeard = applied;
+      for (const l of this.appliedListeners) l(applied);
+    }
     let n = 0;
     while (n < this.appliedWaiters.length && this.appliedWaiters[n]!.seq <= applied) {
       const w = this.appliedWaiters[n++]!;

@@ -15,7 +15,7 @@ import type { StoredDigest } from '../ports/log-store.js';
 import type { BucketsAnswer, BucketsQuery, PeerClient, PeerSnapshot, RangeNotRetained, RecordsAnswer, RecordsQuery, RequestOptions } from '../ports/peer-client.js';
 import { FrameDecoder } from './http-frames.js';
 import { HttpEntrySource, type HttpEntrySourceOptions } from './http-entry-source.js';
-import type { AppliedAnswer, DurableReport, InputRequest, InputResult, NodeStatus, ShardStatus } from './http-schemas.js';
+import { AppliedWatchLineSchema, type AppliedAnswer, type AppliedWatchLine, type DurableReport, type InputRequest, type InputResult, type NodeStatus, type ShardStatus } from './http-schemas.js';
 
 export interface HttpPeerClientOptions {
   /** The peer's region id and base URL (`http://127.0.0.1:7102`). */
@@ -303,6 +303,36 @@ export class HttpPeerClient implements PeerClient {
     });
   }
 
+  /**
+   * Follow the shard's applied head at this region (GET /v1/shards/:shard/applied/watch): `onLine`
+   * gets each line as it arrives (the head when the watch opens, each move, each heartbeat).
+   * Resolves when `signal` aborts it or the region ends it; rejects when it cannot be opened, a
+   * line is malformed (PLAYOUT_BODY_MALFORMED) or the connection fails.
+   */
+  async watchApplied(shard: string, onLine: (line: AppliedWatchLine) => void, options: { signal: AbortSignal }): Promise<void> {
+    const what = `watch the applied head of shard "${shard}"`;
+    const res = await this.get(`/v1/shards/${encodeURIComponent(shard)}/applied/watch`, what, options, 'application/x-ndjson');
+    if (res.statusCode !== 200) throw await errorFromResponse(this.region, what, res.statusCode, res.body);
+    let rest = '';
+    let lines = 0;
+    try {
+      for await (const chunk of res.body as AsyncIterable<Buffer>) {
+        rest += chunk.toString('utf8');
+        for (let nl = rest.indexOf('\n'); nl >= 0; nl = rest.indexOf('\n')) {
+          const text = rest.slice(0, nl);
+          rest = rest.slice(nl + 1);
+          onLine(watchLineOf(this.region, what, text, lines++));
+        }
+        // A line is about 60 bytes: a peer sending more without a newline is not speaking NDJSON.
+        if (rest.length > WATCH_LINE_BYTES_MAX) throw watchLineMalformed(this.region, what, lines, `a line longer than ${WATCH_LINE_BYTES_MAX} bytes`);
+      }
+    } catch (err) {
+      if (err instanceof PlayoutError) throw err;
+      if (options.signal.aborted) return;
+      throw peerUnavailable(this.region, what, err);
+    }
+  }
+
   async submit(shard: string, inputs: readonly InputRequest[], options?: RequestOptions & { token?: string }): Promise<InputResult[]> {
     const what = `submit ${inputs.length} input(s) to shard "${shard}"`;
     const body = inputs.length === 1 ? inputs[0] : { inputs };
@@ -316,6 +346,28 @@ export class HttpPeerClient implements PeerClient {
     await this.source?.close();
     await this.pool.close();
   }
+}
+
+const WATCH_LINE_BYTES_MAX = 4096;
+
+function watchLineMalformed(region: string, what: string, index: number, received: string): PlayoutError {
+  return new PlayoutError('PLAYOUT_BODY_MALFORMED', `Cannot ${what} from region ${region}: lines[${index}]: expected {shard, applied, quarantined}, received ${received}`, {
+    path: `lines[${index}]`,
+    expected: '{shard, applied, quarantined}',
+    received,
+  });
+}
+
+function watchLineOf(region: string, what: string, text: string, index: number): AppliedWatchLine {
+  let value: unknown;
+  try {
+    value = JSON.parse(text);
+  } catch {
+    throw watchLineMalformed(region, what, index, `not JSON (${JSON.stringify(text.slice(0, 80))})`);
+  }
+  const r = AppliedWatchLineSchema.safeParse(value);
+  if (!r.success) throw watchLineMalformed(region, what, index, describe(value));
+  return r.data;
 }
 
 /** The port's view of a shard row of GET /v1/status. */

@@ -93,6 +93,16 @@ export const AppliedAnswerSchema = z.strictObject({
   quarantined: z.boolean(),
 });
 export type AppliedAnswer = z.infer<typeof AppliedAnswerSchema>;
+/**
+ * One line of GET /v1/shards/:shard/applied/watch (NDJSON): the shard's applied head here, sent
+ * when the watch opens, whenever it moves, and every heartbeat.
+ */
+export const AppliedWatchLineSchema = z.strictObject({
+  shard: z.string(),
+  applied: uint,
+  quarantined: z.boolean(),
+});
+export type AppliedWatchLine = z.infer<typeof AppliedWatchLineSchema>;
 /** `sums=players:<hex>,items:<hex>`: the asker's table sums; buckets come back only for tables that differ. */
 export const BucketsQuerySchema = z.strictObject({
   tick: qUint.optional(),
@@ -231,6 +241,7 @@ export const ROUTE_DOCS: readonly RouteDoc[] = [
   { method: 'get', path: '/v1/shards/{shard}/entries', summary: 'Entries [from, to], paged by size; 416 with the available range when not held', scopes: ['peer'], params: ShardParamsSchema, query: EntriesQuerySchema, responseType: 'application/vnd.playout.frames' },
   { method: 'get', path: '/v1/shards/{shard}/digests', summary: 'Tick digests in [fromTick, toTick]', scopes: ['peer'], params: ShardParamsSchema, query: DigestsQuerySchema, response: DigestsResultSchema },
   { method: 'get', path: '/v1/shards/{shard}/applied', summary: 'Read-your-writes barrier: answers once this region has applied `seq` (an input\'s seq from its acknowledgement), or after `timeoutMs` with reached: false', scopes: ['ingest', 'peer'], params: ShardParamsSchema, query: AppliedQuerySchema, response: AppliedAnswerSchema },
+  { method: 'get', path: '/v1/shards/{shard}/applied/watch', summary: 'Long-lived NDJSON stream of the shard\'s applied head here (AppliedWatchLine): a line when it opens, whenever the head moves (the latest only, for a slow reader), and every heartbeat; counts as an open stream', scopes: ['ingest', 'peer'], params: ShardParamsSchema, response: AppliedWatchLineSchema, responseType: 'application/x-ndjson' },
   { method: 'get', path: '/v1/shards/{shard}', summary: 'One shard\'s status row', scopes: ['peer'], params: ShardParamsSchema, response: ShardStatusSchema },
   { method: 'get', path: '/v1/shards/{shard}/buckets', summary: 'Bucket protocol round 1: digest and table sums at a tick, with the 4,096 bucket sums of tables whose sum differs from `sums` (msgpack with Accept: application/msgpack, else JSON with hex)', scopes: ['peer'], params: ShardParamsSchema, query: BucketsQuerySchema },
   { method: 'get', path: '/v1/shards/{shard}/records', summary: 'Bucket protocol round 2: the records of up to 64 buckets of a table at a tick', scopes: ['peer'], params: ShardParamsSchema, query: RecordsQuerySchema },
@@ -271,7 +282,7 @@ export function openApiDocument(version: string): Record<string, unknown> {
       security: r.scopes === null ? [] : [{ bearer: r.scopes }],
       responses: {
         '200': r.response
-          ? { description: 'OK', content: { 'application/json': { schema: jsonSchema(r.response, 'output') } } }
+          ? { description: 'OK', content: { [r.responseType ?? 'application/json']: { schema: jsonSchema(r.response, 'output') } } }
           : { description: 'OK', content: { [r.responseType ?? 'application/json']: {} } },
         default: { description: 'A PlayoutError', content: { 'application/json': { schema: jsonSchema(ErrorBodySchema, 'output') } } },
       },

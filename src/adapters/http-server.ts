@@ -53,6 +53,7 @@ import {
   expectedOf,
   openApiDocument,
   type AppliedAnswer,
+  type AppliedWatchLine,
   type CreateShardRequest,
   type DurableReport,
   type InputRequest,
@@ -94,6 +95,11 @@ export interface NodeService {
   reportDurable(shard: string, report: DurableReport): void;
   /** Resolves once the shard's applied head reaches `seq` here, or after `timeoutMs` (reached: false). */
   waitApplied(shard: string, seq: number, timeoutMs: number): Promise<AppliedAnswer>;
+  /**
+   * The shard's applied head now (`current()`), and `listener` called whenever it moves until
+   * `unsubscribe`. Throws PLAYOUT_SHARD_NOT_FOUND.
+   */
+  watchApplied(shard: string, listener: (line: AppliedWatchLine) => void): { current: () => AppliedWatchLine; unsubscribe: () => void };
   resync(shard: string, from: string | null): Promise<ShardStatus>;
   metricsText(): Promise<{ contentType: string; body: string }>;
   /** The URL of a peer region, for 421 answers. */
@@ -375,6 +381,23 @@ export function buildHttpServer(opts: HttpServerOptions): FastifyInstance {
     return service.waitApplied(shard, q.seq, q.timeoutMs);
   });
 
+  app.get('/v1/shards/:shard/applied/watch', { config: { scopes: ['ingest', 'peer'], action: 'watch the applied head' } }, async (req, reply) => {
+    const { shard } = parse(ShardParamsSchema, req.params, 'params', 'watch the applied head');
+    if (openStreams >= limits.openStreamsMax) {
+      throw new PlayoutError('PLAYOUT_TOO_MANY_STREAMS', `Cannot watch the applied head of shard "${shard}": this node already serves ${openStreams} streams (limit ${limits.openStreamsMax})`, {
+        shard,
+        expected: `fewer than ${limits.openStreamsMax} open streams`,
+        received: String(openStreams),
+      });
+    }
+    let send: ((line: AppliedWatchLine) => void) | null = null;
+    // Throws for an unknown shard before anything is sent (a 404 like any other route).
+    const watch = service.watchApplied(shard, (line) => send?.(line));
+    openStreams++;
+    reply.hijack();
+    send = serveAppliedWatch(reply.raw, watch, opts.heartbeatMs, closers, () => openStreams--);
+  });
+
   app.get('/v1/shards/:shard/digests', { config: { scopes: ['peer'], action: 'read digests' } }, async (req) => {
     const { shard } = parse(ShardParamsSchema, req.params, 'params', 'read digests');
     const q = parse(DigestsQuerySchema, req.query, 'query', 'read digests');
@@ -612,6 +635,52 @@ function serveStream(res: ServerResponse, feed: ShardFeed, from: number, chunkBy
     w.heartbeat(feed.heartbeat());
     flush();
   }
+}
+
+/** Lines a slow watcher may have buffered before the next ones are dropped (only the latest head matters). */
+const WATCH_BUFFERED_BYTES_MAX = 16 << 10;
+
+/**
+ * Serve one applied-head watch: a line now, one per move of the head, one per heartbeat. A
+ * reader that does not keep up gets the latest head once its buffer drains, not every move.
+ * Returns the function that sends a line.
+ */
+function serveAppliedWatch(res: ServerResponse, watch: { current: () => AppliedWatchLine; unsubscribe: () => void }, heartbeatMs: number, closers: Set<() => void>, onClosed: () => void): (line: AppliedWatchLine) => void {
+  res.writeHead(200, { 'content-type': 'application/x-ndjson', 'cache-control': 'no-store' });
+  let closed = false;
+  let behind = false;
+  const close = (): void => {
+    if (closed) return;
+    closed = true;
+    watch.unsubscribe();
+    clearInterval(timer);
+    closers.delete(close);
+    res.off('drain', onDrain);
+    onClosed();
+    if (!res.destroyed) res.destroy();
+  };
+  const send = (line: AppliedWatchLine): void => {
+    if (closed) return;
+    if (res.writableLength >= WATCH_BUFFERED_BYTES_MAX) {
+      behind = true;
+      return;
+    }
+    res.write(`${JSON.stringify(line)}\n`);
+    // Out now, not after whatever else this turn does (see serveStream).
+    res.socket?.uncork();
+  };
+  const onDrain = (): void => {
+    if (!behind) return;
+    behind = false;
+    send(watch.current());
+  };
+  res.on('drain', onDrain);
+  res.on('close', close);
+  res.on('error', close);
+  const timer = setInterval(() => send(watch.current()), heartbeatMs);
+  closers.add(close);
+  send(watch.current());
+  return send;
 }
 
 function toPlayoutError(error: unknown): PlayoutError | null {

@@ -126,7 +126,9 @@ export class FollowerRole {
       head: host.durableSeq,
       headHash: host.durableHash ?? new Uint8Array(16),
       headTick: host.durableTick,
-      applied: host.machine?.head ?? 0,
+      // A machine ahead of the durable log applied entries still in flight (see
+      // Follower's header): they are applied again, as no-ops, when they come back.
+      applied: Math.min(host.machine?.head ?? 0, host.durableSeq),
     });
     this.detector = new DesyncDetector({ ...options.desync, shard: host.shard, region, leader: leader ?? options.reference ?? region });
   }
@@ -260,6 +262,9 @@ export class FollowerRole {
         case 'applyStored':
           this.queueApply({ seqFrom: a.seqFrom, seqTo: a.seqTo });
           break;
+        case 'rewind':
+          this.rewind();
+          break;
         case 'requestRange':
           this.requestRange(a.requestId, a.peer, a.seqFrom, a.seqTo, a.timeoutMs);
           break;
@@ -333,6 +338,15 @@ export class FollowerRole {
     if (!this.applying) this.drainApply();
   }
 
+  /** An append failed after its entries were applied: what waits to be applied is void too, and the machine goes back to the log. */
+  private rewind(): void {
+    this.applyQueue.length = 0;
+    this.applyQueuedEntries = 0;
+    this.applyHeadOffset = 0;
+    this.localTicks = [];
+    this.host.rewindToDurable();
+  }
+
   private drainApply(): void {
     this.applying = true;
     // Far behind, the durable log goes first, as long as what waits to be applied stays within
@@ -369,9 +383,10 @@ export class FollowerRole {
   }
 
   /**
-   * Apply durable entries, then tell the detector what closed locally. The log's digests were
-   * fed when the entries became durable (append); entries replayed from the store after a
-   * restore or bootstrap are fed again, as the detector's window may have moved past them.
+   * Apply entries (durable, or handed to the store just before: see Follower's header), then
+   * tell the detector what closed locally. The log's digests are fed when the entries become
+   * durable (append); entries replayed from the store after a restore or bootstrap are fed
+   * again, as the detector's window may have moved past them.
    */
   private apply(entries: readonly Entry[], fromStore = false): void {
     if (!fromStore) this.host.applyBatch(entries);

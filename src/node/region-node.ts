@@ -31,7 +31,7 @@ import { TokenAuthenticator } from '../adapters/http-auth.js';
 import { HttpEntrySource } from '../adapters/http-entry-source.js';
 import { HttpPeerClient, peerShardStatusOf } from '../adapters/http-peer-client.js';
 import { HttpPlayoutError, buildHttpServer, type NodeService, type ShardFeed } from '../adapters/http-server.js';
-import type { AppliedAnswer, CreateShardRequest, DurableReport, InputRequest, InputResult, NodeStatus, ShardStatus } from '../adapters/http-schemas.js';
+import type { AppliedAnswer, AppliedWatchLine, CreateShardRequest, DurableReport, InputRequest, InputResult, NodeStatus, ShardStatus } from '../adapters/http-schemas.js';
 import { NodeMetrics } from '../adapters/metrics.js';
 import { SystemClock } from '../adapters/system-clock.js';
 import type { RegionConfig, ShardConfig } from './region-config.js';
@@ -616,6 +616,13 @@ export class RegionNode implements NodeService, FailoverNode {
     const slot = this.slot(shard);
     const a = await slot.host.waitApplied(seq, timeoutMs);
     return { shard, seq, ...a };
+  }
+
+  watchApplied(shard: string, listener: (line: AppliedWatchLine) => void): { current: () => AppliedWatchLine; unsubscribe: () => void } {
+    const host = this.slot(shard).host;
+    const lineOf = (applied: number): AppliedWatchLine => ({ shard, applied, quarantined: host.quarantine !== null });
+    const unsubscribe = host.onApplied((applied) => listener(lineOf(applied)));
+    return { current: () => lineOf(host.machine?.head ?? 0), unsubscribe };
   }
 
   async resync(shard: string, from: string | null): Promise<ShardStatus> {

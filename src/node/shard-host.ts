@@ -146,6 +146,9 @@ export class ShardHost implements ShardFeed {
   private readonly inflight: InflightAppend[] = [];
   private waiters: Waiter[] = [];
   private appliedWaiters: AppliedWaiter[] = [];
+  private readonly appliedListeners = new Set<(applied: number) => void>();
+  /** The applied head the listeners last heard (they hear each move once). */
+  private appliedHeard = -1;
   private tickDigests: StoredDigest[] = [];
   private digestsTimer: NodeJS.Timeout | null = null;
   private lastTick: TickDigest | null = null;
@@ -267,6 +270,26 @@ export class ShardHost implements ShardFeed {
    * written again, so a digest write lost in a crash comes back.
    */
   async resume(): Promise<void> {
+    this.rebuildMachine();
+    await this.flushDigests();
+  }
+
+  /**
+   * A follower applies entries as it hands them to the store (src/replication/follower.ts): when
+   * an append fails, the machine holds entries the log does not. Rebuild it from the store
+   * (synchronously: nothing may be applied to the machine being replaced meanwhile).
+   */
+  rewindToDurable(): void {
+    const m = this.machine;
+    if (m === null || m.head <= this.durableSeq) return;
+    this.log.warn({ shard: this.shard, applied: m.head, durable: this.durableSeq }, `shard ${this.shard}: rebuilding the machine from the store after a failed append (it applied up to ${m.head}, the log holds ${this.durableSeq})`);
+    this.tickDigests = [];
+    this.rebuildMachine();
+    if (this.appliedWaiters.length > 0 || this.appliedListeners.size > 0) this.notifyApplied();
+  }
+
+  /** resume's rebuild, without waiting for the replayed ticks' digests to be stored. */
+  private rebuildMachine(): void {
     const store = this.ctx.store;
     const head = store.head(this.shard);
     if (head === null) {
@@ -311,9 +334,8 @@ export class ShardHost implements ShardFeed {
     for (const entry of store.iterate(this.shard, machine.head + 1)) {
       this.applyOne(entry);
       replayed++;
-      if (this.tickDigests.length >= 4096) await this.flushDigests();
+      if (this.tickDigests.length >= 4096) void this.flushDigests().catch((err) => this.stop(err));
     }
-    await this.flushDigests();
     this.log.info({ shard: this.shard, head: this.durableSeq, applied: machine.head, replayed, tick: machine.tick }, `resumed shard ${this.shard} from the store`);
   }
 
@@ -432,6 +454,9 @@ export class ShardHost implements ShardFeed {
     const waiters = this.waiters;
     this.waiters = [];
     for (const w of waiters) w.reject(err);
+    // Done here, not only when the follower asks (its `rewind`): a follower closed meanwhile
+    // would leave the machine ahead of the log for the next one.
+    this.rewindToDurable();
   }
 
   /** Resolves once `seq` is durable here; rejects if the shard stops first. */
@@ -484,7 +509,7 @@ export class ShardHost implements ShardFeed {
       this.applyOne(e);
       if (this.quarantine !== null || this.stopped !== null) break;
     }
-    if (this.appliedWaiters.length > 0) this.notifyApplied();
+    if (this.appliedWaiters.length > 0 || this.appliedListeners.size > 0) this.notifyApplied();
   }
 
   /** Apply durable entries [seqFrom, seqTo] read from the store; returns the entries applied (for the desync detector). */
@@ -497,7 +522,7 @@ export class ShardHost implements ShardFeed {
       out.push(e);
       if (this.quarantine !== null || this.stopped !== null) break;
     }
-    if (this.appliedWaiters.length > 0) this.notifyApplied();
+    if (this.appliedWaiters.length > 0 || this.appliedListeners.size > 0) this.notifyApplied();
     return out;
   }
 
@@ -535,8 +560,24 @@ export class ShardHost implements ShardFeed {
     });
   }
 
+  /**
+   * Calls `listener` with the applied head whenever it moves (after the batch that moved it;
+   * also when a rebuild or restore moves it back). Returns the unsubscribe function.
+   */
+  onApplied(listener: (applied: number) => void): () => void {
+    this.appliedListeners.add(listener);
+    this.appliedHeard = this.machine?.head ?? 0;
+    return () => {
+      this.appliedListeners.delete(listener);
+    };
+  }
+
   private notifyApplied(): void {
     const applied = this.machine?.head ?? 0;
+    if (this.appliedListeners.size > 0 && applied !== this.appliedHeard) {
+      this.appliedHeard = applied;
+      for (const l of this.appliedListeners) l(applied);
+    }
     let n = 0;
     while (n < this.appliedWaiters.length && this.appliedWaiters[n]!.seq <= applied) {
       const w = this.appliedWaiters[n++]!;
@@ -675,6 +716,9 @@ export class ShardHost implements ShardFeed {
           step = steps.next();
         }
         const bytes = step.value;
+        // Stored once the log holds its entries: a follower applies entries before they are
+        // durable here, and a snapshot of entries whose append failed must not outlive them.
+        await this.waitDurable(snap.seq);
         // The digests up to the snapshot's tick are stored before it: a restart replays (and
         // recomputes digests) only after it.
         await this.flushDigests();

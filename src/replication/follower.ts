@@ -12,8 +12,12 @@
 //   no peer retains accepted+1                  → bootstrap from a peer snapshot
 //
 // `accepted` is the highest seq chain-checked and handed to the store; `head` the highest the
-// store has acknowledged as durable. Entries are applied only once durable, so a crash never
-// leaves the machine ahead of the log.
+// store has acknowledged as durable. Entries are applied as they are handed to the store, not
+// once durable here: they are durable at the region that served them (a leader streams only
+// what it holds durably, a peer serves only its durable log), so waiting for this region's own
+// fsync would only add its latency to every read of this region's state. The machine is in
+// memory: a crash loses it together with the entries, and the restart rebuilds it from the
+// durable log. An append that fails takes the machine back to the durable log (`rewind`).
 import type { Entry } from '../core/entry.js';
 import { PlayoutError, assert } from '../core/errors.js';
 import { hashEquals, toHex } from '../core/hash.js';
@@ -132,7 +136,10 @@ export interface AppendAction {
   readonly entries: readonly Entry[];
 }
 
-/** These entries are durable and in order: apply them to the shard's ShardMachine now. */
+/**
+ * These entries are chain-checked and in order, and durable here or handed to the store just
+ * before (the append action ahead of this one): apply them to the shard's ShardMachine now.
+ */
 export interface ApplyAction {
   readonly op: 'apply';
   readonly entries: readonly Entry[];
@@ -180,6 +187,17 @@ export interface BootstrapAction {
   readonly timeoutMs: number;
 }
 
+/**
+ * An append failed after its entries were applied (see the header): rebuild the ShardMachine
+ * from the store (its snapshot and durable log), dropping what it applied beyond the durable
+ * head `seq`, and any apply of those entries still waiting to be performed. The entries come
+ * again (repaired from peers) and are applied when they do.
+ */
+export interface RewindAction {
+  readonly op: 'rewind';
+  readonly seq: number;
+}
+
 /** Reposition the entry source(s) to deliver from seqFrom (after a bootstrap). */
 export interface FollowAction {
   readonly op: 'follow';
@@ -215,6 +233,7 @@ export type FollowerAction =
   | AppendAction
   | ApplyAction
   | ApplyStoredAction
+  | RewindAction
   | RequestRangeAction
   | CancelAction
   | BootstrapAction
@@ -685,7 +704,7 @@ export class Follower {
     return this.finish(nowMs);
   }
 
-  /** The append with this id is durable: its entries are applied (unless quarantined). */
+  /** The append with this id is durable: its entries are applied now if they were not yet (unless quarantined). */
   appended(appendId: number, nowMs: number): FollowerAction[] {
     if (appendId < this.appendIdFloor) return this.finish(nowMs);
     const a = this.appends[0];
@@ -696,9 +715,12 @@ export class Follower {
     this.head = last.seq;
     this.headHash = last.hash;
     this.headTick = last.tick;
-    if (this.mode === 'following') {
-      assert(this.applied === a.entries[0]!.seq - 1, 'entries are applied in order, each once');
-      this.out.push({ op: 'apply', entries: a.entries });
+    // Usually applied when appended (finish); not when the machine was behind the accepted
+    // entries then (a restore, a rewind, a quarantine lifted with appends in flight).
+    if (this.mode === 'following' && this.applied < last.seq) {
+      const first = a.entries[0]!.seq;
+      assert(this.applied >= first - 1, 'entries are applied in order, each once');
+      this.out.push({ op: 'apply', entries: this.applied === first - 1 ? a.entries : a.entries.slice(this.applied - first + 1) });
       this.applied = last.seq;
     }
     this.planDirty = true;
@@ -715,6 +737,10 @@ export class Follower {
     this.appends.length = 0;
     this.accepted = this.head;
     this.acceptedHash = this.headHash;
+    if (this.applied > this.head) {
+      this.applied = this.head;
+      this.out.push({ op: 'rewind', seq: this.head });
+    }
     this.lastSourceProgressMs = Number.NEGATIVE_INFINITY;
     this.planDirty = true;
     this.alert('warning', error);
@@ -1346,6 +1372,12 @@ export class Follower {
         const entries = this.toAppend;
         this.appends.push(new PendingAppend(id, entries));
         this.out.push({ op: 'append', appendId: id, entries });
+        // Applied as they go to the store (see the header), when the machine is level with
+        // what was accepted before them.
+        if (this.mode === 'following' && this.applied === entries[0]!.seq - 1) {
+          this.out.push({ op: 'apply', entries });
+          this.applied = entries[entries.length - 1]!.seq;
+        }
       }
     }
     this.toAppend = [];

@@ -4,7 +4,10 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { decodeSnapshot } from '../../src/core/snapshot.js';
 import { FrameDecoder, type Frame } from '../../src/adapters/http-frames.js';
-import { rangeNotRetainedOf } from '../../src/adapters/http-peer-client.js';
+import { HttpPeerClient, rangeNotRetainedOf } from '../../src/adapters/http-peer-client.js';
+import type { AppliedWatchLine } from '../../src/adapters/http-schemas.js';
+import { createServer } from 'node:http';
+import type { AddressInfo } from 'node:net';
 import { isPlayoutError } from '../../src/core/errors.js';
 import { TOKENS, adminClient, startInProcessCluster, waitFor, type InProcessCluster } from '../helpers/cluster.js';
 
@@ -269,6 +272,89 @@ describe('read-your-writes barrier (GET /v1/shards/:shard/applied)', () => {
     const r = await call('GET', followerUrl, '/v1/shards/nope/applied?seq=1', TOKENS.ingest);
     expect(r.status).toBe(404);
     expect(r.json.code).toBe('PLAYOUT_SHARD_NOT_FOUND');
+  });
+});
+
+describe('applied-head watch (GET /v1/shards/:shard/applied/watch)', () => {
+  const client = (token: string): HttpPeerClient => new HttpPeerClient({ region: 'af-jnb', url: followerUrl, token, requestTimeoutMs: 10_000, frameBytesMax: 1 << 20 });
+
+  it('sends the head when it opens, then each move: an acknowledged input shows up applied in the other region', async () => {
+    const c = client(TOKENS.ingest);
+    const lines: AppliedWatchLine[] = [];
+    const ac = new AbortController();
+    const done = c.watchApplied('hunt-1', (l) => lines.push(l), { signal: ac.signal });
+    await waitFor('the first line', () => lines.length > 0);
+    const ack = await call('POST', leaderUrl, '/v1/shards/hunt-1/inputs', TOKENS.ingest, { ...move, ingestId: 'watch-1' });
+    expect(ack.status).toBe(200);
+    const seq = ack.json.seq as number;
+    expect(lines[0]!.applied).toBeLessThan(seq);
+    await waitFor('a line at or beyond the input', () => lines.some((l) => l.applied >= seq));
+    // What the watch says is true at the follower, in order, never going back.
+    expect(cluster.nodes.get('af-jnb')!.status().shards.find((s) => s.shard === 'hunt-1')!.applied).toBeGreaterThanOrEqual(seq);
+    for (let i = 1; i < lines.length; i++) expect(lines[i]!.applied).toBeGreaterThanOrEqual(lines[i - 1]!.applied);
+    expect(lines.every((l) => l.shard === 'hunt-1' && l.quarantined === false)).toBe(true);
+    ac.abort();
+    await done;
+    await c.close();
+  });
+
+  it('refuses no token and an unknown token (401), and an unknown shard (404)', async () => {
+    expect((await call('GET', followerUrl, '/v1/shards/hunt-1/applied/watch', null)).status).toBe(401);
+    const unknown = await call('GET', followerUrl, '/v1/shards/hunt-1/applied/watch', 'not-a-token');
+    expect(unknown.status).toBe(401);
+    expect(unknown.json.code).toBe('PLAYOUT_UNAUTHENTICATED');
+    const c = client(TOKENS.peer);
+    const err = await c.watchApplied('nope', () => undefined, { signal: AbortSignal.timeout(5_000) }).then(
+      () => null,
+      (e: unknown) => e,
+    );
+    expect(isPlayoutError(err) && err.code).toBe('PLAYOUT_SHARD_NOT_FOUND');
+    await c.close();
+  });
+
+  it('counts as an open stream: refused with 429 at the limit, open again once one closes', async () => {
+    // Open watches stay open (their bodies unread, their connections held) until aborted.
+    const open: AbortController[] = [];
+    let refused: { status: number; json: Record<string, unknown>; headers: Headers } | null = null;
+    // The node's limit is 64 open streams (watches and replication streams together).
+    for (let i = 0; i < 100 && refused === null; i++) {
+      const ac = new AbortController();
+      const res = await fetch(`${followerUrl}/v1/shards/hunt-1/applied/watch`, { headers: { authorization: `Bearer ${TOKENS.ingest}` }, signal: ac.signal });
+      if (res.status === 200) open.push(ac);
+      else refused = { status: res.status, json: (await res.json()) as Record<string, unknown>, headers: res.headers };
+    }
+    expect(refused?.status).toBe(429);
+    expect(refused?.json.code).toBe('PLAYOUT_TOO_MANY_STREAMS');
+    expect(refused?.headers.get('retry-after')).toBe('1');
+    expect(open.length).toBeGreaterThan(0);
+    open.pop()!.abort();
+    await waitFor('a watch to open again', async () => {
+      const ac = new AbortController();
+      const res = await fetch(`${followerUrl}/v1/shards/hunt-1/applied/watch`, { headers: { authorization: `Bearer ${TOKENS.ingest}` }, signal: ac.signal });
+      if (res.status === 200) open.push(ac);
+      else await res.arrayBuffer();
+      return res.status === 200;
+    });
+    for (const ac of open) ac.abort();
+  });
+
+  it('rejects a malformed line from a region with PLAYOUT_BODY_MALFORMED naming the line', async () => {
+    const server = createServer((_req, res) => {
+      res.writeHead(200, { 'content-type': 'application/x-ndjson' });
+      res.write('{"shard":"hunt-1","applied":5,"quarantined":false}\n{"shard":"hunt-1","applied":-1,"quarantined":false}\n');
+    });
+    await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
+    const c = new HttpPeerClient({ region: 'xx-bad', url: `http://127.0.0.1:${(server.address() as AddressInfo).port}`, token: TOKENS.ingest, requestTimeoutMs: 5_000, frameBytesMax: 1 << 20 });
+    const lines: AppliedWatchLine[] = [];
+    const err = await c.watchApplied('hunt-1', (l) => lines.push(l), { signal: AbortSignal.timeout(5_000) }).then(
+      () => null,
+      (e: unknown) => e,
+    );
+    expect(lines).toEqual([{ shard: 'hunt-1', applied: 5, quarantined: false }]);
+    expect(isPlayoutError(err) && { code: err.code, path: err.path }).toEqual({ code: 'PLAYOUT_BODY_MALFORMED', path: 'lines[1]' });
+    await c.close();
+    server.closeAllConnections();
+    await new Promise((r) => server.close(r));
   });
 });
 

@@ -53,6 +53,8 @@ class Harness {
     for (const a of actions) {
       if (a.op === 'apply') this.applied.push(...a.entries);
       if (a.op === 'applyStored') for (let s = a.seqFrom; s <= a.seqTo; s++) this.applied.push(this.durable.get(s)!);
+      // The node rebuilds its machine from the durable log.
+      if (a.op === 'rewind') while (this.applied.length > 0 && this.applied[this.applied.length - 1]!.seq > a.seq) this.applied.pop();
     }
     return actions;
   }
@@ -101,16 +103,37 @@ class Harness {
 const seqs = (entries: readonly Entry[]): number[] => entries.map((e) => e.seq);
 
 describe('Follower', () => {
-  it('appends entries that continue the head, and applies them only once durable', () => {
+  it('appends entries that continue the head and applies them as they are appended, once', () => {
     const h = new Harness();
     const out = h.entries(run(1, 5));
-    expect(out.map((a) => a.op)).toEqual(['append']);
+    // Applied right after the append is issued: durable at the region that sent them, the
+    // machine need not wait for this region's fsync (see the Follower's header).
+    expect(out.map((a) => a.op)).toEqual(['append', 'apply']);
     expect(seqs((out[0] as AppendAction).entries)).toEqual([1, 2, 3, 4, 5]);
-    expect(h.applied).toEqual([]);
-    expect(h.follower.status()).toMatchObject({ head: 0, accepted: 5, applied: 0 });
-    h.flush();
     expect(seqs(h.applied)).toEqual([1, 2, 3, 4, 5]);
-    expect(h.follower.status()).toMatchObject({ head: 5, accepted: 5, applied: 5, headTick: at(5).tick });
+    expect(h.follower.status()).toMatchObject({ head: 0, accepted: 5, applied: 5 });
+    h.entries(run(6, 7));
+    expect(seqs(h.applied)).toEqual([1, 2, 3, 4, 5, 6, 7]);
+    h.flush();
+    expect(seqs(h.applied)).toEqual([1, 2, 3, 4, 5, 6, 7]);
+    expect(h.follower.status()).toMatchObject({ head: 7, accepted: 7, applied: 7, headTick: at(7).tick });
+  });
+
+  it('applies an append when it becomes durable if the machine was behind when it was issued', () => {
+    const h = new Harness({}, 10, 4);
+    // start() replays the durable log first (applyStored 5..10): the machine is level.
+    expect(h.of('applyStored')[0]).toMatchObject({ seqFrom: 5, seqTo: 10 });
+    h.take(h.follower.quarantine(h.now));
+    h.entries(run(11, 12));
+    const snap = at(8);
+    // Restored while 11..12 are in flight: 9..10 come from the store, 11..12 once durable.
+    h.take(h.follower.restored(snap.seq, snap.hash, snap.tick, h.now));
+    expect(h.follower.status()).toMatchObject({ mode: 'following', head: 10, accepted: 12, applied: 10 });
+    h.entries(run(13, 13));
+    expect(h.follower.status().applied).toBe(10);
+    h.flush();
+    expect(h.follower.status()).toMatchObject({ head: 13, applied: 13 });
+    expect(h.of('apply').flatMap((a) => seqs(a.entries))).toEqual([11, 12, 13]);
   });
 
   it('drops a duplicate whose hash equals the stored entry', () => {
@@ -435,7 +458,7 @@ describe('Follower', () => {
     const out = h.take(h.follower.bootstrapped(boot[0]!.requestId, snap.seq, snap.hash, snap.tick, h.now));
     expect(out.find((a) => a.op === 'follow')).toMatchObject({ seqFrom: 120 });
     expect(seqs(h.of('append').flatMap((a) => a.entries))).toEqual([120, 121]);
-    expect(h.follower.status()).toMatchObject({ mode: 'following', head: 119, applied: 119, headTick: snap.tick });
+    expect(h.follower.status()).toMatchObject({ mode: 'following', head: 119, applied: 121, headTick: snap.tick });
     expect(h.follower.status().counters.bootstraps).toBe(1);
   });
 
@@ -477,12 +500,20 @@ describe('Follower', () => {
     h.take(h.follower.appendFailed(first!.appendId, new PlayoutError('PLAYOUT_STORE_WRITE_FAILED', 'disk full'), h.now));
     // The later append continued the failed one: its answer no longer counts.
     h.take(h.follower.appendFailed(second!.appendId, new PlayoutError('PLAYOUT_STORE_CONFLICT', 'gap'), h.now));
-    expect(h.follower.status()).toMatchObject({ head: 5, accepted: 5 });
+    expect(h.follower.status()).toMatchObject({ head: 5, accepted: 5, applied: 5 });
     expect(h.follower.status().counters.appendFailures).toBe(1);
     expect(h.of('alert')[0]!.error.code).toBe('PLAYOUT_STORE_WRITE_FAILED');
+    // 6..10 were applied as they were appended: the machine goes back to the durable head, once.
+    expect(h.of('rewind')).toEqual([{ op: 'rewind', seq: 5 }]);
+    expect(seqs(h.applied)).toEqual([]);
     h.status('eu-fra', 10);
     h.timer(1);
-    expect(h.lastRequest()).toMatchObject({ seqFrom: 6, seqTo: 10 });
+    const req = h.lastRequest();
+    expect(req).toMatchObject({ seqFrom: 6, seqTo: 10 });
+    h.answer(req, run(6, 10));
+    h.flush();
+    expect(seqs(h.applied)).toEqual([6, 7, 8, 9, 10]);
+    expect(h.follower.status()).toMatchObject({ head: 10, applied: 10 });
   });
 
   it('keeps storing but stops applying while quarantined, and replays from the store once restored', () => {

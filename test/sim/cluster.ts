@@ -515,6 +515,22 @@ export class SimRegion {
     });
   }
 
+  /**
+   * An append failed after the follower applied its entries: the machine is rebuilt from the
+   * store, from the latest snapshot at or below the durable head `seq`, up to `seq`, as a node's
+   * ShardHost.rewindToDurable does.
+   */
+  private rewindMachine(seq: number): void {
+    const latest = this.store
+      .snapshots(SHARD)
+      .filter((s) => s.seq <= seq)
+      .sort((a, b) => b.tick - a.tick)[0];
+    const snap = latest === undefined ? null : this.store.snapshot(SHARD, latest.tick);
+    const m = snap !== null ? ShardMachine.fromSnapshot(this.registry, decodeSnapshot(snap.bytes), { onTick: (d) => this.onTick(d) }) : new ShardMachine(this.registry, { onTick: (d) => this.onTick(d) });
+    this.machine = m;
+    for (const e of this.store.iterate(SHARD, m.head + 1, seq)) if (!this.applyOne(e)) break;
+  }
+
   // --- applying ----------------------------------------------------------------------------
 
   /** Apply one entry; false when the machine refused it (the region stops). */
@@ -625,6 +641,9 @@ export class SimRegion {
           for (const e of this.store.iterate(SHARD, a.seqFrom, a.seqTo)) {
             if (this.detector.isQuarantined || !this.applyOne(e)) break;
           }
+          break;
+        case 'rewind':
+          this.rewindMachine(a.seq);
           break;
         case 'requestRange': {
           const id = this.nextMsgId++;

@@ -29,7 +29,9 @@ const files = await writeClusterConfigs({
 const procs: NodeProcess[] = [];
 const head = async (url: string): Promise<number> => (await statusOf(url)).shards.find((s) => s.shard === SHARD)?.head ?? 0;
 try {
-  procs.push(await spawnNode(files, 'eu-fra'), await spawnNode(files, 'af-jnb'));
+  // One at a time: a node that fails to start must not leave the one before it running.
+  procs.push(await spawnNode(files, 'eu-fra'));
+  procs.push(await spawnNode(files, 'af-jnb'));
   const [leader, follower] = procs as [NodeProcess, NodeProcess];
   const client = new HttpPeerClient({ region: 'eu-fra', url: leader.url, token: TOKENS.ingest, requestTimeoutMs: 10_000, frameBytesMax: 1 << 20, connections: 32 });
   const batches = inputBatches(9, BATCH, ((3_000 + CUT_MS + 30_000) * RATE) / 1000 / BATCH);

@@ -37,7 +37,9 @@ const files = await writeClusterConfigs({
 });
 const procs: NodeProcess[] = [];
 try {
-  procs.push(await spawnNode(files, 'eu-fra'), await spawnNode(files, 'af-jnb'));
+  // One at a time: a node that fails to start must not leave the one before it running.
+  procs.push(await spawnNode(files, 'eu-fra'));
+  procs.push(await spawnNode(files, 'af-jnb'));
   const [leader, follower] = procs as [NodeProcess, NodeProcess];
   /** Ingress → applied at the follower, per measured input. */
   const applied: number[] = [];

@@ -92,8 +92,15 @@ const RECENT_DIGESTS = 256;
 const DIGESTS_FLUSH_MS = 100;
 /** Snapshot rows encoded per step; steps are separate turns of the event loop (see takeSnapshot). */
 const SNAPSHOT_ROWS_PER_STEP = 64;
-/** Encoding time per slice of a snapshot, and the pause after each. */
-const SNAPSHOT_SLICE_MS = 4;
+/**
+ * Encoding time per slice of a snapshot, and the pause after each: a fifth of the thread at most.
+ * At 10,000 inputs/s a node's loop is already ~45% busy; 4 ms on / 4 ms off took it to ~95% for
+ * the ~0.5 s of a snapshot, and ingress → applied in another region rose to 30–40 ms in that
+ * window (bench/http-latency.bench.ts, worst per 250 ms); 2 / 8 kept it at 15–24 ms. The snapshot
+ * takes longer (copy-on-write keeps more old record versions meanwhile), nothing else does.
+ */
+const SNAPSHOT_SLICE_MS = 2;
+const SNAPSHOT_PAUSE_MS = 8;
 /** Open read-your-writes waits per shard (GET /v1/shards/:shard/applied). */
 const APPLIED_WAITERS_MAX = 10_000;
 
@@ -702,15 +709,15 @@ export class ShardHost implements ShardFeed {
     const prev = this.snapshotting;
     this.snapshotting = prev
       .then(async () => {
-        // At most half of this thread's time: after SNAPSHOT_SLICE_MS of encoding, as long a
-        // pause. Back to back, the steps took all the CPU the loop left, and the first snapshot
+        // At most a fifth of this thread's time: after SNAPSHOT_SLICE_MS of encoding, a
+        // SNAPSHOT_PAUSE_MS pause. Back to back, the steps took all the CPU the loop left, and the first snapshot
         // of a process (its record writers compiled and not yet optimised) ran for ~100 ms on a
         // leader and a follower at once, on a 2-core machine.
         let sliceFrom = performance.now();
         let step = steps.next();
         while (step.done !== true) {
           if (performance.now() - sliceFrom >= SNAPSHOT_SLICE_MS) {
-            await new Promise((r) => setTimeout(r, SNAPSHOT_SLICE_MS));
+            await new Promise((r) => setTimeout(r, SNAPSHOT_PAUSE_MS));
             sliceFrom = performance.now();
           } else await new Promise((r) => setImmediate(r));
           step = steps.next();

@@ -27,6 +27,7 @@ import { LoadGenerator, type LoadInput } from '../../src/games/treasure-hunt/loa
 import { treasureHuntV1 } from '../../src/games/treasure-hunt/treasure-hunt.js';
 import { worldViewOf } from '../../src/games/treasure-hunt/world-view.js';
 import { MemoryLogStore } from './log-store.js';
+import { machineAtOrBelow } from './rewind.js';
 
 export const SHARD = 'sim-1';
 
@@ -521,12 +522,7 @@ export class SimRegion {
    * ShardHost.rewindToDurable does.
    */
   private rewindMachine(seq: number): void {
-    const latest = this.store
-      .snapshots(SHARD)
-      .filter((s) => s.seq <= seq)
-      .sort((a, b) => b.tick - a.tick)[0];
-    const snap = latest === undefined ? null : this.store.snapshot(SHARD, latest.tick);
-    const m = snap !== null ? ShardMachine.fromSnapshot(this.registry, decodeSnapshot(snap.bytes), { onTick: (d) => this.onTick(d) }) : new ShardMachine(this.registry, { onTick: (d) => this.onTick(d) });
+    const m = machineAtOrBelow(this.store, SHARD, this.registry, seq, { onTick: (d) => this.onTick(d) });
     this.machine = m;
     for (const e of this.store.iterate(SHARD, m.head + 1, seq)) if (!this.applyOne(e)) break;
   }

@@ -32,6 +32,7 @@ import { FENCE_META_KEY, admits, establish, establishHistory, grantOf, initialFe
 import { Follower, type FollowerAction } from '../../src/replication/follower.js';
 import { stateAtTick, tickStateOf } from '../../src/replication/state-at-tick.js';
 import { MemoryLogStore } from './log-store.js';
+import { machineAtOrBelow } from './rewind.js';
 import type { FoCluster, FoMsg } from './failover-cluster.js';
 
 export const SHARD = 'fo-1';
@@ -343,12 +344,7 @@ export class FoRegion {
    * ShardHost.rewindToDurable does.
    */
   private rewindMachine(seq: number): void {
-    const latest = this.store
-      .snapshots(SHARD)
-      .filter((s) => s.seq <= seq)
-      .sort((a, b) => b.tick - a.tick)[0];
-    const snap = latest === undefined ? null : this.store.snapshot(SHARD, latest.tick);
-    const m = snap !== null ? ShardMachine.fromSnapshot(this.registry, decodeSnapshot(snap.bytes), { onTick: (d) => this.onTick(d) }) : new ShardMachine(this.registry, { onTick: (d) => this.onTick(d) });
+    const m = machineAtOrBelow(this.store, SHARD, this.registry, seq, { onTick: (d) => this.onTick(d) });
     this.machine = m;
     for (const e of this.store.iterate(SHARD, m.head + 1, seq)) if (!this.applyOne(e)) break;
   }

@@ -292,7 +292,7 @@ export class ShardHost implements ShardFeed {
     this.log.warn({ shard: this.shard, applied: m.head, durable: this.durableSeq }, `shard ${this.shard}: rebuilding the machine from the store after a failed append (it applied up to ${m.head}, the log holds ${this.durableSeq})`);
     this.tickDigests = [];
     this.rebuildMachine();
-    if (this.appliedWaiters.length > 0 || this.appliedListeners.size > 0) this.notifyApplied();
+    this.notifyApplied();
   }
 
   /** resume's rebuild, without waiting for the replayed ticks' digests to be stored. */
@@ -516,7 +516,7 @@ export class ShardHost implements ShardFeed {
       this.applyOne(e);
       if (this.quarantine !== null || this.stopped !== null) break;
     }
-    if (this.appliedWaiters.length > 0 || this.appliedListeners.size > 0) this.notifyApplied();
+    this.notifyApplied();
   }
 
   /** Apply durable entries [seqFrom, seqTo] read from the store; returns the entries applied (for the desync detector). */
@@ -529,7 +529,7 @@ export class ShardHost implements ShardFeed {
       out.push(e);
       if (this.quarantine !== null || this.stopped !== null) break;
     }
-    if (this.appliedWaiters.length > 0 || this.appliedListeners.size > 0) this.notifyApplied();
+    this.notifyApplied();
     return out;
   }
 
@@ -579,6 +579,7 @@ export class ShardHost implements ShardFeed {
     };
   }
 
+  /** Waiters and listeners hear the applied head; cheap when there are none (called after every applied batch). */
   private notifyApplied(): void {
     const applied = this.machine?.head ?? 0;
     if (this.appliedListeners.size > 0 && applied !== this.appliedHeard) {

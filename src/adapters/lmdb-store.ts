@@ -789,10 +789,20 @@ export class LmdbLogStore implements LogStore {
       return [d.tick, sealRecord([d.seq, d.digest])];
     });
     if (records.length === 0) return;
-    return this.write(() => {
-      for (const [tick, rec] of records) this.digestDb.putSync([shard, tick], rec);
-      return { result: undefined, views: [] };
-    }, shard, false);
+    // Plain puts, not a transaction callback: nothing here needs to read inside the write
+    // transaction, and a callback would hold the whole transaction (the appends queued with
+    // these digests, once per tick) until this process's event loop gets a turn to run it.
+    const puts = records.map(([tick, rec]) => this.digestDb.put([shard, tick], rec));
+    const flushed = this.flushedNow();
+    const done = Promise.all([...puts, flushed]).then(
+      () => undefined,
+      (err: unknown) => {
+        // Whatever shared the failed transaction is lost too: the shard's queued tail with it.
+        this.shardWritesRaw(shard).tail = null;
+        return this.writeFailed(err);
+      },
+    );
+    return this.track(done);
   }
 
   async truncateBelow(shard: string, seqMin: number): Promise<void> {

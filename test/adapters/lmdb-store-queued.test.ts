@@ -121,6 +121,31 @@ describe('LmdbLogStore queued appends', () => {
     }
   });
 
+  it('writes tick digests queued between appends as plain puts: the appends after them stay queued and all land', async () => {
+    const log = buildCounterLog({ shard: 's1', ticks: 120, seed: 5 });
+    const dir = tempDir();
+    const store = await LmdbLogStore.open(dir);
+    try {
+      await store.append('s1', log.entries.slice(0, 10));
+      const before = store.appendPaths();
+      // What a region node does: the digests of the ticks closed so far go with its next append.
+      const writes: Promise<void>[] = [];
+      for (let i = 10, d = 0; i < log.entries.length; i += 10, d += 2) {
+        writes.push(store.putDigests('s1', log.digests.slice(d, d + 2)));
+        writes.push(store.append('s1', log.entries.slice(i, i + 10)));
+      }
+      await Promise.all(writes);
+      expect(store.appendPaths()).toEqual({ queued: before.queued + writes.length / 2, inTransaction: before.inTransaction });
+      const lastTick = log.digests[Math.min(log.digests.length, writes.length) - 1]!.tick;
+      expect(store.digests('s1', 0, lastTick).map((d) => [d.tick, d.seq, toHex(d.digest)])).toEqual(
+        log.digests.filter((d) => d.tick <= lastTick).map((d) => [d.tick, d.seq, toHex(d.digest)]),
+      );
+      expect(hex(store.range('s1', 1, log.entries.length))).toEqual(hex(log.entries));
+    } finally {
+      await store.close();
+    }
+  });
+
   it('refuses an append that does not join the queued tail with the transaction path\'s error, writing nothing', async () => {
     // Store q refuses on the queued path; store t, whose tail is unknown while a (no-op)
     // truncation is in flight, refuses inside the transaction: the errors must be the same.
@@ -275,6 +300,32 @@ describe.skipIf(limits.skip)('LmdbLogStore write failures', () => {
       } finally {
         await again.close();
       }
+    } finally {
+      setFileSizeLimit('unlimited');
+      await store.close();
+    }
+  });
+
+  it('rejects digests whose transaction failed with PLAYOUT_STORE_WRITE_FAILED, stores none of them, and stores them once retried', async () => {
+    const log = buildCounterLog({ shard: 's1', ticks: 600, seed: 3 });
+    const dir = tempDir();
+    const store = await LmdbLogStore.open(dir);
+    try {
+      await store.append('s1', log.entries.slice(0, 10));
+      setFileSizeLimit(statSync(join(dir, 'data.mdb')).size);
+      let failures: Record<string, unknown>[];
+      try {
+        // In one transaction with an append too big for the file's free pages, as a node queues them.
+        const writes = [store.putDigests('s1', log.digests.slice(0, 3)), store.append('s1', log.entries.slice(10, 1000))];
+        failures = await Promise.all(writes.map((w) => rejection(w)));
+      } finally {
+        setFileSizeLimit('unlimited');
+      }
+      expect(failures.map((f) => f.code)).toEqual(['PLAYOUT_STORE_WRITE_FAILED', 'PLAYOUT_STORE_WRITE_FAILED']);
+      expect(store.digests('s1', 0, 1_000)).toEqual([]);
+      expect(store.head('s1')!.seq).toBe(10);
+      await store.putDigests('s1', log.digests.slice(0, 3));
+      expect(store.digests('s1', 0, 1_000).map((d) => toHex(d.digest))).toEqual(log.digests.slice(0, 3).map((d) => toHex(d.digest)));
     } finally {
       setFileSizeLimit('unlimited');
       await store.close();

@@ -16,7 +16,8 @@ import { Pool } from 'undici';
 import { HttpPeerClient } from '../src/adapters/http-peer-client.js';
 import type { InputResult } from '../src/adapters/http-schemas.js';
 import { TOKENS, killNode, spawnNode, writeClusterConfigs, type NodeProcess } from '../test/helpers/cluster.js';
-import { loadAverage1m, processCpuMs } from './process-cpu.js';
+import { loadAverage1m, machineCpu, processCpuMs, runQueueWaitMs, type MachineCpu } from './process-cpu.js';
+import { threadWakeLatencies } from './wake-latency.js';
 import { inputBatches } from './paced-load.js';
 import { atMost, info } from './report.js';
 
@@ -29,6 +30,9 @@ const SHARD = 'hunt-1';
 function pct(sorted: number[], p: number): number {
   return sorted[Math.min(sorted.length - 1, Math.floor((p / 100) * sorted.length))]!;
 }
+
+// The machine, before anything runs: how late it wakes a blocked thread (see wake-latency.ts).
+const wake = await threadWakeLatencies(2_000);
 
 const files = await writeClusterConfigs({
   regions: ['eu-fra', 'af-jnb'],
@@ -101,6 +105,10 @@ try {
   let failed = 0;
   let measuredSent = 0;
   const cpuAtMeasure: (number | null)[] = [];
+  // Run-queue wait of the three main threads, and the machine's CPU counters, over the measurement.
+  let waitAtMeasure: (number | null)[] = [];
+  let machineAtMeasure: MachineCpu | null = null;
+  let measureStart = 0;
   let measuring = false;
   /** Worst latency per 250 ms of sending (PLAYOUT_BENCH_TRACE): stalls show as runs of high values. */
   const trace = process.env.PLAYOUT_BENCH_TRACE ? new Map<number, number>() : null;
@@ -115,6 +123,9 @@ try {
     if (!measuring && performance.now() - start >= WARMUP_MS) {
       measuring = true;
       cpuAtMeasure.push(processCpuMs(leader.child.pid), processCpuMs(follower.child.pid), processCpuMs(process.pid));
+      waitAtMeasure = [runQueueWaitMs(leader.child.pid), runQueueWaitMs(follower.child.pid), runQueueWaitMs(process.pid)];
+      machineAtMeasure = machineCpu();
+      measureStart = performance.now();
     }
     const body = bodies[tick++];
     if (body === undefined) break;
@@ -153,6 +164,10 @@ try {
     void p.finally(() => inflight.delete(p));
   }
   const elapsedS = (performance.now() - start) / 1000;
+  // The sending window only: what the machine did while the measured batches went through.
+  const sendingMs = performance.now() - measureStart;
+  const waitAtEnd = [runQueueWaitMs(leader.child.pid), runQueueWaitMs(follower.child.pid), runQueueWaitMs(process.pid)];
+  const machineAtEnd = machineCpu();
   await Promise.all(inflight);
   // Every batch is applied (or timed out) here; then one idle second.
   await new Promise((r) => setTimeout(r, 1_000));
@@ -175,6 +190,23 @@ try {
   }
   const load = loadAverage1m();
   if (load !== null) info('load average (1 min) at the end', load, '');
+  // What the machine adds (this benchmark is 3 busy processes on however many CPUs there are):
+  // time the main threads spent runnable but waiting for a CPU, the CPU time the hypervisor gave
+  // other guests (steal), and how late the idle machine woke a blocked thread before the run.
+  // When these are high, the p99 below is the machine's as much as the code's.
+  const waitNames = ['leader main thread waiting for a CPU (share of the measurement)', 'follower main thread waiting for a CPU (share of the measurement)', 'bench main thread waiting for a CPU (share of the measurement)'];
+  for (let i = 0; i < 3; i++) {
+    const a = waitAtMeasure[i];
+    const b = waitAtEnd[i];
+    if (a !== null && a !== undefined && b !== null && b !== undefined && sendingMs > 0) info(waitNames[i]!, (100 * (b - a)) / sendingMs, '%');
+  }
+  if (machineAtMeasure !== null && machineAtEnd !== null && machineAtEnd.total > machineAtMeasure.total) {
+    const total = machineAtEnd.total - machineAtMeasure.total;
+    info('machine CPU busy during the measurement (all CPUs)', (100 * (machineAtEnd.busy - machineAtMeasure.busy)) / total, '%');
+    info('machine CPU stolen by the hypervisor during the measurement', (100 * (machineAtEnd.steal - machineAtMeasure.steal)) / total, '%');
+  }
+  info('idle machine, thread wake-up latency before the run, p99', pct(wake, 99), 'ms');
+  info('idle machine, thread wake-up latency before the run, max', wake[wake.length - 1]!, 'ms');
   info('offered rate', sent / elapsedS, 'inputs/s');
   info('inputs not acknowledged (not measured)', failed, 'inputs');
   info('inputs measured', applied.length, 'inputs');

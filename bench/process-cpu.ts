@@ -25,3 +25,37 @@ export function loadAverage1m(): number | null {
     return null;
   }
 }
+
+/** The machine's CPU counters (jiffies, all CPUs) from /proc/stat: busy, steal, total. */
+export interface MachineCpu {
+  busy: number;
+  steal: number;
+  total: number;
+}
+
+export function machineCpu(): MachineCpu | null {
+  try {
+    const line = readFileSync('/proc/stat', 'utf8').split('\n')[0]!;
+    // cpu user nice system idle iowait irq softirq steal guest guest_nice (guest time is in user).
+    const [user, nice, system, idle, iowait, irq, softirq, steal] = line.trim().split(/\s+/).slice(1, 9).map(Number) as number[];
+    const busy = user! + nice! + system! + irq! + softirq!;
+    return { busy, steal: steal!, total: busy + idle! + iowait! + steal! };
+  } catch {
+    return null;
+  }
+}
+
+/**
+ * Time a thread spent runnable but waiting for a CPU (ms), from /proc/<pid>/task/<tid>/schedstat
+ * (run time, run-queue wait, timeslices, in ns): for a process's main thread, pass its pid as
+ * both. Null where schedstats are not available.
+ */
+export function runQueueWaitMs(pid: number | undefined, tid: number | undefined = pid): number | null {
+  if (pid === undefined || tid === undefined) return null;
+  try {
+    const f = readFileSync(`/proc/${pid}/task/${tid}/schedstat`, 'utf8').trim().split(/\s+/);
+    return Number(f[1]) / 1e6;
+  } catch {
+    return null;
+  }
+}

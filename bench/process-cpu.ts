@@ -46,14 +46,14 @@ export function machineCpu(): MachineCpu | null {
 }
 
 /**
- * Time a thread spent runnable but waiting for a CPU (ms), from /proc/<pid>/task/<tid>/schedstat
- * (run time, run-queue wait, timeslices, in ns): for a process's main thread, pass its pid as
- * both. Null where schedstats are not available.
+ * Time a process's main thread spent runnable but waiting for a CPU (ms), from
+ * /proc/<pid>/task/<pid>/schedstat (run time, run-queue wait, timeslices, in ns). Null where
+ * schedstats are not available.
  */
-export function runQueueWaitMs(pid: number | undefined, tid: number | undefined = pid): number | null {
-  if (pid === undefined || tid === undefined) return null;
+export function runQueueWaitMs(pid: number | undefined): number | null {
+  if (pid === undefined) return null;
   try {
-    const f = readFileSync(`/proc/${pid}/task/${tid}/schedstat`, 'utf8').trim().split(/\s+/);
+    const f = readFileSync(`/proc/${pid}/task/${pid}/schedstat`, 'utf8').trim().split(/\s+/);
     return Number(f[1]) / 1e6;
   } catch {
     return null;

@@ -16,7 +16,6 @@ for (;;) {
   if (Atomics.load(flag, 0) === 2) break;
   lateMs.push(at - sentAt[0]);
   Atomics.store(flag, 0, 0);
-  Atomics.notify(flag, 1);
 }
 parentPort.postMessage(lateMs);
 `;

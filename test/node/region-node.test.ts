@@ -63,13 +63,19 @@ describe('RegionNode leader', () => {
       return r.firstSeq !== null && r.firstSeq > 1 && r.head > 120 ? r : null;
     });
     expect(row.head - row.firstSeq! + 1).toBeGreaterThanOrEqual(30);
-    // Bounded: about twice the window plus one interval, never the whole log.
-    const later = await waitFor('more ticks', () => {
+    // Bounded: about twice the window plus one interval, never the whole log. Seen once the node
+    // has ticked on well past the first truncation: a sample taken while a snapshot is still being
+    // encoded or stored (a 5 ms tick outruns that on a loaded machine) holds its interval too.
+    // Every sample on the way keeps at least the window.
+    let fewest = Infinity;
+    const later = await waitFor('the log within its bound after more ticks', () => {
       const r = node.status().shards[0]!;
-      return r.head > 250 ? r : null;
+      const span = r.head - r.firstSeq! + 1;
+      fewest = Math.min(fewest, span);
+      return r.head > 250 && span < 2 * 30 + 5 + 20 ? r : null;
     });
-    expect(later.head - later.firstSeq! + 1).toBeGreaterThanOrEqual(30);
-    expect(later.head - later.firstSeq! + 1).toBeLessThan(2 * 30 + 5 + 20);
+    expect(fewest).toBeGreaterThanOrEqual(30);
+    expect(later.firstSeq!).toBeGreaterThan(row.firstSeq!);
   });
 
   it('refuses a batch with one bad input whole, naming its path, and sequences nothing', async () => {

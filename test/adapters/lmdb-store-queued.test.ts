@@ -261,7 +261,8 @@ const limits = component('prlimit', prlimit === null ? 'prlimit (util-linux) is 
 
 describe.skipIf(limits.skip)('LmdbLogStore write failures', () => {
   beforeAll(() => limits.require());
-  const A = buildCounterLog({ shard: 's1', ticks: 600, seed: 3 }).entries;
+  const log = buildCounterLog({ shard: 's1', ticks: 600, seed: 3 });
+  const A = log.entries;
 
   const setFileSizeLimit = (bytes: number | 'unlimited'): void => {
     execFileSync(prlimit!, ['--pid', String(process.pid), `--fsize=${bytes}:unlimited`]);
@@ -307,7 +308,6 @@ describe.skipIf(limits.skip)('LmdbLogStore write failures', () => {
   });
 
   it('rejects digests whose transaction failed with PLAYOUT_STORE_WRITE_FAILED, stores none of them, and stores them once retried', async () => {
-    const log = buildCounterLog({ shard: 's1', ticks: 600, seed: 3 });
     const dir = tempDir();
     const store = await LmdbLogStore.open(dir);
     try {

@@ -496,12 +496,7 @@ export class FollowerRole {
           this.alert(a.level, a.error);
           break;
         case 'captureLocal':
-          try {
-            const m = stateAtTick(this.host.ctx.store, this.host.ctx.registry, this.host.shard, a.tick);
-            this.runDesync(this.detector.onLocalState(a.compareId, tickStateOf(m), now));
-          } catch (err) {
-            this.runDesync(this.detector.onLocalStateFailure(a.compareId, asPlayoutError(err), now));
-          }
+          this.captureLocal(a.compareId, a.tick, a.seq);
           break;
         case 'fetchBuckets':
           this.peerCall(a.peer, a.requestId, a.timeoutMs, (c, signal) => c.buckets(this.host.shard, a.query, { signal }), (ans) => this.detector.onBucketsAnswer(a.requestId, ans, this.clock.nowMs()));
@@ -518,6 +513,31 @@ export class FollowerRole {
       }
     }
     this.arm();
+  }
+
+  /**
+   * Rebuild this region's state at `tick` from its own log, once the log durably holds `seq` (the
+   * entry that closed the tick here): entries are applied as they are handed to the store, so a
+   * mismatch can be seen (the leader's digest in its status) before the tick is in the log.
+   */
+  private captureLocal(compareId: number, tick: number, seq: number): void {
+    const capture = (): void => {
+      if (this.closed) return;
+      try {
+        const m = stateAtTick(this.host.ctx.store, this.host.ctx.registry, this.host.shard, tick);
+        this.runDesync(this.detector.onLocalState(compareId, tickStateOf(m), this.clock.nowMs()));
+      } catch (err) {
+        this.runDesync(this.detector.onLocalStateFailure(compareId, asPlayoutError(err), this.clock.nowMs()));
+      }
+    };
+    if (seq <= this.host.durableSeq) {
+      capture();
+      return;
+    }
+    // A failed append rejects this (the entries after the durable head are dropped and fetched again).
+    this.host.waitDurable(seq).then(capture, (err: unknown) => {
+      if (!this.closed) this.runDesync(this.detector.onLocalStateFailure(compareId, asPlayoutError(err), this.clock.nowMs()));
+    });
   }
 
   private peerCall<T>(peer: string, requestId: number, timeoutMs: number, call: (c: HttpPeerClient, signal: AbortSignal) => Promise<T>, done: (answer: T) => DesyncAction[]): void {

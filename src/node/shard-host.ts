@@ -72,6 +72,19 @@ export type AppendSource = 'sequencer' | 'stream' | 'repair';
 
 /** Appends in flight at once per shard (see ShardHost.pump). */
 const APPENDS_INFLIGHT_MAX = 4;
+/**
+ * A follower's appends of streamed entries start at most this often when nothing waits for them
+ * (ack mode `leader`: the leader acknowledges on its own durability), so that what arrives in
+ * the meantime shares one transaction and one fsync. A follower applies entries as it hands them
+ * to the store (src/replication/follower.ts), so applying does not wait for this; only its
+ * durable head does (what it serves peers, reports to the leader, counts for a promotion, and
+ * rebuilds a desynced tick from: FollowerRole.captureLocal waits for it), by at most this long.
+ * Under ack mode `quorum` acknowledgements wait for it: no hold there.
+ * Why: at 10,000 inputs/s each region fsyncs ~100 times a second; where regions share a disk
+ * (the latency benchmark's loopback cluster) the follower's fsyncs delay the leader's, whose
+ * durability every acknowledgement and every streamed entry waits for.
+ */
+export const FOLLOWER_COMMIT_INTERVAL_MS = 20;
 
 interface InflightAppend {
   batch: Entry[];
@@ -158,6 +171,8 @@ export class ShardHost implements ShardFeed {
   private appliedHeard = -1;
   private tickDigests: StoredDigest[] = [];
   private digestsTimer: NodeJS.Timeout | null = null;
+  /** When the last append of streamed entries started (performance.now()). */
+  private lastStreamAppendAt = -Infinity;
   private lastTick: TickDigest | null = null;
   /**
    * Digests of the latest RECENT_DIGESTS ticks computed here, by tick: peers' status rows and
@@ -398,11 +413,21 @@ export class ShardHost implements ShardFeed {
   private schedule(): void {
     if (this.scheduled) return;
     this.scheduled = true;
-    // Let every input that arrives in this turn of the event loop join the append.
-    setImmediate(() => {
+    const run = (): void => {
       this.scheduled = false;
       this.pump();
-    });
+    };
+    // Let every input that arrives in this turn of the event loop join the append (and, for a
+    // follower's streamed entries, everything that arrives until its next commit is due).
+    const holdMs = this.commitHoldMs();
+    if (holdMs > 0) setTimeout(run, holdMs);
+    else setImmediate(run);
+  }
+
+  /** How long the pending entries wait before their append starts (FOLLOWER_COMMIT_INTERVAL_MS). */
+  private commitHoldMs(): number {
+    if (this.pendingSource !== 'stream' || this.meta.ack !== 'leader') return 0;
+    return this.lastStreamAppendAt + FOLLOWER_COMMIT_INTERVAL_MS - performance.now();
   }
 
   /**
@@ -416,6 +441,7 @@ export class ShardHost implements ShardFeed {
       // Queued in the same turn as the append: lmdb writes both in one transaction.
       if (this.tickDigests.length > 0) void this.flushDigests().catch((err) => this.stop(err));
       const a: InflightAppend = { batch: this.pending, source: this.pendingSource, t0: performance.now(), done: false, error: null };
+      if (a.source === 'stream') this.lastStreamAppendAt = a.t0;
       this.pending = [];
       this.inflight.push(a);
       this.ctx.store.append(this.shard, a.batch).then(

@@ -72,12 +72,14 @@ export interface DesyncAlertAction {
 /**
  * Build this region's own state at `tick` (nearest local snapshot + replay of the local log:
  * `stateAtTick` in src/replication/state-at-tick.ts) and call `onLocalState(compareId, state)`,
- * or `onLocalStateFailure(compareId, error)`.
+ * or `onLocalStateFailure(compareId, error)`. The tick was closed here by the entry at `seq`:
+ * a region applies entries before its log holds them durably, so the rebuild waits until it does.
  */
 export interface CaptureLocalAction {
   readonly op: 'captureLocal';
   readonly compareId: number;
   readonly tick: number;
+  readonly seq: number;
 }
 
 /** Round 1: `PeerClient.buckets(shard, query)`; answer with onBucketsAnswer / onRequestFailure. */
@@ -425,7 +427,7 @@ export class DesyncDetector {
     this.out.push({ op: 'alert', level: 'critical', error });
     const id = this.nextId++;
     this.comparison = new Comparison(id, m, this.isLeader ? null : this.leader);
-    this.out.push({ op: 'captureLocal', compareId: id, tick: m.tick });
+    this.out.push({ op: 'captureLocal', compareId: id, tick: m.tick, seq: m.seq });
     if (this.config.resync === 'auto' && !this.resyncNeedsCommand) this.startResync(nowMs, []);
     else if (this.resyncNeedsCommand) {
       this.out.push({

@@ -13,9 +13,9 @@ import type { EntrySource, EntrySourceHandler } from '../../src/ports/entry-sour
 import { DESYNC_DEFAULTS } from '../../src/replication/desync-detector.js';
 import { FOLLOWER_DEFAULTS } from '../../src/replication/follower.js';
 import { FollowerRole } from '../../src/node/follower-role.js';
-import { ShardHost } from '../../src/node/shard-host.js';
+import { FOLLOWER_COMMIT_INTERVAL_MS, ShardHost } from '../../src/node/shard-host.js';
 import { ManualClock } from '../sim/clock.js';
-import { MemoryLogStore } from '../sim/log-store.js';
+import { MemoryLogStore, type WriteOp } from '../sim/log-store.js';
 import { tallyReducer } from '../sim/tally-reducer.js';
 import { SHARD, makeLog } from '../replication/chain.js';
 
@@ -55,7 +55,7 @@ async function rangeServer(log: readonly Entry[]): Promise<{ server: Server; url
   return { server, url: `http://127.0.0.1:${(server.address() as AddressInfo).port}`, ranges };
 }
 
-function follower(clock: ManualClock, leaderUrl = 'http://127.0.0.1:9'): { role: FollowerRole; host: ShardHost; leader: HttpPeerClient; source: RecordingSource } {
+function follower(clock: ManualClock, leaderUrl = 'http://127.0.0.1:9', ack: 'leader' | 'quorum' = 'leader'): { role: FollowerRole; host: ShardHost; leader: HttpPeerClient; source: RecordingSource } {
   const registry = new ReducerRegistry([tallyReducer()]);
   const host = new ShardHost(
     {
@@ -71,7 +71,7 @@ function follower(clock: ManualClock, leaderUrl = 'http://127.0.0.1:9'): { role:
       nowMs: () => 1_700_000_000_000,
     },
     SHARD,
-    { leader: 'eu-fra', ack: 'leader', reducer: 'tally@1', createdBy: 'config' },
+    { leader: 'eu-fra', ack, reducer: 'tally@1', createdBy: 'config' },
   );
   // The leader's client points at a closed port: durable reports to it fail (and are retried
   // until the role closes), which these tests do not look at.
@@ -102,6 +102,88 @@ describe('FollowerRole', () => {
     expect(host.machine!.head).toBeLessThan(last.seq);
     // ... and the detector already holds the leader's digest carried by the last tick entry.
     expect(role.detector.expectedDigest(last.tick - 1)).toEqual(last.digest);
+    role.close();
+    await leader.close();
+  });
+
+  it('under ack mode leader, applies streamed entries at once and stores what arrives within FOLLOWER_COMMIT_INTERVAL_MS in one append; under quorum, no hold', async () => {
+    const log: Entry[] = makeLog(40, 2); // 121 entries
+    const chunks: Entry[][] = [];
+    for (let i = 0; i < log.length; i += 4) chunks.push(log.slice(i, i + 4));
+    const appendsUnder = async (ack: 'leader' | 'quorum'): Promise<{ appends: WriteOp[]; appliedBeforeDurable: number }> => {
+      const { role, host, leader } = follower(new ManualClock(), undefined, ack);
+      const appends: WriteOp[] = [];
+      (host.ctx.store as MemoryLogStore).faults.failWrite = (op) => {
+        if (op.kind === 'append') appends.push(op);
+        return false;
+      };
+      await host.resume();
+      role.start();
+      // One chunk per turn of the event loop, as a stream delivers them.
+      let appliedBeforeDurable = 0;
+      for (const c of chunks) {
+        role.onEntries(c, 'eu-fra');
+        const last = c[c.length - 1]!.seq;
+        expect(host.machine!.head).toBe(last);
+        if (host.durableSeq < last) appliedBeforeDurable++;
+        await new Promise((r) => setImmediate(r));
+      }
+      await host.waitDurable(log[log.length - 1]!.seq);
+      expect(host.durableSeq).toBe(log.length);
+      // Stored in order, each append continuing the one before, nothing twice.
+      expect(appends.map((a) => [a.seqFrom, a.seqTo])).toEqual(appends.map((a, i) => [i === 0 ? 1 : appends[i - 1]!.seqTo! + 1, a.seqTo]));
+      expect(appends[appends.length - 1]!.seqTo).toBe(log.length);
+      role.close();
+      await leader.close();
+      return { appends, appliedBeforeDurable };
+    };
+    const leaderAck = await appendsUnder('leader');
+    const quorumAck = await appendsUnder('quorum');
+    console.log(`${chunks.length} chunks, ${FOLLOWER_COMMIT_INTERVAL_MS} ms hold: ${leaderAck.appends.length} appends under ack leader, ${quorumAck.appends.length} under quorum`);
+    // The 31 turns take a few ms: the first append starts at once, the rest wait for the hold.
+    expect(leaderAck.appends.length).toBeLessThanOrEqual(8);
+    expect(leaderAck.appliedBeforeDurable).toBeGreaterThan(chunks.length / 2);
+    expect(quorumAck.appends.length).toBeGreaterThan(chunks.length / 2);
+  });
+
+  it("rebuilds a desynced tick from its log only once the log holds the entry that closed it: a mismatch can be seen before that (entries are applied first)", async () => {
+    const { role, host, leader } = follower(new ManualClock());
+    await host.resume();
+    role.start();
+    const log: Entry[] = makeLog(6, 2);
+    const last = log[log.length - 1]!;
+    // The first append starts at once; the next one waits for the commit hold (ack mode leader).
+    role.onEntries(log.slice(0, 1), 'eu-fra');
+    await host.waitDurable(1);
+    role.onEntries(log.slice(1), 'eu-fra');
+    await new Promise((r) => setImmediate(r));
+    // Applied, not yet durable.
+    const closed = host.machine!.lastDigest!;
+    expect(host.machine!.head).toBe(last.seq);
+    expect(closed.seq).toBe(last.seq);
+    expect(host.durableSeq).toBeLessThan(closed.seq);
+    // The leader's status names another digest for that tick: quarantine, then rebuild the tick.
+    const rebuiltAt: { durableSeq: number; tick: number; digest: Uint8Array }[] = [];
+    const onLocalState = role.detector.onLocalState.bind(role.detector);
+    role.detector.onLocalState = (id, state, now) => {
+      rebuiltAt.push({ durableSeq: host.durableSeq, tick: state.tick, digest: state.digest });
+      return onLocalState(id, state, now);
+    };
+    const failures: string[] = [];
+    const onLocalStateFailure = role.detector.onLocalStateFailure.bind(role.detector);
+    role.detector.onLocalStateFailure = (id, err, now) => {
+      failures.push(err.message);
+      return onLocalStateFailure(id, err, now);
+    };
+    const wrong = new Uint8Array(closed.digest.length).fill(7);
+    role.onPeerStatus({ region: 'eu-fra', shard: SHARD, head: last.seq, headHash: last.hash, tick: last.tick, firstSeq: 1, epoch: last.epoch, digest: { tick: closed.tick, digest: wrong }, quarantined: false });
+    expect(host.quarantine).not.toBeNull();
+    expect(rebuiltAt).toEqual([]);
+    await host.waitDurable(closed.seq);
+    await new Promise((r) => setImmediate(r));
+    expect(failures).toEqual([]);
+    // Rebuilt from the log once it held the tick, to the digest this region computed.
+    expect(rebuiltAt).toEqual([{ durableSeq: last.seq, tick: closed.tick, digest: closed.digest }]);
     role.close();
     await leader.close();
   });

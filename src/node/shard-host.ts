@@ -34,6 +34,8 @@ export interface HostContext {
   readonly snapshotEveryTicks: number;
   readonly snapshotsKept: number;
   readonly retainEntriesMin: number;
+  /** A follower's commit hold under ack mode leader (default FOLLOWER_COMMIT_INTERVAL_MS). */
+  readonly followerCommitHoldMs?: number;
   machineOptions(onTick: (d: TickDigest) => void): MachineOptions;
   nowMs(): number;
 }
@@ -85,6 +87,12 @@ const APPENDS_INFLIGHT_MAX = 4;
  * durability every acknowledgement and every streamed entry waits for.
  */
 export const FOLLOWER_COMMIT_INTERVAL_MS = 20;
+/**
+ * No hold once this many entries wait: a follower catching up (a backlog streamed after a link
+ * heals) stores as fast as its appends go, and its durable head does not trail by the hold.
+ * Live at 10,000 inputs/s a hold gathers ~200.
+ */
+export const FOLLOWER_COMMIT_HOLD_ENTRIES_MAX = 1_024;
 
 interface InflightAppend {
   batch: Entry[];
@@ -173,6 +181,8 @@ export class ShardHost implements ShardFeed {
   private digestsTimer: NodeJS.Timeout | null = null;
   /** When the last append of streamed entries started (performance.now()). */
   private lastStreamAppendAt = -Infinity;
+  /** A follower's commit hold in progress (schedule). */
+  private holdTimer: NodeJS.Timeout | null = null;
   private lastTick: TickDigest | null = null;
   /**
    * Digests of the latest RECENT_DIGESTS ticks computed here, by tick: peers' status rows and
@@ -411,23 +421,36 @@ export class ShardHost implements ShardFeed {
   }
 
   private schedule(): void {
-    if (this.scheduled) return;
+    if (this.scheduled) {
+      // A held append starts now if what waits no longer qualifies for the hold (a backlog).
+      if (this.holdTimer !== null && this.commitHoldMs() <= 0) this.releaseHold();
+      return;
+    }
     this.scheduled = true;
-    const run = (): void => {
-      this.scheduled = false;
-      this.pump();
-    };
     // Let every input that arrives in this turn of the event loop join the append (and, for a
     // follower's streamed entries, everything that arrives until its next commit is due).
     const holdMs = this.commitHoldMs();
-    if (holdMs > 0) setTimeout(run, holdMs);
-    else setImmediate(run);
+    if (holdMs > 0) this.holdTimer = setTimeout(() => this.releaseHold(), holdMs);
+    else setImmediate(() => this.runScheduled());
+  }
+
+  private runScheduled(): void {
+    this.scheduled = false;
+    this.pump();
+  }
+
+  /** End a follower's commit hold: its append starts in this turn's setImmediate. */
+  private releaseHold(): void {
+    if (this.holdTimer === null) return;
+    clearTimeout(this.holdTimer);
+    this.holdTimer = null;
+    setImmediate(() => this.runScheduled());
   }
 
   /** How long the pending entries wait before their append starts (FOLLOWER_COMMIT_INTERVAL_MS). */
   private commitHoldMs(): number {
-    if (this.pendingSource !== 'stream' || this.meta.ack !== 'leader') return 0;
-    return this.lastStreamAppendAt + FOLLOWER_COMMIT_INTERVAL_MS - performance.now();
+    if (this.pendingSource !== 'stream' || this.meta.ack !== 'leader' || this.pending.length >= FOLLOWER_COMMIT_HOLD_ENTRIES_MAX) return 0;
+    return this.lastStreamAppendAt + (this.ctx.followerCommitHoldMs ?? FOLLOWER_COMMIT_INTERVAL_MS) - performance.now();
   }
 
   /**
@@ -805,6 +828,8 @@ export class ShardHost implements ShardFeed {
    * promotion starts its epoch there). A snapshot being encoded or stored is not waited for.
    */
   async drainAppends(): Promise<void> {
+    // Nobody waits for a commit hold to end here.
+    this.releaseHold();
     while (this.scheduled || this.inflight.length > 0) await new Promise((r) => setTimeout(r, 1));
   }
 

@@ -77,7 +77,7 @@ describe.skipIf(c.skip)('three node processes with Toxiproxy between every pair'
       async () => {
         for (const r of REGIONS) {
           const s = await status(r);
-          if (s.applied < target || s.quarantine !== null || s.stopped !== null) return false;
+          if (s.applied < target || s.head < target || s.quarantine !== null || s.stopped !== null) return false;
         }
         return true;
       },

@@ -56,10 +56,10 @@ describe.skipIf(c.skip)('failover between node processes with Toxiproxy', () => 
   }
 
   async function converge(what: string): Promise<void> {
-    await waitFor(`every region to apply the leader's head (${what})`, async () => {
+    await waitFor(`every region to hold and apply the leader's head (${what})`, async () => {
       const rows = await Promise.all(REGIONS.map((r) => shardOf(r)));
       const target = Math.max(...rows.map((s) => s.head));
-      return rows.every((s) => s.applied >= target && s.quarantine === null && s.stopped === null && s.epoch === rows[0]!.epoch);
+      return rows.every((s) => s.applied >= target && s.head >= target && s.quarantine === null && s.stopped === null && s.epoch === rows[0]!.epoch);
     }, 30_000, 200);
   }
 

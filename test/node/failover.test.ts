@@ -46,9 +46,9 @@ describe('failover between region nodes', () => {
   async function converged(): Promise<void> {
     const leaderHead = async () => Math.max(...(await Promise.all(REGIONS.map(async (r) => cluster.nodes.get(r)!.status().shards[0]!.head))));
     const target = await leaderHead();
-    await waitFor(`every region to apply seq ${target}`, () => REGIONS.every((r) => {
+    await waitFor(`every region to hold and apply seq ${target}`, () => REGIONS.every((r) => {
       const s = cluster.nodes.get(r)!.status().shards[0]!;
-      return s.applied >= target && s.quarantine === null && s.stopped === null;
+      return s.applied >= target && s.head >= target && s.quarantine === null && s.stopped === null;
     }), 20_000);
   }
 

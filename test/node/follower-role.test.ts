@@ -13,7 +13,7 @@ import type { EntrySource, EntrySourceHandler } from '../../src/ports/entry-sour
 import { DESYNC_DEFAULTS } from '../../src/replication/desync-detector.js';
 import { FOLLOWER_DEFAULTS } from '../../src/replication/follower.js';
 import { FollowerRole } from '../../src/node/follower-role.js';
-import { FOLLOWER_COMMIT_INTERVAL_MS, ShardHost } from '../../src/node/shard-host.js';
+import { FOLLOWER_COMMIT_HOLD_ENTRIES_MAX, FOLLOWER_COMMIT_INTERVAL_MS, ShardHost } from '../../src/node/shard-host.js';
 import { ManualClock } from '../sim/clock.js';
 import { MemoryLogStore, type WriteOp } from '../sim/log-store.js';
 import { tallyReducer } from '../sim/tally-reducer.js';
@@ -55,7 +55,7 @@ async function rangeServer(log: readonly Entry[]): Promise<{ server: Server; url
   return { server, url: `http://127.0.0.1:${(server.address() as AddressInfo).port}`, ranges };
 }
 
-function follower(clock: ManualClock, leaderUrl = 'http://127.0.0.1:9', ack: 'leader' | 'quorum' = 'leader'): { role: FollowerRole; host: ShardHost; leader: HttpPeerClient; source: RecordingSource } {
+function follower(clock: ManualClock, leaderUrl = 'http://127.0.0.1:9', ack: 'leader' | 'quorum' = 'leader', followerCommitHoldMs?: number): { role: FollowerRole; host: ShardHost; leader: HttpPeerClient; source: RecordingSource } {
   const registry = new ReducerRegistry([tallyReducer()]);
   const host = new ShardHost(
     {
@@ -67,6 +67,7 @@ function follower(clock: ManualClock, leaderUrl = 'http://127.0.0.1:9', ack: 'le
       snapshotEveryTicks: 0,
       snapshotsKept: 2,
       retainEntriesMin: 1_000_000,
+      followerCommitHoldMs,
       machineOptions: (onTick) => ({ onTick, checked: null }),
       nowMs: () => 1_700_000_000_000,
     },
@@ -146,8 +147,42 @@ describe('FollowerRole', () => {
     expect(quorumAck.appends.length).toBeGreaterThan(chunks.length / 2);
   });
 
+  it('does not hold a backlog: FOLLOWER_COMMIT_HOLD_ENTRIES_MAX streamed entries or more are stored at once', async () => {
+    // A hold far longer than this test takes, so that what it shows does not depend on timing.
+    const { role, host, leader } = follower(new ManualClock(), undefined, 'leader', 60_000);
+    const appends: WriteOp[] = [];
+    (host.ctx.store as MemoryLogStore).faults.failWrite = (op) => {
+      if (op.kind === 'append') appends.push(op);
+      return false;
+    };
+    await host.resume();
+    role.start();
+    const log: Entry[] = makeLog(Math.ceil(FOLLOWER_COMMIT_HOLD_ENTRIES_MAX / 4) + 10, 3);
+    // The first append starts the hold's clock; a small chunk right after it waits ...
+    role.onEntries(log.slice(0, 1), 'eu-fra');
+    await host.waitDurable(1);
+    role.onEntries(log.slice(1, 5), 'eu-fra');
+    await new Promise((r) => setImmediate(r));
+    await new Promise((r) => setImmediate(r));
+    expect(appends).toHaveLength(1);
+    // ... and joins a backlog that arrives meanwhile, which is stored in the next turn.
+    const rest = log.slice(5);
+    expect(rest.length + 4).toBeGreaterThanOrEqual(FOLLOWER_COMMIT_HOLD_ENTRIES_MAX);
+    role.onEntries(rest, 'eu-fra');
+    await new Promise((r) => setImmediate(r));
+    await new Promise((r) => setImmediate(r));
+    expect(appends.map((a) => [a.seqFrom, a.seqTo])).toEqual([
+      [1, 1],
+      [2, log.length],
+    ]);
+    await host.waitDurable(log.length);
+    role.close();
+    await leader.close();
+  });
+
   it("rebuilds a desynced tick from its log only once the log holds the entry that closed it: a mismatch can be seen before that (entries are applied first)", async () => {
-    const { role, host, leader } = follower(new ManualClock());
+    // A hold long enough that the entries are surely not durable yet when the mismatch comes.
+    const { role, host, leader } = follower(new ManualClock(), undefined, 'leader', 1_000);
     await host.resume();
     role.start();
     const log: Entry[] = makeLog(6, 2);

@@ -27,7 +27,10 @@ beforeAll(async () => {
   expect(join.status).toBe(200);
   await waitFor('30 ticks and a snapshot', () => cluster.nodes.get('eu-fra')!.status().shards[0]!.tick > 30);
   const head = cluster.nodes.get('eu-fra')!.status().shards[0]!.head;
-  await waitFor('the follower to catch up', () => cluster.nodes.get('af-jnb')!.status().shards[0]!.applied >= head);
+  await waitFor('the follower to catch up', () => {
+    const s = cluster.nodes.get('af-jnb')!.status().shards[0]!;
+    return s.applied >= head && s.head >= head;
+  });
 });
 afterAll(async () => cluster?.close());
 

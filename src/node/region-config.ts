@@ -108,6 +108,11 @@ export const ReplicationConfigSchema = z.strictObject({
   ackTimeoutMs: posInt.default(10_000),
   /** Every peer's status is polled this often (heads and digests of peers not streamed from; shard discovery). */
   statusPollMs: posInt.default(1_000),
+  /**
+   * Under ack mode `leader`, a follower stores the entries streamed to it within this long in one
+   * append (one fsync); it applies them on receipt. 0: an append per batch received.
+   */
+  followerCommitHoldMs: uint.max(1_000).default(20),
 });
 
 export const RegionConfigSchema = z.strictObject({

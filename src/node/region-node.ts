@@ -126,6 +126,7 @@ export class RegionNode implements NodeService, FailoverNode {
       snapshotEveryTicks: c.snapshots.everyTicks,
       snapshotsKept: c.snapshots.kept,
       retainEntriesMin: c.snapshots.retainEntriesMin,
+      followerCommitHoldMs: c.replication.followerCommitHoldMs,
       machineOptions: (onTick) => this.machineOptions(onTick),
       nowMs: () => Date.now(),
     };
@@ -559,16 +560,26 @@ export class RegionNode implements NodeService, FailoverNode {
     return s;
   }
 
-  /** A machine at the close of `tick` (null: the latest closed tick), rebuilt from the store; cached per shard. */
-  private machineAt(slot: ShardSlot, tick: number | null): ShardMachine {
+  /**
+   * A machine at the close of `tick` (null: the latest closed tick), rebuilt from the store; cached
+   * per shard. A follower applies entries before its log holds them (the commit hold): a tick it
+   * has closed is rebuilt once the log holds the entry that closed it.
+   */
+  private async machineAt(slot: ShardSlot, tick: number | null): Promise<ShardMachine> {
     const host = slot.host;
-    if (host.quarantine !== null) {
+    const quarantined = (): void => {
+      if (host.quarantine === null) return;
       throw new PlayoutError('PLAYOUT_SHARD_QUARANTINED', `Cannot serve the state of shard "${host.shard}": it is quarantined since tick ${host.quarantine.firstDivergingTick} (${host.quarantine.reason})`, { shard: host.shard, tick: host.quarantine.firstDivergingTick });
-    }
+    };
+    quarantined();
     const latest = host.latestDigest;
     const t = tick ?? latest?.tick ?? null;
     if (t === null || latest === null || t > latest.tick) {
       throw new PlayoutError('PLAYOUT_TICK_NOT_RETAINED', `Cannot rebuild shard "${host.shard}" at tick ${t ?? '(latest)'}: the latest closed tick here is ${latest?.tick ?? 'none'}`, { shard: host.shard, tick: t });
+    }
+    if (latest.seq > host.durableSeq) {
+      await host.waitDurable(latest.seq);
+      quarantined();
     }
     const cached = this.stateCache.get(host.shard);
     if (cached !== undefined && cached.tick === t) return cached.machine;
@@ -579,19 +590,19 @@ export class RegionNode implements NodeService, FailoverNode {
 
   async buckets(shard: string, tick: number | null, tableSums: Record<string, Uint8Array> | null): Promise<BucketsAnswer> {
     const slot = this.slot(shard);
-    const m = this.machineAt(slot, tick);
+    const m = await this.machineAt(slot, tick);
     return answerBuckets(tickStateOf(m), { tick: m.lastDigest!.tick, tableSums });
   }
 
   async records(shard: string, tick: number | null, table: string, buckets: readonly number[]): Promise<RecordsAnswer> {
     const slot = this.slot(shard);
-    const m = this.machineAt(slot, tick);
+    const m = await this.machineAt(slot, tick);
     return answerRecords(tickStateOf(m), { tick: m.lastDigest!.tick, table, buckets });
   }
 
   async state(shard: string, tick: number | null, table: string | null): Promise<unknown> {
     const slot = this.slot(shard);
-    const m = this.machineAt(slot, tick);
+    const m = await this.machineAt(slot, tick);
     const tables = m.exportState();
     if (table !== null && !(table in tables)) {
       throw new PlayoutError('PLAYOUT_INVALID_ARGUMENT', `Cannot read state of shard "${shard}": query.table: expected one of ${Object.keys(tables).join(', ')}, received ${table}`, { path: 'query.table', expected: Object.keys(tables).join(', '), received: table });

@@ -376,3 +376,29 @@ describe('read-your-writes barrier limits', () => {
     expect([...codes]).toEqual(['PLAYOUT_SHARD_STOPPED']);
   });
 });
+
+describe('state of a follower inside its commit hold', () => {
+  it('serves the latest tick it applied once its log holds it, not an error (a follower applies entries before storing them)', async () => {
+    // A 1 s hold (the longest allowed) and 10 ms ticks: the follower's applied head is almost
+    // always ahead of its durable one.
+    const held = await startInProcessCluster({
+      regions: ['eu-fra', 'af-jnb'],
+      shards: [{ id: 'hunt-1', leader: 'eu-fra', tickMs: 10 }],
+      overrides: { replication: { followerCommitHoldMs: 1_000 } },
+    });
+    try {
+      const follower = held.nodes.get('af-jnb')!;
+      const host = follower.shards.get('hunt-1')!.host;
+      await waitFor('the follower to apply ticks it does not hold yet', () => host.latestDigest !== null && host.latestDigest.seq > host.durableSeq);
+      const latest = host.latestDigest!;
+      const state = await call('GET', follower.url, '/v1/shards/hunt-1/state', TOKENS.peer);
+      expect(state.status).toBe(200);
+      expect(state.json.tick).toBeGreaterThanOrEqual(latest.tick);
+      expect(host.durableSeq).toBeGreaterThanOrEqual(latest.seq);
+      const atTick = await call('GET', follower.url, `/v1/shards/hunt-1/state?tick=${latest.tick}`, TOKENS.peer);
+      expect(atTick.json).toMatchObject({ tick: latest.tick });
+    } finally {
+      await held.close();
+    }
+  });
+});

@@ -87,6 +87,16 @@ function follower(clock: ManualClock, leaderUrl = 'http://127.0.0.1:9', ack: 'le
   return { role, host, leader, source };
 }
 
+/** The appends the host's store is asked for, in order (the store still performs them). */
+function appendsOf(host: ShardHost): WriteOp[] {
+  const appends: WriteOp[] = [];
+  (host.ctx.store as MemoryLogStore).faults.failWrite = (op) => {
+    if (op.kind === 'append') appends.push(op);
+    return false;
+  };
+  return appends;
+}
+
 describe('FollowerRole', () => {
   it('feeds the leader digests carried by the log to the detector once the entries are durable, before they are applied', async () => {
     const { role, host, leader } = follower(new ManualClock());
@@ -113,11 +123,7 @@ describe('FollowerRole', () => {
     for (let i = 0; i < log.length; i += 4) chunks.push(log.slice(i, i + 4));
     const appendsUnder = async (ack: 'leader' | 'quorum'): Promise<{ appends: WriteOp[]; appliedBeforeDurable: number }> => {
       const { role, host, leader } = follower(new ManualClock(), undefined, ack);
-      const appends: WriteOp[] = [];
-      (host.ctx.store as MemoryLogStore).faults.failWrite = (op) => {
-        if (op.kind === 'append') appends.push(op);
-        return false;
-      };
+      const appends = appendsOf(host);
       await host.resume();
       role.start();
       // One chunk per turn of the event loop, as a stream delivers them.
@@ -150,11 +156,7 @@ describe('FollowerRole', () => {
   it('does not hold a backlog: FOLLOWER_COMMIT_HOLD_ENTRIES_MAX streamed entries or more are stored at once', async () => {
     // A hold far longer than this test takes, so that what it shows does not depend on timing.
     const { role, host, leader } = follower(new ManualClock(), undefined, 'leader', 60_000);
-    const appends: WriteOp[] = [];
-    (host.ctx.store as MemoryLogStore).faults.failWrite = (op) => {
-      if (op.kind === 'append') appends.push(op);
-      return false;
-    };
+    const appends = appendsOf(host);
     await host.resume();
     role.start();
     const log: Entry[] = makeLog(Math.ceil(FOLLOWER_COMMIT_HOLD_ENTRIES_MAX / 4) + 10, 3);

@@ -14,7 +14,7 @@ import type { Clock, Timer } from '../ports/clock.js';
 import type { PeerShardStatus } from '../ports/entry-source.js';
 import { Follower, type AdmitHook, type FollowerAction, type FollowerConfig } from '../replication/follower.js';
 import { DesyncDetector, type DesyncAction, type DesyncConfig, type DesyncReport } from '../replication/desync-detector.js';
-import { stateAtTick, tickStateOf } from '../replication/state-at-tick.js';
+import { tickStateOf } from '../replication/state-at-tick.js';
 import { rangeNotRetainedOf, type HttpPeerClient } from '../adapters/http-peer-client.js';
 import type { EntrySource } from '../ports/entry-source.js';
 import type { PeerStatus } from '../adapters/http-schemas.js';
@@ -515,29 +515,16 @@ export class FollowerRole {
     this.arm();
   }
 
-  /**
-   * Rebuild this region's state at `tick` from its own log, once the log durably holds `seq` (the
-   * entry that closed the tick here): entries are applied as they are handed to the store, so a
-   * mismatch can be seen (the leader's digest in its status) before the tick is in the log.
-   */
+  /** Rebuild this region's state at `tick` from its own log (once the log holds `seq`, which closed it here). */
   private captureLocal(compareId: number, tick: number, seq: number): void {
-    const capture = (): void => {
-      if (this.closed) return;
-      try {
-        const m = stateAtTick(this.host.ctx.store, this.host.ctx.registry, this.host.shard, tick);
-        this.runDesync(this.detector.onLocalState(compareId, tickStateOf(m), this.clock.nowMs()));
-      } catch (err) {
-        this.runDesync(this.detector.onLocalStateFailure(compareId, asPlayoutError(err), this.clock.nowMs()));
-      }
-    };
-    if (seq <= this.host.durableSeq) {
-      capture();
-      return;
-    }
-    // A failed append rejects this (the entries after the durable head are dropped and fetched again).
-    this.host.waitDurable(seq).then(capture, (err: unknown) => {
-      if (!this.closed) this.runDesync(this.detector.onLocalStateFailure(compareId, asPlayoutError(err), this.clock.nowMs()));
-    });
+    this.host.rebuildAt(tick, seq).then(
+      (m) => {
+        if (!this.closed) this.runDesync(this.detector.onLocalState(compareId, tickStateOf(m), this.clock.nowMs()));
+      },
+      (err: unknown) => {
+        if (!this.closed) this.runDesync(this.detector.onLocalStateFailure(compareId, asPlayoutError(err), this.clock.nowMs()));
+      },
+    );
   }
 
   private peerCall<T>(peer: string, requestId: number, timeoutMs: number, call: (c: HttpPeerClient, signal: AbortSignal) => Promise<T>, done: (answer: T) => DesyncAction[]): void {

@@ -25,7 +25,7 @@ import type { BucketsAnswer, RecordsAnswer } from '../ports/peer-client.js';
 import { answerBuckets, answerRecords } from '../replication/bucket-compare.js';
 import { FOLLOWER_DEFAULTS } from '../replication/follower.js';
 import { DESYNC_DEFAULTS } from '../replication/desync-detector.js';
-import { stateAtTick, tickStateOf } from '../replication/state-at-tick.js';
+import { tickStateOf } from '../replication/state-at-tick.js';
 import { GlobalsGuard } from '../adapters/determinism-guard.js';
 import { TokenAuthenticator } from '../adapters/http-auth.js';
 import { HttpEntrySource } from '../adapters/http-entry-source.js';
@@ -560,11 +560,7 @@ export class RegionNode implements NodeService, FailoverNode {
     return s;
   }
 
-  /**
-   * A machine at the close of `tick` (null: the latest closed tick), rebuilt from the store; cached
-   * per shard. A follower applies entries before its log holds them (the commit hold): a tick it
-   * has closed is rebuilt once the log holds the entry that closed it.
-   */
+  /** A machine at the close of `tick` (null: the latest closed tick), rebuilt from the store (ShardHost.rebuildAt); cached per shard. */
   private async machineAt(slot: ShardSlot, tick: number | null): Promise<ShardMachine> {
     const host = slot.host;
     const quarantined = (): void => {
@@ -577,13 +573,11 @@ export class RegionNode implements NodeService, FailoverNode {
     if (t === null || latest === null || t > latest.tick) {
       throw new PlayoutError('PLAYOUT_TICK_NOT_RETAINED', `Cannot rebuild shard "${host.shard}" at tick ${t ?? '(latest)'}: the latest closed tick here is ${latest?.tick ?? 'none'}`, { shard: host.shard, tick: t });
     }
-    if (latest.seq > host.durableSeq) {
-      await host.waitDurable(latest.seq);
-      quarantined();
-    }
     const cached = this.stateCache.get(host.shard);
     if (cached !== undefined && cached.tick === t) return cached.machine;
-    const m = stateAtTick(this.store, this.registry, host.shard, t);
+    // Every tick up to the latest was closed at or before the latest's seq.
+    const m = await host.rebuildAt(t, latest.seq);
+    quarantined();
     this.stateCache.set(host.shard, { tick: t, machine: m });
     return m;
   }

@@ -23,6 +23,7 @@ import type { AckMode } from '../adapters/http-schemas.js';
 import type { NodeMetrics } from '../adapters/metrics.js';
 import type { EpochRecord, FenceState } from '../ports/failover-client.js';
 import { EPOCHS_META_KEY, appendEpochRecord, epochRecordOf, historyFromEntries, parseEpochHistory } from '../replication/epoch-history.js';
+import { stateAtTick } from '../replication/state-at-tick.js';
 import { FENCE_META_KEY, establish, establishHistory, initialFence, parseFence } from '../replication/fence.js';
 
 export interface HostContext {
@@ -34,8 +35,18 @@ export interface HostContext {
   readonly snapshotEveryTicks: number;
   readonly snapshotsKept: number;
   readonly retainEntriesMin: number;
-  /** A follower's commit hold under ack mode leader (default FOLLOWER_COMMIT_INTERVAL_MS). */
-  readonly followerCommitHoldMs?: number;
+  /**
+   * Under ack mode `leader` (the leader acknowledges on its own durability), a follower starts an
+   * append of streamed entries at most this often, so that what arrives in the meantime shares
+   * one transaction and one fsync (config `replication.followerCommitHoldMs`). It applies them on
+   * receipt: only its durable head trails, by at most this long (what it serves peers, reports to
+   * the leader, counts for a promotion, and rebuilds a tick from: see rebuildAt). Under ack mode
+   * `quorum` acknowledgements wait for it: no hold there.
+   * Why: at 10,000 inputs/s each region fsyncs ~100 times a second; where regions share a disk
+   * (the latency benchmark's loopback cluster) the follower's fsyncs delay the leader's, whose
+   * durability every acknowledgement and every streamed entry waits for.
+   */
+  readonly followerCommitHoldMs: number;
   machineOptions(onTick: (d: TickDigest) => void): MachineOptions;
   nowMs(): number;
 }
@@ -74,19 +85,6 @@ export type AppendSource = 'sequencer' | 'stream' | 'repair';
 
 /** Appends in flight at once per shard (see ShardHost.pump). */
 const APPENDS_INFLIGHT_MAX = 4;
-/**
- * A follower's appends of streamed entries start at most this often when nothing waits for them
- * (ack mode `leader`: the leader acknowledges on its own durability), so that what arrives in
- * the meantime shares one transaction and one fsync. A follower applies entries as it hands them
- * to the store (src/replication/follower.ts), so applying does not wait for this; only its
- * durable head does (what it serves peers, reports to the leader, counts for a promotion, and
- * rebuilds a desynced tick from: FollowerRole.captureLocal waits for it), by at most this long.
- * Under ack mode `quorum` acknowledgements wait for it: no hold there.
- * Why: at 10,000 inputs/s each region fsyncs ~100 times a second; where regions share a disk
- * (the latency benchmark's loopback cluster) the follower's fsyncs delay the leader's, whose
- * durability every acknowledgement and every streamed entry waits for.
- */
-export const FOLLOWER_COMMIT_INTERVAL_MS = 20;
 /**
  * No hold once this many entries wait: a follower catching up (a backlog streamed after a link
  * heals) stores as fast as its appends go, and its durable head does not trail by the hold.
@@ -447,10 +445,10 @@ export class ShardHost implements ShardFeed {
     setImmediate(() => this.runScheduled());
   }
 
-  /** How long the pending entries wait before their append starts (FOLLOWER_COMMIT_INTERVAL_MS). */
+  /** How long the pending entries wait before their append starts (HostContext.followerCommitHoldMs). */
   private commitHoldMs(): number {
     if (this.pendingSource !== 'stream' || this.meta.ack !== 'leader' || this.pending.length >= FOLLOWER_COMMIT_HOLD_ENTRIES_MAX) return 0;
-    return this.lastStreamAppendAt + (this.ctx.followerCommitHoldMs ?? FOLLOWER_COMMIT_INTERVAL_MS) - performance.now();
+    return this.lastStreamAppendAt + this.ctx.followerCommitHoldMs - performance.now();
   }
 
   /**
@@ -526,6 +524,16 @@ export class ShardHost implements ShardFeed {
       while (i > 0 && this.waiters[i - 1]!.seq > seq) i--;
       this.waiters.splice(i, 0, w);
     });
+  }
+
+  /**
+   * This region's state at the close of `tick`, rebuilt from its log (nearest snapshot + replay)
+   * once the log holds `closedBySeq`, the entry that closed the tick here: entries are applied
+   * before they are durable (a follower's commit hold), so a tick just applied may not be in the log yet.
+   */
+  async rebuildAt(tick: number, closedBySeq: number): Promise<ShardMachine> {
+    if (closedBySeq > this.durableSeq) await this.waitDurable(closedBySeq);
+    return stateAtTick(this.ctx.store, this.ctx.registry, this.shard, tick);
   }
 
   private onDurable(batch: Entry[]): void {

@@ -13,7 +13,8 @@ import type { EntrySource, EntrySourceHandler } from '../../src/ports/entry-sour
 import { DESYNC_DEFAULTS } from '../../src/replication/desync-detector.js';
 import { FOLLOWER_DEFAULTS } from '../../src/replication/follower.js';
 import { FollowerRole } from '../../src/node/follower-role.js';
-import { FOLLOWER_COMMIT_HOLD_ENTRIES_MAX, FOLLOWER_COMMIT_INTERVAL_MS, ShardHost } from '../../src/node/shard-host.js';
+import { FOLLOWER_COMMIT_HOLD_ENTRIES_MAX, ShardHost } from '../../src/node/shard-host.js';
+import { ReplicationConfigSchema } from '../../src/node/region-config.js';
 import { ManualClock } from '../sim/clock.js';
 import { MemoryLogStore, type WriteOp } from '../sim/log-store.js';
 import { tallyReducer } from '../sim/tally-reducer.js';
@@ -55,7 +56,10 @@ async function rangeServer(log: readonly Entry[]): Promise<{ server: Server; url
   return { server, url: `http://127.0.0.1:${(server.address() as AddressInfo).port}`, ranges };
 }
 
-function follower(clock: ManualClock, leaderUrl = 'http://127.0.0.1:9', ack: 'leader' | 'quorum' = 'leader', followerCommitHoldMs?: number): { role: FollowerRole; host: ShardHost; leader: HttpPeerClient; source: RecordingSource } {
+/** The configured default. */
+const HOLD_MS = ReplicationConfigSchema.parse({}).followerCommitHoldMs;
+
+function follower(clock: ManualClock, leaderUrl = 'http://127.0.0.1:9', ack: 'leader' | 'quorum' = 'leader', followerCommitHoldMs = HOLD_MS): { role: FollowerRole; host: ShardHost; leader: HttpPeerClient; source: RecordingSource } {
   const registry = new ReducerRegistry([tallyReducer()]);
   const host = new ShardHost(
     {
@@ -117,7 +121,7 @@ describe('FollowerRole', () => {
     await leader.close();
   });
 
-  it('under ack mode leader, applies streamed entries at once and stores what arrives within FOLLOWER_COMMIT_INTERVAL_MS in one append; under quorum, no hold', async () => {
+  it('under ack mode leader, applies streamed entries at once and stores what arrives within the configured hold (followerCommitHoldMs) in one append; under quorum, no hold', async () => {
     const log: Entry[] = makeLog(40, 2); // 121 entries
     const chunks: Entry[][] = [];
     for (let i = 0; i < log.length; i += 4) chunks.push(log.slice(i, i + 4));
@@ -146,7 +150,7 @@ describe('FollowerRole', () => {
     };
     const leaderAck = await appendsUnder('leader');
     const quorumAck = await appendsUnder('quorum');
-    console.log(`${chunks.length} chunks, ${FOLLOWER_COMMIT_INTERVAL_MS} ms hold: ${leaderAck.appends.length} appends under ack leader, ${quorumAck.appends.length} under quorum`);
+    console.log(`${chunks.length} chunks, ${HOLD_MS} ms hold: ${leaderAck.appends.length} appends under ack leader, ${quorumAck.appends.length} under quorum`);
     // The 31 turns take a few ms: the first append starts at once, the rest wait for the hold.
     expect(leaderAck.appends.length).toBeLessThanOrEqual(8);
     expect(leaderAck.appliedBeforeDurable).toBeGreaterThan(chunks.length / 2);

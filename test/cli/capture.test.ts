@@ -92,10 +92,11 @@ beforeAll(async () => {
   truncated = await startInProcessCluster({
     regions: ['eu-fra'],
     shards: [{ id: 'hunt-9', leader: 'eu-fra', tickMs: 40 }],
-    // A window of ~8 s of ticks: wide enough that the CLI runs below read overlapping ranges of a
-    // log the node keeps truncating (one run that took over 5 s on a loaded machine found its
-    // snapshot's next entry truncated), small enough to be truncated within the setup.
-    overrides: { limits: { rangeEntriesMax: 25 }, snapshots: { everyTicks: 10, kept: 3, retainEntriesMin: 200 } },
+    // A window of ~20 s of ticks: wide enough that the CLI runs below read overlapping ranges of a
+    // log the node keeps truncating (with ~8 s, a replay on a loaded CI machine, to the tick a
+    // capture ended at seconds before, found its snapshot's next entry truncated), small enough to
+    // be truncated within the setup.
+    overrides: { limits: { rangeEntriesMax: 25 }, snapshots: { everyTicks: 10, kept: 3, retainEntriesMin: 500 } },
   });
   fullUrl = full.nodes.get('eu-fra')!.url;
   truncatedUrl = truncated.nodes.get('eu-fra')!.url;

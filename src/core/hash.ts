@@ -130,6 +130,25 @@ export function hashResultWord(w: number): number {
   return memView.getUint32(AT + 12 - w * 4);
 }
 
+/**
+ * hash128 of an input far larger than an entry (a snapshot), by its own code. V8 compiles
+ * hash128Raw for what it has seen, the entries every append seals and checks; the first input over
+ * CHUNK_BYTES took a branch it had never taken, which threw that code away in a node under load (a
+ * periodic snapshot's first hash did, in bench/http-latency.bench.ts).
+ */
+export function hash128Bulk(bytes: Uint8Array, offset = 0, length = bytes.length - offset): Uint8Array {
+  memView.setUint32(AT, 0);
+  memView.setUint32(AT + 4, 0);
+  wasm.Hash_Init();
+  for (let from = offset, end = offset + length; from < end; from += CHUNK_BYTES) {
+    const n = Math.min(CHUNK_BYTES, end - from);
+    mem.set(bytes.subarray(from, from + n), AT);
+    wasm.Hash_Update(n);
+  }
+  wasm.Hash_Final();
+  return HASH_RESULT.slice();
+}
+
 /** XXH3-128 of `bytes[offset, offset+length)`, as 16 bytes (big-endian, as the reference prints it). */
 export function hash128(bytes: Uint8Array, offset = 0, length = bytes.length - offset): Uint8Array {
   hash128Raw(bytes, offset, length);

@@ -100,7 +100,7 @@ export const SNAPSHOT_FORMAT = 1;
 export interface CapturedSnapshot {
   readonly header: Omit<Snapshot, 'tables'>;
   readonly tables: readonly { readonly name: string; readonly capture: TableCapture }[];
-  /** Stop keeping old values for this capture (its reads fail afterwards). */
+  /** Stop keeping old rows for this capture (its reads fail afterwards). */
   release(): void;
 }
 
@@ -629,7 +629,7 @@ export class ShardMachine {
 
   /**
    * The state at this tick boundary, captured without copying it: the tables keep the records'
-   * old values as they change (see TableCapture), so the machine may go on applying while the
+   * old rows as they change (see TableCapture), so the machine may go on applying while the
    * capture is encoded (encodeCapturedSnapshotSteps), over many turns of a node's event loop.
    * Costs O(records changed while it is held) instead of snapshot()'s copy of the whole state,
    * which held a node's loop for tens of ms at 2,000 players. Release it when done.

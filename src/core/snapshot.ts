@@ -11,7 +11,7 @@ import { z } from 'zod';
 import { CanonicalReader } from './canonical-reader.js';
 import { CanonicalWriter, decodeCanonical, withPath } from './codec.js';
 import { PlayoutError, describe } from './errors.js';
-import { HASH_BYTES, hash128, hashEquals, toHex } from './hash.js';
+import { HASH_BYTES, hash128, hash128Bulk, hashEquals, toHex } from './hash.js';
 import { SNAPSHOT_FORMAT, type CapturedSnapshot, type Snapshot } from './shard-machine.js';
 
 const hash16 = z.instanceof(Uint8Array).refine((b) => b.length === HASH_BYTES, 'exactly 16 bytes');
@@ -83,12 +83,7 @@ export function* encodeCapturedSnapshotSteps(c: CapturedSnapshot, rowsPerStep = 
         return {
           name,
           count: keys.length,
-          write: (w: CanonicalWriter, i: number) => {
-            // As writeValue writes [key, record].
-            w.writeArrayHeader(2);
-            w.writeString(keys[i]!);
-            w.writeValue(capture.value(keys[i]!));
-          },
+          write: (w: CanonicalWriter, i: number) => capture.writeRow(w, keys[i]!),
         };
       }),
       rowsPerStep,
@@ -105,27 +100,56 @@ interface TableRows {
   write(w: CanonicalWriter, i: number): void;
 }
 
+/**
+ * The encoder behind both step encoders. A node runs it while it applies entries, so it keeps off
+ * the branches of the codec that the node's own encoding never takes: V8 compiles the codec for
+ * what it has seen (entries sealed, records hashed, all small), and the first time compiled code
+ * meets a branch it has never run, V8 throws that code away and runs the function unoptimised until
+ * it compiles it again. A node's first periodic snapshot met several at once (a writer growing to
+ * hundreds of kilobytes, arrays of thousands of rows, bytes and null through writeValue, a hash over
+ * more than 16 KiB): `--trace-deopt` showed writeValue, writeObject, writeArrayHeader, the compiled
+ * record writers and hash128Raw thrown away, code every append runs. So each row and each header
+ * field is written by a writer of its own and copied into the output here, the tables' array
+ * headers are written here, and the body is hashed by hash128Bulk. Encoding a 300 KB state took
+ * 19–27 ms the first time and 12–17 ms the fourth, and 9–16 and 4–8 ms since (bench/snapshot.bench.ts).
+ */
 function* snapshotSteps(described: unknown, header: Omit<Snapshot, 'tables'>, tables: TableRows[], rowsPerStep: number): Generator<void, Uint8Array, void> {
-  const w = new CanonicalWriter(1 << 16);
+  const out = new SnapshotBytes();
+  const w = new CanonicalWriter(4096);
   try {
     const fields = { ...header, tables: null } as Record<string, unknown>;
     // Canonical order, as CanonicalWriter orders a plain object's keys.
     const keys = Object.keys(fields).sort();
-    w.writeMapHeader(keys.length);
+    out.header(MAP, keys.length);
     let rows = 0;
     for (const k of keys) {
+      w.reset();
       w.writeString(k);
       if (k !== 'tables') {
-        w.writeValue(fields[k]);
+        const v = fields[k];
+        // Hashes, the rng's words and no params without writeValue's branches for bytes, arrays
+        // and null, which records and payloads may never take.
+        if (v === null) w.writeNil();
+        else if (v instanceof Uint8Array) w.writeBin(v);
+        else if (Array.isArray(v)) {
+          w.writeArrayHeader(v.length);
+          for (const x of v) w.writeValue(x);
+        } else w.writeValue(v);
+        out.append(w);
         continue;
       }
+      out.append(w);
       const sorted = [...tables].sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0));
-      w.writeMapHeader(sorted.length);
+      out.header(MAP, sorted.length);
       for (const t of sorted) {
+        w.reset();
         w.writeString(t.name);
-        w.writeArrayHeader(t.count);
+        out.append(w);
+        out.header(ARRAY, t.count);
         for (let i = 0; i < t.count; i++) {
+          w.reset();
           t.write(w, i);
+          out.append(w);
           if (++rows === rowsPerStep) {
             rows = 0;
             yield;
@@ -136,9 +160,59 @@ function* snapshotSteps(described: unknown, header: Omit<Snapshot, 'tables'>, ta
   } catch (err) {
     throw withPath(err, described, 'snapshot');
   }
-  const bodyLength = w.pos;
-  w.writeRaw(hash128(w.buf, 0, bodyLength));
-  return w.bytes();
+  return out.sealed();
+}
+
+const MAP = { fix: 0x80, u16: 0xde, u32: 0xdf };
+const ARRAY = { fix: 0x90, u16: 0xdc, u32: 0xdd };
+
+/** A snapshot's bytes as snapshotSteps builds them: appended pieces, container headers, then the hash. */
+class SnapshotBytes {
+  private buf = new Uint8Array(1 << 16);
+  private pos = 0;
+
+  private room(n: number): void {
+    if (this.pos + n <= this.buf.length) return;
+    let size = this.buf.length * 2;
+    while (size < this.pos + n) size *= 2;
+    const next = new Uint8Array(size);
+    next.set(this.buf.subarray(0, this.pos));
+    this.buf = next;
+  }
+
+  /** What `w` wrote since its reset. */
+  append(w: CanonicalWriter): void {
+    this.room(w.pos);
+    this.buf.set(w.buf.subarray(0, w.pos), this.pos);
+    this.pos += w.pos;
+  }
+
+  /** A msgpack map or array header for `n` elements, in its smallest form. */
+  header(kind: typeof MAP, n: number): void {
+    this.room(5);
+    const b = this.buf;
+    if (n < 16) b[this.pos++] = kind.fix | n;
+    else if (n < 0x10000) {
+      b[this.pos++] = kind.u16;
+      b[this.pos++] = n >>> 8;
+      b[this.pos++] = n & 0xff;
+    } else {
+      b[this.pos++] = kind.u32;
+      b[this.pos++] = n >>> 24;
+      b[this.pos++] = (n >>> 16) & 0xff;
+      b[this.pos++] = (n >>> 8) & 0xff;
+      b[this.pos++] = n & 0xff;
+    }
+  }
+
+  /** The body followed by its hash, in an array of their length. */
+  sealed(): Uint8Array {
+    const bodyLength = this.pos;
+    const out = new Uint8Array(bodyLength + HASH_BYTES);
+    out.set(this.buf.subarray(0, bodyLength));
+    out.set(hash128Bulk(this.buf, 0, bodyLength), bodyLength);
+    return out;
+  }
 }
 
 export function decodeSnapshot(bytes: Uint8Array, offset = 0, length = bytes.length - offset): Snapshot {
@@ -164,7 +238,7 @@ function checkedBodyEnd(bytes: Uint8Array, offset: number, length: number): numb
   }
   const bodyEnd = offset + length - HASH_BYTES;
   const stored = bytes.subarray(bodyEnd, offset + length);
-  const computed = hash128(bytes, offset, length - HASH_BYTES);
+  const computed = hash128Bulk(bytes, offset, length - HASH_BYTES);
   if (!hashEquals(stored, computed)) {
     throw new PlayoutError('PLAYOUT_SNAPSHOT_CORRUPT', `Cannot decode snapshot: its bytes hash to ${toHex(computed)} but it records ${toHex(stored)}`, { expected: toHex(stored), received: toHex(computed) });
   }

@@ -7,7 +7,7 @@
 // the result does not depend on insertion order, key order inside a record, or how a record
 // was built (the canonical encoding sorts keys and writes -0 as 0).
 import type { z } from 'zod';
-import { CanonicalWriter, cloneCanonical, withPath } from './codec.js';
+import { CanonicalWriter, withPath } from './codec.js';
 import { PlayoutError, assert } from './errors.js';
 import { HASH_RESULT, add128Words, fnv1a32, hash128Raw, hashResultWord, sub128Words, sumBytes } from './hash.js';
 import { ReadOnlyViews } from './read-only-view.js';
@@ -67,14 +67,16 @@ class Slot {
  * The records of a table as they were when it was captured, read while the table goes on
  * changing (a node encodes a snapshot over many turns of its event loop while it keeps applying).
  * Capturing costs the sorted key list, which the table already keeps; after that, the first change
- * to a record preserves its value here (a copy when it is changed in place), so a capture costs
- * O(records changed while it is held) instead of a copy of the whole state. Release it when done.
+ * to a record keeps its encoded row ([key, record] in canonical msgpack, as a snapshot lists it),
+ * so a capture costs O(records changed while it is held) instead of a copy of the whole state.
+ * Rows rather than copies of the records: a copy is an object V8 has not seen, and encoding it in
+ * the snapshot threw away the compiled record writers the node's hashing runs on. Release it when done.
  */
 export class TableCapture {
   /** Keys in ascending UTF-16 code unit order, as at the capture. */
   readonly keys: readonly string[];
-  /** Values as at the capture of the records changed or deleted since (and of records added since, unused). */
-  readonly saved = new Map<string, unknown>();
+  /** Encoded rows as at the capture of the records changed or deleted since (and of records added since, unused). */
+  readonly saved = new Map<string, Uint8Array>();
   released = false;
 
   constructor(
@@ -84,10 +86,12 @@ export class TableCapture {
     this.keys = keys;
   }
 
-  /** The record's value as at the capture (engine use: do not modify it). */
-  value(key: string): unknown {
+  /** Write the row of `key` as at the capture, [key, record], to `w`. */
+  writeRow(w: CanonicalWriter, key: string): void {
     assert(!this.released, `table ${this.table.name}: capture read after release`);
-    return this.saved.has(key) ? this.saved.get(key) : this.table.peek(key);
+    const row = this.saved.get(key);
+    if (row !== undefined) w.writeRaw(row);
+    else writeRow(w, key, this.table.peek(key));
   }
 
   release(): void {
@@ -96,6 +100,16 @@ export class TableCapture {
     this.table.releaseCapture(this);
   }
 }
+
+/** [key, record] in canonical msgpack: a snapshot's row. */
+function writeRow(w: CanonicalWriter, key: string, value: unknown): void {
+  w.writeArrayHeader(2);
+  w.writeString(key);
+  w.writeValue(value);
+}
+
+/** Encodes the rows captures keep (TableCapture.saved). */
+const rowWriter = new CanonicalWriter(4096);
 
 export class StateTable<T = unknown> {
   readonly name: string;
@@ -113,6 +127,13 @@ export class StateTable<T = unknown> {
   readonly sums = new Uint32Array(4 + BUCKETS * 4);
   /** Captures being read (see TableCapture); a change preserves the old value for each first. */
   private captures: TableCapture[] = [];
+  /**
+   * captures.length, which the writes check. A number field, so that what the writes read never
+   * changes type: reading the array's length compiled a check of the array's kind into every
+   * reducer that inlined a write, and the first capture (an array of objects instead of an empty
+   * one) failed it and threw that code away, during a node's first snapshot.
+   */
+  private capturing = 0;
   /** Checked mode: `get` returns read-only views, so a write through them throws and is remembered. */
   frozenReads = false;
   /** Where read-only views record a write; the machine shares one between its tables and checks it after every reducer call. */
@@ -147,8 +168,8 @@ export class StateTable<T = unknown> {
   mut(key: string): T | undefined {
     const slot = this.slots.get(key);
     if (slot === undefined) return undefined;
-    // Changed in place by the caller: a capture keeps a copy.
-    if (this.captures.length !== 0) this.preserve(key, slot.value, true);
+    // Changed in place by the caller: a capture keeps its row first.
+    if (this.capturing !== 0) this.preserve(key, slot.value);
     if (!slot.dirty) this.markDirty(key, slot);
     return slot.value as T;
   }
@@ -161,8 +182,8 @@ export class StateTable<T = unknown> {
       this.slots.set(key, slot);
       this.sortedKeys = null;
     } else {
-      // Replaced: a capture keeps the old value itself (nothing changes it any more).
-      if (this.captures.length !== 0) this.preserve(key, slot.value, false);
+      // Replaced: a capture keeps its row first.
+      if (this.capturing !== 0) this.preserve(key, slot.value);
       slot.value = value;
     }
     if (!slot.dirty) this.markDirty(key, slot);
@@ -171,7 +192,7 @@ export class StateTable<T = unknown> {
   delete(key: string): boolean {
     const slot = this.slots.get(key);
     if (slot === undefined) return false;
-    if (this.captures.length !== 0) this.preserve(key, slot.value, false);
+    if (this.capturing !== 0) this.preserve(key, slot.value);
     this.slots.delete(key);
     this.sortedKeys = null;
     slot.alive = false;
@@ -183,12 +204,14 @@ export class StateTable<T = unknown> {
   capture(): TableCapture {
     const c = new TableCapture(this as StateTable<unknown>, this.keys());
     this.captures.push(c);
+    this.capturing = this.captures.length;
     return c;
   }
 
   /** @internal TableCapture.release */
   releaseCapture(c: TableCapture): void {
     this.captures = this.captures.filter((x) => x !== c);
+    this.capturing = this.captures.length;
   }
 
   /** Number of captures not yet released. */
@@ -196,18 +219,22 @@ export class StateTable<T = unknown> {
     return this.captures.length;
   }
 
-  /** Keep the value a record had before its first change for every capture that lacks it. */
-  private preserve(key: string, value: unknown, copy: boolean): void {
-    let kept: unknown;
-    let made = false;
+  /**
+   * Keep the row of a record before its first change for every capture that lacks it. The record
+   * is as at the capture (this is its first change since), so it was hashed when its tick closed
+   * and encodes.
+   */
+  private preserve(key: string, value: unknown): void {
+    let row: Uint8Array | null = null;
     for (let i = 0; i < this.captures.length; i++) {
       const saved = this.captures[i]!.saved;
       if (saved.has(key)) continue;
-      if (!made) {
-        kept = copy ? cloneCanonical(value) : value;
-        made = true;
+      if (row === null) {
+        rowWriter.reset();
+        writeRow(rowWriter, key, value);
+        row = rowWriter.bytes();
       }
-      saved.set(key, kept);
+      saved.set(key, row);
     }
   }
 

@@ -5,7 +5,7 @@ import { dirname, join } from 'node:path';
 import fc from 'fast-check';
 import { createXXHash128 } from 'hash-wasm';
 import { describe, expect, it } from 'vitest';
-import { HASH_RESULT, add128, add128Words, hash128, hash128Into, hash128Raw, hashArena, hashResultWord, sub128, sub128Words, sumBytes, toHex } from '../../src/core/index.js';
+import { HASH_RESULT, add128, add128Words, hash128, hash128Bulk, hash128Into, hash128Raw, hashArena, hashResultWord, sub128, sub128Words, sumBytes, toHex } from '../../src/core/index.js';
 import { XXH3_128_WASM_BASE64 } from '../../src/core/xxh3-128-wasm.js';
 import { assertProperty } from './support/property.js';
 
@@ -53,6 +53,19 @@ describe('hash128', () => {
       const b = new Uint8Array(n).map((_, i) => (i * 7) & 0xff);
       expect(toHex(hash128(b))).toBe(ref(b));
     }
+  });
+
+  it('hash128Bulk (large inputs by their own code) equals it at any length and offset, chunk boundaries included', () => {
+    const big = new Uint8Array(3 * 16 * 1024 + 100).map((_, i) => (i * 131 + 7) & 0xff);
+    for (const n of [0, 1, 16 * 1024 - 1, 16 * 1024, 16 * 1024 + 1, 2 * 16 * 1024, 3 * 16 * 1024 + 99]) {
+      for (const at of [0, 1]) expect(toHex(hash128Bulk(big, at, n)), `length ${n} at ${at}`).toBe(ref(big.subarray(at, at + n)));
+    }
+    assertProperty(
+      fc.property(fc.uint8Array({ maxLength: 40_000 }), (bytes) => {
+        expect(toHex(hash128Bulk(bytes))).toBe(ref(bytes));
+      }),
+      { numRuns: 40 },
+    );
   });
 
   it('matches the xxHash reference test vectors', () => {

@@ -4,7 +4,7 @@
 import fc from 'fast-check';
 import { Packr } from 'msgpackr';
 import { describe, expect, it } from 'vitest';
-import { ShardMachine, decodeSnapshot, encodeCapturedSnapshotSteps, encodeSnapshot, encodeSnapshotSteps, isPlayoutError, readSnapshotHeader, skipMsgpack } from '../../src/core/index.js';
+import { CanonicalWriter, ShardMachine, decodeSnapshot, encodeCapturedSnapshotSteps, encodeSnapshot, encodeSnapshotSteps, isPlayoutError, readSnapshotHeader, skipMsgpack } from '../../src/core/index.js';
 import { buildLog, kvRegistry, planArb, replayDigests } from './support/kv-reducer.js';
 import { assertProperty } from './support/property.js';
 
@@ -99,6 +99,19 @@ describe('encodeSnapshotSteps', () => {
     );
   });
 
+  it('writes tables and header fields in every msgpack form encodeSnapshot uses (15, 16, 65,535 and 65,536 rows; bytes, arrays, null and object params)', () => {
+    const base = replayDigests(buildLog(fc.sample(planArb(10, 5), { numRuns: 1, seed: 4 })[0]!).entries).machine.snapshot();
+    const rows = (n: number, name: string): [string, unknown][] => Array.from({ length: n }, (_, i) => [`${name}${String(i).padStart(6, '0')}`, { i, tag: name, nested: { list: [i, -i, null, true] } }]);
+    for (const params of [null, { worldSize: 64, names: ['a', 'b'] }]) {
+      const snap = { ...base, params, tables: { a: rows(15, 'a'), b: rows(16, 'b'), c: rows(65_535, 'c'), d: rows(65_536, 'd'), e: [] } };
+      const steps = encodeSnapshotSteps(snap, 4096);
+      let r = steps.next();
+      while (r.done !== true) r = steps.next();
+      expect(Buffer.from(r.value).equals(Buffer.from(encodeSnapshot(snap)))).toBe(true);
+      expect(decodeSnapshot(r.value).tables['d']!.length).toBe(65_536);
+    }
+  });
+
   it('names the path of a value that has no canonical form', () => {
     const snap = replayDigests(buildLog(fc.sample(planArb(10, 5), { numRuns: 1, seed: 3 })[0]!).entries).machine.snapshot();
     const table = Object.keys(snap.tables).find((t) => snap.tables[t]!.length > 0)!;
@@ -178,6 +191,6 @@ describe('encodeCapturedSnapshotSteps', () => {
     steps.return(new Uint8Array(0));
     for (const t of c.tables) expect(t.capture.released).toBe(true);
     const t = c.tables.find((x) => x.capture.keys.length > 0)!;
-    expect(() => t.capture.value(t.capture.keys[0]!)).toThrow(/after release/);
+    expect(() => t.capture.writeRow(new CanonicalWriter(), t.capture.keys[0]!)).toThrow(/after release/);
   });
 });

@@ -116,11 +116,12 @@ try {
   const seconds = (performance.now() - load.startMs) / 1000;
   const newAt = firstAckAt.get('af-jnb');
   if (newAt === undefined) throw new Error('af-jnb never acknowledged an input');
-  // Every region holds everything before the invariants are read.
-  await waitFor('every region to apply the new leader head', async () => {
+  // Every region holds everything before the invariants are read: applied it, and stored it (a
+  // follower applies streamed entries before its commit hold stores them; the logs are read here).
+  await waitFor('every region to apply and store the new leader head', async () => {
     const rows = await Promise.all(procs.map(async (p) => (await statusOf(p.url)).shards.find((s) => s.shard === SHARD)!));
     const head = Math.max(...rows.map((s) => s.head));
-    return rows.every((s) => s.applied >= head);
+    return rows.every((s) => s.applied >= head && s.head >= head);
   }, 30_000, 100);
   const readers = new Map(procs.map((p) => [p.region, adminClient(p.region, p.url)]));
   const check = await checkShard(SHARD, readers, acked);

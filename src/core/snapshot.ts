@@ -127,8 +127,8 @@ function* snapshotSteps(described: unknown, header: Omit<Snapshot, 'tables'>, ta
       w.writeString(k);
       if (k !== 'tables') {
         const v = fields[k];
-        // Hashes, the rng's words and no params without writeValue's branches for bytes, arrays
-        // and null, which records and payloads may never take.
+        // Hashes, the rng's words and params of null without writeValue's branches for bytes,
+        // arrays and null, which records and payloads may never take.
         if (v === null) w.writeNil();
         else if (v instanceof Uint8Array) w.writeBin(v);
         else if (Array.isArray(v)) {

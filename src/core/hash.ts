@@ -133,8 +133,8 @@ export function hashResultWord(w: number): number {
 /**
  * hash128 of an input far larger than an entry (a snapshot), by its own code. V8 compiles
  * hash128Raw for what it has seen, the entries every append seals and checks; the first input over
- * CHUNK_BYTES took a branch it had never taken, which threw that code away in a node under load (a
- * periodic snapshot's first hash did, in bench/http-latency.bench.ts).
+ * CHUNK_BYTES took a branch it had never taken, which threw that code away (--trace-deopt showed it
+ * at a process's first snapshot), and every append's seal ran unoptimised until V8 compiled it again.
  */
 export function hash128Bulk(bytes: Uint8Array, offset = 0, length = bytes.length - offset): Uint8Array {
   memView.setUint32(AT, 0);

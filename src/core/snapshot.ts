@@ -166,7 +166,10 @@ function* snapshotSteps(described: unknown, header: Omit<Snapshot, 'tables'>, ta
 const MAP = { fix: 0x80, u16: 0xde, u32: 0xdf };
 const ARRAY = { fix: 0x90, u16: 0xdc, u32: 0xdd };
 
-/** A snapshot's bytes as snapshotSteps builds them: appended pieces, container headers, then the hash. */
+/**
+ * A snapshot's bytes as snapshotSteps builds them: appended pieces, container headers, then the
+ * hash. Its own growth and header code rather than a CanonicalWriter's, on purpose: see snapshotSteps.
+ */
 class SnapshotBytes {
   private buf = new Uint8Array(1 << 16);
   private pos = 0;
